@@ -1,0 +1,361 @@
+"""`studio`: the command line. It calls the same core the window uses.
+
+    studio plan MODEL [...]   how much GPU memory a run needs, and whether it fits
+    studio models             the built-in catalog, models in the Hugging Face cache, the demo
+    studio doctor             versions, GPUs, bitsandbytes and Qt: what to paste into a bug report
+
+Errors print what happened and what to do, and exit with status 2; `--debug` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import Sequence
+
+from studio.core.errors import StudioError
+
+GiB = 1024**3
+EXIT_USER_ERROR = 2
+EXIT_INTERNAL_ERROR = 1
+
+
+def _quiet_libraries() -> None:
+    """Keep library chatter (download bars, backend notices) out of the studio's output."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    for name in ("bitsandbytes", "transformers", "huggingface_hub", "accelerate", "datasets"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def gib(n: int) -> str:
+    return f"{n / GiB:.2f}"
+
+
+# ---------------------------------------------------------------------------------------------
+# studio plan
+# ---------------------------------------------------------------------------------------------
+
+
+def _add_plan_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="a model folder, a config.json, a hub id (Qwen/Qwen2.5-0.5B), a catalog name, or 'demo'")
+    p.add_argument("--precision", choices=["4bit", "8bit", "16bit", "full"], default="4bit",
+                   help="how the base model is held: 4bit = QLoRA (default), 16bit = LoRA, full = full fine-tuning")
+    p.add_argument("--quant-type", choices=["nf4", "fp4"], default="nf4", help="4-bit data type (default nf4)")
+    p.add_argument("--no-double-quant", action="store_true", help="do not quantize the 4-bit block scales")
+    p.add_argument("--compute-dtype", choices=["bfloat16", "float16", "float32"],
+                   help="dtype of the matrix multiplications (default: bfloat16 where the GPU supports it)")
+    p.add_argument("--rank", type=int, default=16, help="LoRA rank: how much the model can change (default 16)")
+    p.add_argument("--alpha", type=int, default=32, help="LoRA alpha: alpha/rank is the strength of the change (default 32)")
+    p.add_argument("--dropout", type=float, default=0.05, help="LoRA dropout (default 0.05)")
+    p.add_argument("--targets", default="all-linear", help="LoRA target modules: all-linear (default) or e.g. q_proj,v_proj")
+    p.add_argument("--dora", action="store_true", help="use DoRA (weight-decomposed LoRA)")
+    p.add_argument("--batch-size", type=int, default=1, help="micro-batch: sequences per forward pass (default 1)")
+    p.add_argument("--seq-len", type=int, default=2048, help="tokens per sequence (default 2048)")
+    p.add_argument("--grad-accum", type=int, default=8, help="micro-batches per optimizer step (default 8)")
+    p.add_argument("--no-grad-ckpt", action="store_true", help="turn gradient checkpointing off (faster, much more memory)")
+    p.add_argument("--optim", choices=["adamw", "adamw-8bit", "paged-adamw-8bit"], default="paged-adamw-8bit",
+                   help="optimizer (default paged-adamw-8bit)")
+    p.add_argument("--attention", choices=["sdpa", "eager"], default="sdpa", help="attention implementation (default sdpa)")
+    p.add_argument("--gpu", help="check against this GPU: 24GB, 80GB, 4090, A100 80GB ... (default: the GPU found here)")
+    p.add_argument("--trust-remote-code", action="store_true", help="allow a model's own Python code (only for models you trust)")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+
+
+def _choices_from_args(args):
+    from studio.core.memory import AdapterSpec, Precision, TrainShape
+
+    targets = tuple(t.strip() for t in args.targets.split(",") if t.strip())
+    adapter = AdapterSpec(rank=args.rank, alpha=args.alpha, dropout=args.dropout, targets=targets, use_dora=args.dora)
+    shape = TrainShape(batch_size=args.batch_size, seq_len=args.seq_len, grad_accum=args.grad_accum,
+                       gradient_checkpointing=not args.no_grad_ckpt, optimizer=args.optim, attention=args.attention)
+    return adapter, shape
+
+
+def _target_gpu(args):
+    """(bytes, label, compute dtype) of the GPU to check against; bytes is None when there is none."""
+    from studio.core.hardware import detect_gpus, parse_gpu_memory
+
+    if args.gpu:
+        size = parse_gpu_memory(args.gpu)
+        return size, f"{args.gpu} ({gib(size)} GiB)", "bfloat16"
+    gpus = detect_gpus()
+    if not gpus:
+        return None, None, "bfloat16"
+    g = gpus[0]
+    return g.free_bytes, f"{g.name} ({gib(g.free_bytes)} GiB free of {gib(g.total_bytes)})", g.compute_dtype
+
+
+def build_plan_report(args) -> dict:
+    """Everything `studio plan` shows, as the JSON shape documented in the README."""
+    from studio.core.memory import Precision, compare_precisions, plan, suggest_changes
+    from studio.core.models import family_members, resolve_model
+
+    model = resolve_model(args.model, trust_remote_code=args.trust_remote_code)
+    adapter, shape = _choices_from_args(args)
+    gpu_bytes, gpu_label, gpu_dtype = _target_gpu(args)
+    precision = Precision(mode=args.precision, quant_type=args.quant_type, double_quant=not args.no_double_quant,
+                          compute_dtype=args.compute_dtype or gpu_dtype)
+    result = plan(model, adapter, shape, precision)
+    suggestions = []
+    if gpu_bytes is not None and not result.fits(gpu_bytes):
+        smaller = []
+        for entry in family_members(model):
+            if entry.expected_total_params < model.total_params:
+                smaller.append(resolve_model(entry.name))
+        smaller.sort(key=lambda m: -m.total_params)  # the largest that fits is the mildest change
+        suggestions = suggest_changes(model, adapter, shape, precision, gpu_bytes, smaller)
+    comparison = compare_precisions(model, adapter, shape, precision)
+    return {
+        "model": {
+            "name": model.name,
+            "source": model.source,
+            "architecture": model.architecture,
+            "total_params": model.total_params,
+            "quantizable_params": model.quantizable_params,
+            "embedding_params": model.embedding_params,
+            "lm_head_params": model.lm_head_params,
+            "vocab_size": model.vocab_size,
+            "tied_embeddings": model.tied_embeddings,
+            "context_length": model.context_length,
+            "lora_targets": model.lora_targets,
+            "license": model.license,
+            "has_chat_template": model.has_chat_template,
+            "weights_bytes": model.weights_bytes,
+        },
+        "adapter": {
+            "rank": adapter.rank,
+            "alpha": adapter.alpha,
+            "dropout": adapter.dropout,
+            "targets": list(adapter.targets),
+            "resolved_targets": sorted({layer.suffix for layer in model.target_layers(adapter.targets)}, key=model.lora_targets.index),
+            "trainable_params": result.trainable_params,
+        },
+        "precision": {"mode": precision.mode, "quant_type": precision.quant_type,
+                      "double_quant": precision.double_quant, "compute_dtype": precision.compute_dtype},
+        "shape": {"batch_size": shape.batch_size, "seq_len": shape.seq_len, "grad_accum": shape.grad_accum,
+                  "gradient_checkpointing": shape.gradient_checkpointing, "optimizer": shape.optimizer,
+                  "attention": shape.attention},
+        "memory": {
+            "total_bytes": result.total_bytes,
+            "components": [{"name": c.name, "bytes": c.bytes, "why": c.why} for c in result.components],
+            "gpu": gpu_label,
+            "gpu_bytes": gpu_bytes,
+            "fits": None if gpu_bytes is None else result.fits(gpu_bytes),
+            "suggestions": [{"change": s.change, "total_bytes": s.total_bytes, "changes": s.changes} for s in suggestions],
+            "notes": list(result.notes),
+        },
+        "comparison": {mode: p.total_bytes for mode, p in comparison.items()},
+    }
+
+
+def print_plan(report: dict, out=None) -> None:
+    out = out or sys.stdout
+    m, a, mem = report["model"], report["adapter"], report["memory"]
+    pr, sh = report["precision"], report["shape"]
+    w = out.write
+    tied = ", tied embeddings" if m["tied_embeddings"] else ""
+    w(f"Model    {m['name']} ({m['architecture']}): {m['total_params']:,} parameters, "
+      f"{m['quantizable_params']:,} in quantizable Linear layers, vocab {m['vocab_size']:,}{tied}\n")
+    share = 100 * a["trainable_params"] / m["total_params"]
+    w(f"Adapter  LoRA rank {a['rank']}, alpha {a['alpha']} on {', '.join(a['resolved_targets'])}: "
+      f"{a['trainable_params']:,} trainable parameters ({share:.2f}% of the model)\n")
+    mode = {"4bit": f"4-bit {pr['quant_type'].upper()}{' + double quant' if pr['double_quant'] else ''} (QLoRA)",
+            "8bit": "8-bit (LoRA)", "16bit": "16-bit LoRA", "full": "full fine-tuning"}[pr["mode"]]
+    ckpt = "gradient checkpointing" if sh["gradient_checkpointing"] else "no gradient checkpointing"
+    w(f"Run      {mode}, {pr['compute_dtype']} compute; micro-batch {sh['batch_size']} × {sh['seq_len']} tokens, "
+      f"gradient accumulation {sh['grad_accum']}; {ckpt}; {sh['optimizer']}\n\n")
+    total = mem["total_bytes"]
+    w(f"{'component':<22}{'GiB':>8}  share\n")
+    for c in mem["components"]:
+        bar = "█" * max(1 if c["bytes"] else 0, round(30 * c["bytes"] / total))
+        w(f"{c['name']:<22}{gib(c['bytes']):>8}  {bar}\n")
+    w(f"{'total':<22}{gib(total):>8}\n\n")
+    if mem["gpu_bytes"] is None:
+        w("No GPU found on this computer: add --gpu 24GB (or 8GB, 12GB, 16GB, 48GB, 80GB, 4090 ...) to check a card.\n")
+    elif mem["fits"]:
+        w(f"Fits {mem['gpu']} with {gib(mem['gpu_bytes'] - total)} GiB to spare.\n")
+    else:
+        w(f"Does not fit {mem['gpu']}: needs {gib(total - mem['gpu_bytes'])} GiB more.\n")
+        if mem["suggestions"]:
+            w("To make it fit:\n")
+            for s in mem["suggestions"]:
+                w(f"  - {s['change']}  → {gib(s['total_bytes'])} GiB\n")
+        else:
+            w("No single change makes it fit: choose a smaller model or a larger GPU.\n")
+    for note in mem["notes"]:
+        w(f"Note: {note}\n")
+    cmp = report["comparison"]
+    w("\nThe same run as:  " + "   ".join(f"{k} {gib(v)} GiB" for k, v in
+                                         (("full fine-tuning", cmp["full"]), ("16-bit LoRA", cmp["16bit"]),
+                                          ("8-bit", cmp["8bit"]), ("4-bit QLoRA", cmp["4bit"]))) + "\n")
+
+
+def cmd_plan(args) -> int:
+    report = build_plan_report(args)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print_plan(report)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# studio models
+# ---------------------------------------------------------------------------------------------
+
+
+def _params_label(n: int) -> str:
+    return f"{n / 1e9:.2f} B" if n >= 1e9 else f"{n / 1e6:.1f} M"
+
+
+def cmd_models(args) -> int:
+    from studio.core import paths
+    from studio.core.models import cached_models, catalog, resolve_model
+
+    rows = []
+    demo = resolve_model("demo")
+    rows.append(("demo", "built-in", _params_label(demo.total_params), f"{demo.weights_bytes / 2**20:.1f} MB", str(paths.demo_model_dir())))
+    for m in cached_models():
+        try:
+            params = _params_label(resolve_model(m.hub_id).total_params)
+        except StudioError:
+            params = "?"
+        size = f"{m.size_on_disk / GiB:.2f} GB" if m.has_weights else "config only"
+        rows.append((m.hub_id, "HF cache", params, size, str(m.path)))
+    for e in catalog():
+        rows.append((e.name, "catalog", _params_label(e.expected_total_params), "download", f"{e.hub_id} ({e.license})"))
+    if args.json:
+        print(json.dumps([dict(zip(("name", "where", "params", "size", "detail"), r)) for r in rows], indent=2))
+        return 0
+    widths = [max(len(r[i]) for r in rows + [("name", "where", "params", "size", "")]) for i in range(4)]
+    print(f"{'name':<{widths[0]}}  {'where':<{widths[1]}}  {'params':>{widths[2]}}  {'size':>{widths[3]}}  detail")
+    for r in rows:
+        print(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]:>{widths[3]}}  {r[4]}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# studio doctor
+# ---------------------------------------------------------------------------------------------
+
+
+def doctor_report() -> dict:
+    import platform
+
+    from studio import __version__
+    from studio.core import paths
+    from studio.core.hardware import detect_gpus
+
+    report: dict = {"studio": __version__, "python": sys.version.split()[0], "platform": platform.platform()}
+    try:
+        import torch
+
+        report["torch"] = torch.__version__
+        report["cuda_build"] = torch.version.cuda or "none (CPU build)"
+        report["cuda_available"] = torch.cuda.is_available()
+    except Exception as exc:
+        report["torch"] = f"not importable: {exc}"
+    for lib in ("transformers", "peft", "bitsandbytes", "datasets", "accelerate"):
+        try:
+            report[lib] = __import__(lib).__version__
+        except Exception as exc:
+            report[lib] = f"not importable: {exc}"
+    report["bitsandbytes_backend"] = _bnb_backend()
+    report["gpus"] = [{"name": g.name, "total_gib": round(g.total_bytes / GiB, 2), "free_gib": round(g.free_bytes / GiB, 2),
+                       "compute_capability": ".".join(map(str, g.compute_capability or ())), "bf16": g.supports_bf16}
+                      for g in detect_gpus()]
+    try:
+        import PySide6
+        from PySide6 import QtCore
+
+        report["qt"] = f"PySide6 {PySide6.__version__}, Qt {QtCore.qVersion()}"
+    except Exception as exc:
+        report["qt"] = f"not importable: {exc}"
+    report["qt_platform"] = os.environ.get("QT_QPA_PLATFORM") or (
+        "wayland" if os.environ.get("WAYLAND_DISPLAY") else "xcb" if os.environ.get("DISPLAY") else "none (no display found)")
+    report["runs_folder"] = str(paths.runs_dir())
+    report["settings_folder"] = str(paths.user_config_dir())
+    return report
+
+
+def _bnb_backend() -> str:
+    try:
+        import torch
+
+        import bitsandbytes  # noqa: F401
+
+        if torch.cuda.is_available():
+            return "cuda (4-bit training on the GPU)"
+        return "cpu (4-bit works, slowly; no GPU found)"
+    except Exception as exc:
+        return f"unavailable: {exc}"
+
+
+def cmd_doctor(args) -> int:
+    report = doctor_report()
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    for key, value in report.items():
+        if key == "gpus":
+            if not value:
+                print(f"{'gpus':<22}none found (training will use the CPU, which is slow; see README: GPU setup)")
+            for i, g in enumerate(value):
+                print(f"{'gpu ' + str(i):<22}{g['name']}: {g['total_gib']} GiB ({g['free_gib']} free), "
+                      f"compute {g['compute_capability']}, bf16 {'yes' if g['bf16'] else 'no'}")
+        else:
+            print(f"{key:<22}{value}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# main
+# ---------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="studio", description="LoRA Studio: fine-tune an open LLM with QLoRA on your own GPU.")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    sub = parser.add_subparsers(dest="command")
+    p_plan = sub.add_parser("plan", help="how much GPU memory a fine-tuning run needs, and whether it fits")
+    _add_plan_arguments(p_plan)
+    p_plan.set_defaults(func=cmd_plan)
+    p_models = sub.add_parser("models", help="the catalog, models in the Hugging Face cache, and the demo model")
+    p_models.add_argument("--json", action="store_true")
+    p_models.set_defaults(func=cmd_models)
+    p_doctor = sub.add_parser("doctor", help="versions, GPUs and backends: what to paste into a bug report")
+    p_doctor.add_argument("--json", action="store_true")
+    p_doctor.set_defaults(func=cmd_doctor)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _quiet_libraries()
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv == ["--debug"]:
+        # The window arrives with the "studio window" issue; until then the studio's main job is the plan.
+        argv = argv + ["plan", "demo"]
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except StudioError as exc:
+        if args.debug:
+            raise
+        print(f"Error: {exc.message}", file=sys.stderr)
+        if exc.advice:
+            print(f"What to do: {exc.advice}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a bug: say so plainly, keep the traceback for --debug
+        if args.debug:
+            raise
+        print(f"Unexpected error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print("What to do: run the same command with --debug and include its output in a bug report.", file=sys.stderr)
+        return EXIT_INTERNAL_ERROR
