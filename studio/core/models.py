@@ -617,3 +617,38 @@ def _from_catalog(entry: CatalogEntry, source: str, cache: Path | None) -> Model
     if snapshot is not None:  # downloaded before: the cache also knows the weights' size
         return inspect_folder(snapshot, source=source, hub_id=entry.hub_id).with_catalog(entry)
     return inspect_folder(entry.config_path.parent, source=source, config_file=entry.config_path, entry=entry)
+
+
+# ---------------------------------------------------------------------------------------------
+# The tokenizer
+# ---------------------------------------------------------------------------------------------
+
+
+def load_tokenizer(info: ModelInfo):
+    """The model's own tokenizer (local folder, hub cache, or — online — its tokenizer files only)."""
+    from transformers import AutoTokenizer
+
+    where: str | None = str(info.path) if info.path else None
+    if where is None and info.hub_id:
+        snapshot = cached_snapshot(info.hub_id)
+        where = str(snapshot) if snapshot else info.hub_id
+    if where is None:
+        raise StudioError(f"{info.name} has no tokenizer on this computer.", "Choose a model folder that holds its tokenizer files.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tokenizer = AutoTokenizer.from_pretrained(where, trust_remote_code=info.needs_trust_remote_code)
+    except Exception as exc:
+        offline = hub_offline() or "offline" in str(exc).lower() or "connect" in str(exc).lower()
+        if info.path is None and offline:
+            raise StudioError(
+                f"The tokenizer of {info.name} is not on this computer, and the hub cannot be reached.",
+                "Connect once to fetch it (only the tokenizer files are downloaded), or use the demo model or a local folder.",
+            ) from exc
+        raise StudioError(
+            f"The tokenizer of {info.name} could not be loaded: {exc}",
+            "The model folder needs tokenizer.json or tokenizer_config.json (with its vocabulary files).",
+        ) from exc
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token  # batching needs a pad token; it is masked out of the loss
+    return tokenizer

@@ -50,5 +50,13 @@ def user_config_dir() -> Path:
     return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))
 
 
+def user_cache_dir() -> Path:
+    """Loaded datasets and other things the studio can rebuild (e.g. ~/.cache/lora-studio on Linux)."""
+    override = os.environ.get("STUDIO_HOME")
+    if override:
+        return Path(override) / "cache"
+    return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
+
+
 def runs_dir() -> Path:
     return user_data_dir() / "runs"

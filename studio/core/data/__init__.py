@@ -1,0 +1,140 @@
+"""Bring your own data: load any common fine-tuning dataset, detect its format, validate it with
+line numbers, and show how each example will be seen by the model — before a GPU minute is spent.
+
+    sources.py   files, folders and hub datasets, streamed with line numbers
+    formats.py   alpaca / sharegpt / messages / prompt_completion / text → one shape
+    loading.py   one validating pass into a memory-mapped Arrow file (cached)
+    tokens.py    chat template, token ids and the assistant-only loss mask
+    stats.py     token lengths, truncation, histogram
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from studio.core.data.formats import CHAT_FORMATS, FORMATS, FormatChoice
+from studio.core.data.loading import LoadedData, load_data
+from studio.core.data.problems import ERROR, FATAL, WARNING, Problem
+from studio.core.data.stats import TokenStats, summarize, token_lengths
+from studio.core.data.tokens import IGNORE_INDEX, Encoded, Renderer, encode_conversation, encode_text, marked_segments
+
+__all__ = [
+    "CHAT_FORMATS", "FORMATS", "ERROR", "FATAL", "WARNING", "IGNORE_INDEX", "DataReport", "Encoded", "Example",
+    "FormatChoice", "LoadedData", "Problem", "Renderer", "TokenStats", "encode_conversation", "encode_text",
+    "encode_row", "inspect_data", "load_data", "marked_segments", "parse_mapping",
+]
+
+
+@dataclass(frozen=True)
+class Example:
+    index: int  # row in the loaded dataset
+    line: int
+    file: str
+    tokens: int
+    trained_tokens: int
+    truncated: bool
+    segments: list[dict]
+
+    def as_dict(self) -> dict:
+        return {"index": self.index, "line": self.line, "file": self.file or None, "tokens": self.tokens,
+                "trained_tokens": self.trained_tokens, "truncated": self.truncated, "segments": self.segments}
+
+
+@dataclass
+class DataReport:
+    loaded: LoadedData
+    model_name: str
+    template_is_default: bool
+    assistant_only: bool
+    stats: TokenStats
+    examples: list[Example] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        d = self.loaded
+        return {
+            "source": d.source.description,
+            "format": d.format,
+            "format_detail": d.choice.describe(),
+            "detected_format": d.detected.format if d.detected else None,
+            "columns": d.columns,
+            "rows": d.rows_kept,
+            "rows_read": d.rows_read,
+            "rows_dropped": d.rows_dropped,
+            "rows_skipped": d.rows_skipped,
+            "duplicates": d.duplicates,
+            "encodings": d.source.encodings,
+            "usable": d.usable,
+            "model": self.model_name,
+            "chat_template": "studio default (the model has none)" if self.template_is_default else "the model's own",
+            "assistant_only_loss": self.assistant_only and d.is_chat,
+            "problems": [p.as_dict() for p in d.problems],
+            "problem_counts": d.problem_counts,
+            "stats": self.stats.as_dict(),
+            "examples": [e.as_dict() for e in self.examples],
+        }
+
+
+def parse_mapping(text: str | None) -> dict | None:
+    """'prompt=question,response=answer' → {"prompt": "question", "response": "answer"}."""
+    if not text:
+        return None
+    from studio.core.errors import StudioError
+
+    mapping = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise StudioError(f"'{part}' is not a column mapping.", "Write it as prompt=COLUMN,response=COLUMN (system=COLUMN optional).")
+        key = key.strip().lower()
+        if key not in ("prompt", "response", "system", "text", "messages"):
+            raise StudioError(f"'{key}' is not something a column can be mapped to.", "Map prompt, response, system, text or messages.")
+        mapping[key] = value.strip()
+    return mapping
+
+
+def encode_row(row: dict, renderer: Renderer, *, assistant_only: bool = True, max_length: int | None = None) -> Encoded:
+    """Token ids and labels of one loaded row, as training will use them."""
+    if "messages" in row and row["messages"] is not None:
+        return encode_conversation(renderer, row["messages"], assistant_only=assistant_only, max_length=max_length)
+    return encode_text(renderer.tokenizer, row["text"], max_length=max_length)
+
+
+def _pick_examples(dataset, count: int) -> list[int]:
+    """The first row, plus a multi-turn and a system-prompted one when the data has them."""
+    if len(dataset) == 0 or count <= 0:
+        return []
+    picks = [0]
+    if "messages" in dataset.column_names:
+        wanted = [lambda m: sum(t["role"] == "user" for t in m) > 1, lambda m: m[0]["role"] == "system"]
+        for test in wanted:
+            for i, row in enumerate(dataset.select(range(min(len(dataset), 2000)))):
+                if i not in picks and test(row["messages"]):
+                    picks.append(i)
+                    break
+    i = 1
+    while len(picks) < min(count, len(dataset)):
+        if i not in picks:
+            picks.append(i)
+        i += 1
+    return picks[:count]
+
+
+def inspect_data(source, *, model="demo", fmt: str | None = None, mapping: dict | None = None, seq_len: int = 2048,
+                 skip_bad_rows: bool = False, split: str | None = None, subset: str | None = None,
+                 assistant_only: bool = True, examples: int = 3, tokenizer=None) -> DataReport:
+    """Everything `studio data inspect` and the Data page show about a dataset."""
+    from studio.core.models import ModelInfo, load_tokenizer, resolve_model
+
+    loaded = load_data(source, fmt=fmt, mapping=mapping, skip_bad_rows=skip_bad_rows, split=split, subset=subset)
+    info = model if isinstance(model, ModelInfo) else resolve_model(model)
+    tokenizer = tokenizer or load_tokenizer(info)
+    renderer = Renderer(tokenizer)
+    lengths, turns = token_lengths(loaded.dataset, tokenizer, renderer if loaded.is_chat else None)
+    stats = summarize(lengths, seq_len, turns)
+    shown = []
+    for index in _pick_examples(loaded.dataset, examples):
+        row = loaded.dataset[index]
+        enc = encode_row(row, renderer, assistant_only=assistant_only, max_length=seq_len)
+        shown.append(Example(index, row["line"], row["file"], int(lengths[index]), enc.trained_tokens, enc.truncated,
+                             marked_segments(enc)))
+    return DataReport(loaded, info.name, renderer.is_default, assistant_only, stats, shown)

@@ -1,0 +1,245 @@
+"""Load the user's data once into the studio's own shape, as an Arrow file that `datasets` maps.
+
+One streaming pass reads every record, converts it (formats.py), drops what cannot be used with a
+problem that names its line, drops exact duplicates, and writes the rest to an Arrow file in the
+studio's cache. The file is memory-mapped, so a million rows do not fill the RAM; the same data
+with the same options is not read twice (the cache key covers the files' sizes and times).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from studio.core import paths
+from studio.core.data.formats import (
+    CHAT_FORMATS,
+    FormatChoice,
+    RowRejected,
+    choose_format,
+    columns_of,
+    detect_format,
+    to_conversation,
+    to_text,
+)
+from studio.core.data.problems import ERROR, FATAL, Problem, ProblemLog
+from studio.core.data.sources import Source, open_source
+from studio.core.errors import StudioError
+
+LOADER_VERSION = "1"  # bump when the normalized shape changes, so old cache entries are not reused
+DETECTION_SAMPLE = 200
+CACHE_KEEP = 16  # loaded datasets kept in the cache, newest first
+
+
+@dataclass
+class LoadedData:
+    source: Source
+    choice: FormatChoice
+    detected: FormatChoice | None
+    columns: list[str]
+    dataset: object  # datasets.Dataset: "messages" [{role, content}] or "text", plus "line" and "file"
+    rows_read: int = 0
+    rows_kept: int = 0
+    rows_dropped: int = 0  # records that were read but cannot be used (problems name them)
+    rows_skipped: int = 0  # malformed lines left out because the user allowed it
+    duplicates: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    problem_counts: dict = field(default_factory=dict)
+
+    @property
+    def format(self) -> str:
+        return self.choice.format
+
+    @property
+    def is_chat(self) -> bool:
+        return self.choice.format in CHAT_FORMATS
+
+    @property
+    def usable(self) -> bool:
+        return self.rows_kept > 0 and not any(p.severity == FATAL for p in self.problems)
+
+
+def _cache_root() -> Path:
+    return paths.user_cache_dir() / "datasets"
+
+
+def _cache_key(source: Source, fmt: str | None, mapping: dict | None, skip: bool) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps([LOADER_VERSION, source.fingerprint(), fmt, sorted((mapping or {}).items()), skip]).encode())
+    return h.hexdigest()[:24]
+
+
+def _features(is_chat: bool):
+    from datasets import Features, List, Value
+
+    common = {"line": Value("int64"), "file": Value("string")}
+    if is_chat:
+        return Features({"messages": List({"role": Value("string"), "content": Value("string")}), **common})
+    return Features({"text": Value("string"), **common})
+
+
+def load_data(source: str | os.PathLike | Source, *, fmt: str | None = None, mapping: dict | None = None,
+              skip_bad_rows: bool = False, split: str | None = None, subset: str | None = None,
+              use_cache: bool = True) -> LoadedData:
+    """Read, detect, validate and store the data. Raises StudioError when nothing in it is usable."""
+    src = source if isinstance(source, Source) else open_source(source, split=split, subset=subset)
+    key = _cache_key(src, fmt, mapping, skip_bad_rows) if not src.hub_id else None
+    folder = _cache_root() / key if key else None
+    if use_cache and folder is not None and (folder / "report.json").is_file():
+        cached = _from_cache(src, folder)
+        if cached is not None:
+            return cached
+
+    log = ProblemLog()
+    records = src.records(log, skip_bad_rows)
+    head = list(itertools.islice(records, DETECTION_SAMPLE))
+    _raise_if_fatal(log, bool(head))
+    columns = columns_of(r.data for r in head)
+    detected = detect_format([r.data for r in head], is_text_file=src.is_text)
+    choice = choose_format([r.data for r in head], fmt, mapping, is_text_file=src.is_text)
+    is_chat = choice.format in CHAT_FORMATS
+    counters = {"read": 0, "kept": 0, "dropped": 0, "duplicates": 0}
+    seen: dict[bytes, int] = {}
+
+    def rows():
+        for record in itertools.chain(head, records):
+            counters["read"] += 1
+            try:
+                if is_chat:
+                    value, warnings = to_conversation(record.data, choice, record.line, record.file)
+                    row = {"messages": value}
+                else:
+                    value, warnings = to_text(record.data, choice, record.line, record.file)
+                    row = {"text": value}
+            except RowRejected as rejected:
+                log.add(rejected.problem)
+                counters["dropped"] += 1
+                continue
+            digest = hashlib.blake2b(json.dumps(value, ensure_ascii=False, sort_keys=True).encode(), digest_size=12).digest()
+            first = seen.get(digest)
+            if first is not None:
+                counters["duplicates"] += 1
+                counters["dropped"] += 1
+                log.add(Problem(record.line, None, f"An exact duplicate of the example at line {first}: left out.",
+                                "Remove the copy; duplicates make the model memorise those examples.", ERROR, record.file,
+                                "duplicate"))
+                continue
+            seen[digest] = record.line or 0
+            for w in warnings:
+                log.add(w)
+            counters["kept"] += 1
+            yield {**row, "line": record.line or 0, "file": record.file or ""}
+
+    folder_final = folder or Path(tempfile.mkdtemp(prefix="hub-", dir=_ensure(_cache_root())))
+    work = Path(tempfile.mkdtemp(prefix=".loading-", dir=_ensure(_cache_root())))
+    try:
+        from datasets.arrow_writer import ArrowWriter
+
+        arrow_path = work / "data.arrow"
+        with ArrowWriter(features=_features(is_chat), path=str(arrow_path), writer_batch_size=5000) as writer:
+            for row in rows():
+                writer.write(row)
+            writer.finalize()
+        _raise_if_fatal(log, counters["read"] > 0)
+        skipped = log.counts.get("malformed_json", 0) if skip_bad_rows else 0
+        report = {
+            "choice": choice.__dict__, "detected": detected.__dict__ if detected else None, "columns": columns,
+            "rows_read": counters["read"], "rows_kept": counters["kept"], "rows_dropped": counters["dropped"],
+            "rows_skipped": skipped, "duplicates": counters["duplicates"],
+            "problems": [p.as_dict() for p in log.problems], "problem_counts": dict(log.counts),
+            "encodings": src.encodings, "split": src.split,
+        }
+        (work / "report.json").write_text(json.dumps(report), encoding="utf-8")
+        if folder_final.exists():
+            shutil.rmtree(folder_final, ignore_errors=True)
+        os.replace(work, folder_final)  # atomic: a half-written entry is never picked up
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    _prune_cache(keep=folder_final)
+    loaded = _from_cache(src, folder_final)
+    assert loaded is not None
+    if loaded.rows_kept == 0:
+        raise _nothing_usable(loaded)
+    return loaded
+
+
+def _ensure(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _from_cache(src: Source, folder: Path) -> LoadedData | None:
+    from datasets import Dataset
+
+    try:
+        report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+        dataset = Dataset.from_file(str(folder / "data.arrow"))
+    except Exception:
+        return None
+    os.utime(folder)  # most recently used: kept longest by _prune_cache
+    src.encodings.update(report.get("encodings") or {})
+    if report.get("split"):
+        src.split = report["split"]
+    loaded = LoadedData(
+        source=src,
+        choice=FormatChoice(**report["choice"]),
+        detected=FormatChoice(**report["detected"]) if report.get("detected") else None,
+        columns=report["columns"],
+        dataset=dataset,
+        rows_read=report["rows_read"],
+        rows_kept=report["rows_kept"],
+        rows_dropped=report["rows_dropped"],
+        rows_skipped=report["rows_skipped"],
+        duplicates=report["duplicates"],
+        problems=[Problem(**p) for p in report["problems"]],
+        problem_counts=report["problem_counts"],
+    )
+    if loaded.rows_kept == 0:
+        raise _nothing_usable(loaded)
+    return loaded
+
+
+def _raise_if_fatal(log: ProblemLog, has_records: bool) -> None:
+    fatal = [p for p in log.problems if p.severity == FATAL]
+    if not fatal:
+        if not has_records:
+            dropped = [p for p in log.problems if p.severity != "warning"]
+            if dropped:
+                error = StudioError(f"None of the rows can be used: {dropped[0].message}",
+                                    "Fix the problems listed (each names its line).")
+                error.problems = dropped  # type: ignore[attr-defined]
+                raise error
+            raise StudioError("The data holds no records.", "Choose the file that holds your examples.")
+        return
+    first = fatal[0]
+    where = f" (line {first.line})" if first.line else ""
+    more = f" {len(fatal) - 1} more like it." if len(fatal) > 1 else ""
+    error = StudioError(f"{first.message}{where}.{more}".replace("..", "."), first.fix)
+    error.problems = fatal  # type: ignore[attr-defined]  # the CLI and the window list them all
+    raise error
+
+
+def _nothing_usable(loaded: LoadedData) -> StudioError:
+    kinds = ", ".join(f"{n} × {k.replace('_', ' ')}" for k, n in sorted(loaded.problem_counts.items(), key=lambda kv: -kv[1]))
+    error = StudioError(
+        f"None of the {loaded.rows_read} rows can be used ({kinds}).",
+        "Fix the problems listed (each names its line), or map the columns by hand if the format was misread.",
+    )
+    error.problems = loaded.problems  # type: ignore[attr-defined]
+    return error
+
+
+def _prune_cache(keep: Path) -> None:
+    root = _cache_root()
+    entries = sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                     key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in entries[CACHE_KEEP:]:
+        if old != keep:
+            shutil.rmtree(old, ignore_errors=True)

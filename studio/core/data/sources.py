@@ -1,0 +1,439 @@
+"""Read the user's data as it is: files of every common kind, a folder of them, or a hub dataset.
+
+Everything here streams: records come one at a time with the line (or row) they start on, so a
+problem can point at its place and a large file never has to fit in memory. Nothing here writes
+to the user's files.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from studio.core.data.problems import ERROR, FATAL, WARNING, Problem, ProblemLog
+from studio.core.errors import StudioError
+
+JSON_LINES = (".jsonl", ".ndjson")
+TABLES = (".csv", ".tsv")
+TEXT = (".txt", ".md")
+SUPPORTED = (".json",) + JSON_LINES + TABLES + (".parquet",) + TEXT
+# Keys under which JSON files commonly wrap their list of records.
+WRAPPER_KEYS = ("data", "train", "examples", "rows", "records", "items", "conversations", "dataset", "samples")
+TEXT_CHUNK_CHARS = 4000  # raw text is cut at paragraph breaks into documents of about this size
+
+
+@dataclass(frozen=True)
+class Record:
+    line: int | None  # where the record starts: a line number, or a record/row number
+    data: dict
+    file: str | None = None
+
+
+@dataclass
+class Source:
+    """Something the user pointed at. `records()` streams its rows."""
+
+    description: str
+    files: list[Path] = field(default_factory=list)
+    root: Path | None = None
+    hub_id: str | None = None
+    split: str | None = None
+    subset: str | None = None
+    encodings: dict = field(default_factory=dict)  # file name -> encoding used, where not UTF-8
+
+    @property
+    def is_text(self) -> bool:
+        return bool(self.files) and all(f.suffix.lower() in TEXT for f in self.files)
+
+    def fingerprint(self) -> str:
+        """Changes whenever the data behind the source changes (for caching the loaded dataset)."""
+        import hashlib
+
+        h = hashlib.sha256(self.description.encode())
+        for f in self.files:
+            st = f.stat()
+            h.update(f"{f}:{st.st_size}:{st.st_mtime_ns}".encode())
+        h.update(f"{self.hub_id}:{self.split}:{self.subset}".encode())
+        return h.hexdigest()[:32]
+
+    def records(self, log: ProblemLog, skip_bad_rows: bool = False) -> Iterator[Record]:
+        if self.hub_id:
+            yield from _hub_records(self)
+            return
+        for path in self.files:
+            label = str(path.relative_to(self.root)) if self.root and len(self.files) > 1 else None
+            yield from _file_records(path, label, log, skip_bad_rows, self.encodings)
+
+
+def open_source(source: str | os.PathLike, *, split: str | None = None, subset: str | None = None) -> Source:
+    """What the user named: a file, a folder, or a hub dataset id (from the local cache when offline)."""
+    text = str(source).strip()
+    if not text:
+        raise StudioError("No data was given.", "Choose a data file (.jsonl, .json, .csv, .tsv, .parquet, .txt), a folder, or a hub dataset id.")
+    path = Path(text).expanduser()
+    if path.is_file():
+        if path.suffix.lower() not in SUPPORTED:
+            raise StudioError(
+                f"{path.name} is a {path.suffix or 'extensionless'} file, which the studio cannot read as training data.",
+                f"Export your data as one of: {', '.join(SUPPORTED)}.",
+            )
+        return Source(text, [path], path.parent)
+    if path.is_dir():
+        files = sorted(
+            p for p in path.rglob("*")
+            if p.is_file() and p.suffix.lower() in SUPPORTED
+            and not any(part.startswith(".") for part in p.relative_to(path).parts)
+        )
+        if not files:
+            raise StudioError(
+                f"The folder {path} holds no data files.",
+                f"Put files of these kinds in it: {', '.join(SUPPORTED)}.",
+            )
+        kinds = {("text" if f.suffix.lower() in TEXT else "records") for f in files}
+        if len(kinds) > 1:
+            raise StudioError(
+                f"The folder {path} mixes raw text files with record files (JSON/CSV/Parquet).",
+                "Keep one kind per folder: raw text for continued pretraining, or records for instruction tuning.",
+            )
+        return Source(text, files, path)
+    if _looks_like_hub_id(text):
+        return Source(text, hub_id=text, split=split, subset=subset)
+    raise StudioError(f"There is no file or folder at {text}.", "Check the path, or drop the file onto the Data page.")
+
+
+def _looks_like_hub_id(text: str) -> bool:
+    parts = text.split("/")
+    return len(parts) == 2 and all(parts) and not text.startswith((".", "~")) and "\\" not in text
+
+
+# ---------------------------------------------------------------------------------------------
+# Encodings
+# ---------------------------------------------------------------------------------------------
+
+BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
+        (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+# When several encodings read a file equally well, the one most files in the wild use wins.
+COMMON_ENCODINGS = ("cp1252", "iso8859_1", "iso8859_15", "cp1251", "shift_jis", "gb18030", "big5", "euc_kr", "cp1250")
+
+
+def _guess_encoding(path: Path):
+    from charset_normalizer import from_path
+
+    matches = from_path(path)
+    best = matches.best()
+    if best is None:
+        return None
+    ties = [m for m in matches if m.chaos == best.chaos and m.coherence == best.coherence]
+    ranked = sorted(ties, key=lambda m: COMMON_ENCODINGS.index(m.encoding) if m.encoding in COMMON_ENCODINGS else len(COMMON_ENCODINGS))
+    return ranked[0] if ranked else best
+
+
+def detect_encoding(path: Path, label: str | None, log: ProblemLog) -> str | None:
+    """The encoding to read `path` with; None (and a fatal problem) when it cannot be recognised."""
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    for bom, name in BOMS:
+        if head.startswith(bom):
+            return name
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    try:
+        with path.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                decoder.decode(chunk)
+                offset += len(chunk)
+            decoder.decode(b"", final=True)
+        return "utf-8"
+    except UnicodeDecodeError as exc:
+        bad_at = offset + exc.start
+    best = _guess_encoding(path)
+    if best is None or best.encoding in ("utf_8", "ascii"):
+        log.add(Problem(None, None, f"The file is not UTF-8 text (an undecodable byte at position {bad_at}), "
+                        "and its encoding could not be recognised.",
+                        "Open it in a text editor or spreadsheet and save it as UTF-8.", FATAL, label, "encoding"))
+        return None
+    name = codecs.lookup(best.encoding).name
+    log.add(Problem(None, None, f"The file is not UTF-8: it reads as {name}, so the studio read it that way.",
+                    "Check a few examples below; save the file as UTF-8 to be sure.", WARNING, label, "encoding"))
+    return name
+
+
+# ---------------------------------------------------------------------------------------------
+# Files
+# ---------------------------------------------------------------------------------------------
+
+
+def _file_records(path: Path, label: str | None, log: ProblemLog, skip_bad_rows: bool, encodings: dict) -> Iterator[Record]:
+    shown = label or path.name
+    if path.stat().st_size == 0:
+        log.add(Problem(None, None, f"{shown} is empty.", "Choose the file that holds your examples.", FATAL, label, "empty_file"))
+        return
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        yield from _parquet_records(path, label, log)
+        return
+    encoding = detect_encoding(path, label, log)
+    if encoding is None:
+        return
+    if encoding != "utf-8":
+        encodings[shown] = encoding
+    if suffix in JSON_LINES:
+        yield from _jsonl_records(path, label, log, skip_bad_rows, encoding)
+    elif suffix == ".json":
+        yield from _json_records(path, label, log, skip_bad_rows, encoding)
+    elif suffix in TABLES:
+        yield from _table_records(path, label, log, skip_bad_rows, encoding, "\t" if suffix == ".tsv" else ",")
+    else:
+        yield from _text_records(path, label, encoding, log)
+
+
+def _bad_line(line: int, label: str | None, message: str, skip: bool) -> Problem:
+    if skip:
+        return Problem(line, None, f"{message} — skipped.", "Fix this line to include it.", ERROR, label, "malformed_json")
+    return Problem(line, None, message, "Fix or delete this line, or turn on 'skip bad rows' (--skip-bad-rows) to leave it out.",
+                   FATAL, label, "malformed_json")
+
+
+def _jsonl_records(path: Path, label: str | None, log: ProblemLog, skip: bool, encoding: str) -> Iterator[Record]:
+    loads = json.loads
+    with path.open("r", encoding=encoding, newline="") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                value = loads(line)
+            except json.JSONDecodeError as exc:
+                log.add(_bad_line(number, label, f"Malformed JSON at column {exc.colno}: {exc.msg}", skip))
+                continue
+            if not isinstance(value, dict):
+                log.add(_bad_line(number, label, f"This line is a JSON {type(value).__name__}, not an object with fields", skip))
+                continue
+            yield Record(number, value, label)
+
+
+def _json_records(path: Path, label: str | None, log: ProblemLog, skip: bool, encoding: str) -> Iterator[Record]:
+    text = path.read_text(encoding=encoding)
+    stripped = text.lstrip()
+    if not stripped:
+        log.add(Problem(None, None, f"{label or path.name} holds only whitespace.", "Choose the file that holds your examples.",
+                        FATAL, label, "empty_file"))
+        return
+    if stripped[0] == "[":
+        yield from _json_array_records(text, label, log, skip)
+        return
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        if exc.msg == "Extra data" and stripped[0] == "{":
+            # One object per line in a .json file: read it as JSON Lines, which it is.
+            yield from _jsonl_records(path, label, log, skip, encoding)
+            return
+        log.add(Problem(exc.lineno, None, f"The file is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).",
+                        "Fix the file at that place (a missing comma or quote is the usual cause).", FATAL, label, "malformed_json"))
+        return
+    if isinstance(value, dict):
+        for key in WRAPPER_KEYS + tuple(value):
+            rows = value.get(key)
+            if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows[:100]) and key not in ("messages",):
+                for i, row in enumerate(rows, start=1):
+                    if isinstance(row, dict):
+                        yield Record(i, row, label)
+                    else:
+                        log.add(Problem(i, key, f"Record {i} of '{key}' is a {type(row).__name__}, not an object.",
+                                        "Make every record an object with fields.", ERROR, label, "not_an_object"))
+                return
+        columns = {k: v for k, v in value.items() if isinstance(v, list)}
+        lengths = {len(v) for v in columns.values()}
+        if columns and len(columns) == len(value) and len(lengths) == 1:  # columnar: {"col": [...], ...}
+            for i in range(lengths.pop()):
+                yield Record(i + 1, {k: v[i] for k, v in columns.items()}, label)
+            return
+        yield Record(1, value, label)  # a single record
+        return
+    log.add(Problem(None, None, f"The file holds a JSON {type(value).__name__}, not a list of records.",
+                    "Export the data as a JSON list of objects, or as JSON Lines.", FATAL, label, "not_records"))
+
+
+def _json_array_records(text: str, label: str | None, log: ProblemLog, skip: bool) -> Iterator[Record]:
+    """Walk a top-level JSON array element by element, so each record knows its line."""
+    decoder = json.JSONDecoder()
+    pos = text.index("[") + 1
+    line = text.count("\n", 0, pos) + 1
+    last = pos
+    n = len(text)
+    index = 0
+    while True:
+        while pos < n and text[pos] in " \t\r\n,":
+            pos += 1
+        if pos >= n:
+            log.add(Problem(line, None, "The JSON list is not closed (a ']' is missing at the end).",
+                            "The file may have been cut off: export it again.", FATAL, label, "malformed_json"))
+            return
+        if text[pos] == "]":
+            return
+        line += text.count("\n", last, pos)
+        last = pos
+        try:
+            value, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as exc:
+            log.add(Problem(exc.lineno, None, f"The file is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).",
+                            "Fix the file at that place (a missing comma or quote is the usual cause).", FATAL, label, "malformed_json"))
+            return
+        index += 1
+        if isinstance(value, dict):
+            yield Record(line, value, label)
+        else:
+            log.add(Problem(line, None, f"Record {index} is a JSON {type(value).__name__}, not an object with fields.",
+                            "Make every record an object with fields.", ERROR, label, "not_an_object"))
+        pos = end
+        # a record must be followed by ',' or ']'
+        probe = pos
+        while probe < n and text[probe] in " \t\r\n":
+            probe += 1
+        if probe < n and text[probe] not in ",]":
+            bad_line = text.count("\n", 0, probe) + 1
+            log.add(Problem(bad_line, None, "The file is not valid JSON: expected ',' or ']' between records.",
+                            "Add the missing comma between the records.", FATAL, label, "malformed_json"))
+            return
+
+
+def _table_records(path: Path, label: str | None, log: ProblemLog, skip: bool, encoding: str, delimiter: str) -> Iterator[Record]:
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+    with path.open("r", encoding=encoding, newline="") as fh:
+        reader = csv.reader(fh, delimiter=delimiter)
+        try:
+            header = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            log.add(Problem(1, None, f"The header line cannot be read: {exc}.", "Check the file is a valid table.", FATAL, label, "bad_table"))
+            return
+        header = [h.strip() for h in header]
+        if not any(header):
+            log.add(Problem(1, None, "The first line is empty: it should name the columns.",
+                            "Put the column names (e.g. prompt, response) on the first line.", FATAL, label, "bad_table"))
+            return
+        dupes = sorted({h for h in header if header.count(h) > 1 and h})
+        if dupes:
+            log.add(Problem(1, None, f"Columns named more than once: {', '.join(dupes)}.", "Give every column its own name.",
+                            FATAL, label, "bad_table"))
+            return
+        start = reader.line_num + 1
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                log.add(_bad_line(start, label, f"This row cannot be read: {exc}", skip))
+                start = reader.line_num + 1
+                continue
+            line, start = start, reader.line_num + 1
+            if not any(cell.strip() for cell in row):
+                continue
+            if len(row) > len(header):
+                log.add(Problem(line, None, f"This row has {len(row)} fields but the header names {len(header)}.",
+                                "A value probably holds an unquoted comma or tab: put quotes around it.", ERROR, label, "extra_fields"))
+                continue
+            yield Record(line, dict(zip(header, row + [None] * (len(header) - len(row)))), label)
+
+
+def _parquet_records(path: Path, label: str | None, log: ProblemLog) -> Iterator[Record]:
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except Exception as exc:
+        log.add(Problem(None, None, f"{label or path.name} is not a readable Parquet file ({exc}).",
+                        "Export it again, or use JSON Lines or CSV.", FATAL, label, "bad_parquet"))
+        return
+    row = 0
+    for batch in parquet.iter_batches(batch_size=4096):
+        for data in batch.to_pylist():
+            row += 1
+            yield Record(row, data, label)
+
+
+def _text_records(path: Path, label: str | None, encoding: str, log: ProblemLog) -> Iterator[Record]:
+    """Raw text for continued pretraining: paragraphs packed into documents of ~TEXT_CHUNK_CHARS."""
+    buffer: list[str] = []
+    size = 0
+    start = 1
+    line_no = 0
+    with path.open("r", encoding=encoding) as fh:
+        paragraph: list[str] = []
+        p_start = 1
+        for line_no, line in enumerate(fh, start=1):
+            if line.strip():
+                if not paragraph:
+                    p_start = line_no
+                paragraph.append(line)
+                continue
+            if paragraph:
+                text = "".join(paragraph)
+                if buffer and size + len(text) > TEXT_CHUNK_CHARS:
+                    yield Record(start, {"text": "\n".join(buffer).strip()}, label)
+                    buffer, size = [], 0
+                if not buffer:
+                    start = p_start
+                buffer.append(text)
+                size += len(text)
+                paragraph = []
+        if paragraph:
+            if not buffer:
+                start = p_start
+            buffer.append("".join(paragraph))
+    if buffer:
+        yield Record(start, {"text": "\n".join(buffer).strip()}, label)
+    elif line_no:
+        log.add(Problem(None, None, f"{label or path.name} holds only blank lines.", "Choose the file that holds your text.",
+                        FATAL, label, "empty_file"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Hub datasets
+# ---------------------------------------------------------------------------------------------
+
+
+def load_hub_dataset(source: Source):
+    """A hub dataset through `datasets.load_dataset` (the local cache first; offline works for cached data)."""
+    import datasets
+
+    try:
+        loaded = datasets.load_dataset(source.hub_id, name=source.subset, split=source.split)
+    except ValueError as exc:
+        text = str(exc)
+        if "Config name is missing" in text or "BuilderConfig" in text:
+            raise StudioError(f"{source.hub_id} has several subsets: {text}", "Choose one with --subset NAME.") from exc
+        if "Unknown split" in text or "split" in text.lower():
+            raise StudioError(f"{source.hub_id}: {text}", "Choose an existing split with --split NAME (e.g. train).") from exc
+        raise StudioError(f"{source.hub_id} could not be loaded: {text}", "Check the dataset id, subset and split.") from exc
+    except Exception as exc:
+        offline = "offline" in str(exc).lower() or "connect" in str(exc).lower() or type(exc).__name__ in (
+            "DatasetNotFoundError", "ConnectionError", "OfflineModeIsEnabled", "LocalEntryNotFoundError")
+        if offline:
+            raise StudioError(
+                f"The dataset {source.hub_id} is not in the local cache and the hub cannot be reached.",
+                "Connect to the internet once to download it, or export it to a file and open that.",
+            ) from exc
+        raise StudioError(f"{source.hub_id} could not be loaded: {exc}", "Check the dataset id, subset and split.") from exc
+    if isinstance(loaded, datasets.DatasetDict):
+        names = list(loaded)
+        chosen = "train" if "train" in loaded else names[0]
+        source.split = chosen
+        loaded = loaded[chosen]
+    return loaded
+
+
+def _hub_records(source: Source) -> Iterator[Record]:
+    dataset = load_hub_dataset(source)
+    for i, row in enumerate(dataset, start=1):
+        yield Record(i, row, None)
