@@ -2,6 +2,8 @@
 
     studio plan MODEL [...]   how much GPU memory a run needs, and whether it fits
     studio data inspect DATA  the format, problems (with their lines), token statistics and examples
+    studio train ...          train an adapter in a worker process, with a live progress line
+    studio runs               the runs, their status and final loss
     studio models             the built-in catalog, models in the Hugging Face cache, the demo
     studio doctor             versions, GPUs, bitsandbytes and Qt: what to paste into a bug report
 
@@ -15,6 +17,7 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from studio.core.errors import StudioError
@@ -313,6 +316,191 @@ def _indent(text: str, prefix: str = "    ") -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# studio train, studio runs
+# ---------------------------------------------------------------------------------------------
+
+
+def _add_train_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--recipe", type=Path, help="a run.toml recipe (other options override its values)")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a stopped run from its last checkpoint")
+    p.add_argument("--model", help="a model folder, hub id, catalog name or 'demo'")
+    p.add_argument("--data", help="a data file, folder or hub dataset id ('demo' for the built-in data)")
+    p.add_argument("--format", choices=["alpaca", "sharegpt", "messages", "prompt_completion", "text"])
+    p.add_argument("--map", dest="mapping", help="column mapping, e.g. prompt=question,response=answer")
+    p.add_argument("--skip-bad-rows", action="store_true", default=None)
+    p.add_argument("--eval-fraction", type=float)
+    p.add_argument("--steps", type=int, help="optimizer steps (or --epochs)")
+    p.add_argument("--epochs", type=float)
+    p.add_argument("--precision", choices=["4bit", "8bit", "16bit"])
+    p.add_argument("--rank", type=int)
+    p.add_argument("--alpha", type=int)
+    p.add_argument("--dropout", type=float)
+    p.add_argument("--targets", help="all-linear or e.g. q_proj,v_proj")
+    p.add_argument("--dora", action="store_true", default=None)
+    p.add_argument("--rslora", action="store_true", default=None)
+    p.add_argument("--lr", type=float, help="learning rate")
+    p.add_argument("--scheduler", choices=["cosine", "linear", "constant"])
+    p.add_argument("--warmup-ratio", type=float)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--grad-accum", type=int)
+    p.add_argument("--seq-len", type=int)
+    p.add_argument("--no-grad-ckpt", action="store_true", default=None)
+    p.add_argument("--optim", choices=["auto", "adamw", "adamw-8bit", "paged-adamw-8bit"])
+    p.add_argument("--compute-dtype", choices=["auto", "bfloat16", "float16", "float32"])
+    p.add_argument("--eval-every", type=int)
+    p.add_argument("--save-every", type=int)
+    p.add_argument("--sample-every", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--num-processes", type=int, help="GPUs (processes) to train on, with accelerate")
+    p.add_argument("--name", help="a short name for the run folder")
+    p.add_argument("--run-dir", type=Path, help="put the run in this folder instead of the studio's runs folder")
+    p.add_argument("--trust-remote-code", action="store_true", default=None)
+    p.add_argument("--allow-pickle", action="store_true", default=None)
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+
+
+def recipe_from_args(args):
+    from studio.core.recipe import RunConfig
+
+    config = RunConfig.load(args.recipe) if args.recipe else RunConfig()
+    if not args.recipe and (args.model is None or args.data is None):
+        raise StudioError("`studio train` needs a model and data.", "Use --model MODEL --data DATA, or --recipe run.toml.")
+    m, d, a, t, o = config.model, config.data, config.adapter, config.training, config.output
+    sets = [
+        (m, "source", args.model), (m, "trust_remote_code", args.trust_remote_code), (m, "allow_pickle", args.allow_pickle),
+        (d, "source", args.data), (d, "format", args.format), (d, "skip_bad_rows", args.skip_bad_rows),
+        (d, "eval_fraction", args.eval_fraction), (a, "rank", args.rank), (a, "alpha", args.alpha), (a, "dropout", args.dropout),
+        (a, "use_dora", args.dora), (a, "use_rslora", args.rslora), (t, "precision", args.precision),
+        (t, "learning_rate", args.lr), (t, "scheduler", args.scheduler), (t, "warmup_ratio", args.warmup_ratio),
+        (t, "batch_size", args.batch_size), (t, "grad_accum", args.grad_accum), (t, "seq_len", args.seq_len),
+        (t, "optimizer", args.optim), (t, "compute_dtype", args.compute_dtype), (t, "eval_every", args.eval_every),
+        (t, "save_every", args.save_every), (t, "sample_every", args.sample_every), (t, "seed", args.seed),
+        (t, "num_processes", args.num_processes), (o, "name", args.name),
+    ]
+    for section, name, value in sets:
+        if value is not None:
+            setattr(section, name, value)
+    if args.mapping:
+        from studio.core.data import parse_mapping
+
+        d.mapping = parse_mapping(args.mapping)
+    if args.targets:
+        a.targets = [x.strip() for x in args.targets.split(",") if x.strip()]
+    if args.no_grad_ckpt:
+        t.gradient_checkpointing = False
+    if args.steps is not None:
+        t.steps, t.epochs = args.steps, None
+    elif args.epochs is not None:
+        t.steps, t.epochs = None, args.epochs
+    return config.validate()
+
+
+def _duration(seconds) -> str:
+    if seconds is None:
+        return "--:--"
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class ProgressPrinter:
+    """One live line for steps; whole lines for everything else."""
+
+    def __init__(self, out=None, live: bool = True):
+        self.out = out or sys.stdout
+        self.live = live and self.out.isatty()
+        self.open_line = False
+
+    def line(self, text: str) -> None:
+        if self.open_line:
+            self.out.write("\n")
+            self.open_line = False
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def event(self, e: dict) -> None:
+        kind = e["type"]
+        if kind == "started":
+            resumed = f", resuming at step {e['resumed_from_step']}" if e.get("resumed_from_step") else ""
+            self.line(f"Training on {e.get('device')} ({e.get('precision')}, {e.get('compute_dtype')}): {e.get('total_steps')} steps, "
+                      f"{e.get('train_rows')} training rows, {e.get('eval_rows')} held out; planned GPU memory "
+                      f"{(e.get('planned_bytes') or 0) / GiB:.2f} GiB{resumed}")
+        elif kind == "step":
+            tps = f"{e['tokens_per_s']:,.0f} tok/s" if e.get("tokens_per_s") else "- tok/s"
+            loss = f"{e['loss']:.4f}" if e.get("loss") is not None else "nan"
+            text = (f"step {e['step']}/{e.get('total_steps', '?')}  loss {loss}  {tps}  "
+                    f"elapsed {_duration(e.get('elapsed_s'))}  ETA {_duration(e.get('eta_s'))}")
+            if self.live:
+                self.out.write("\r" + text.ljust(78))
+                self.out.flush()
+                self.open_line = True
+            else:
+                self.line(text)
+        elif kind == "eval":
+            self.line(f"step {e['step']}: eval loss {e['eval_loss']:.4f}")
+        elif kind == "sample":
+            self.line(f"step {e['step']} sample — {e['prompt'][:60]!r} → {e['text'][:120]!r}")
+        elif kind == "checkpoint":
+            self.line(f"step {e['step']}: checkpoint saved ({e['path']})")
+        elif kind == "log":
+            self.line(e.get("message", ""))
+
+
+def cmd_train(args) -> int:
+    from studio.core.training import launcher
+
+    if args.resume:
+        handle = launcher.resume(args.resume)
+    else:
+        handle = launcher.start(recipe_from_args(args), args.run_dir)
+    printer = ProgressPrinter(live=not args.quiet)
+    printer.line(f"Run folder: {handle.run_dir}")
+    finished = None
+    events = launcher.watch(handle)
+    while True:
+        try:
+            for event in events:
+                if event["type"] == "finished":
+                    finished = event
+                else:
+                    printer.event(event)
+            break
+        except KeyboardInterrupt:
+            state = launcher.cancel(handle)
+            printer.line("Cancel: " + state + (" and saving (Ctrl-C again to stop at once)" if handle.cancel_requests == 1 else ""))
+    finished = finished or launcher.classify(handle)
+    status = finished.get("status")
+    if status in ("completed", "cancelled"):
+        adapter = handle.run_dir / "adapter"
+        printer.line(f"{status.capitalize()} at step {finished.get('step')}. Adapter: {adapter}")
+        printer.line(f"Try it or export it: studio export {handle.run_dir} --to DIR")
+        return 0
+    error = finished.get("error") or {}
+    print(f"Error ({error.get('kind', 'unknown')}): {error.get('message', '')}", file=sys.stderr)
+    if error.get("advice"):
+        print(f"What to do: {error['advice']}", file=sys.stderr)
+    return EXIT_USER_ERROR if error.get("kind") == "bad_input" else EXIT_INTERNAL_ERROR
+
+
+def cmd_runs(args) -> int:
+    from studio.core.runs import list_runs
+
+    found = list_runs(args.runs_dir)
+    if args.json:
+        print(json.dumps([r.as_dict() for r in found], indent=2))
+        return 0
+    if not found:
+        print("No runs yet. Start one with: studio train --model demo --data demo --steps 30")
+        return 0
+    print(f"{'run':<36} {'status':<12} {'steps':>9} {'loss':>8} {'eval':>8} {'size':>9}  model")
+    for r in found:
+        steps = f"{r.step}/{r.total_steps}" if r.total_steps else str(r.step)
+        loss = f"{r.final_loss:.4f}" if r.final_loss is not None else "-"
+        ev = f"{r.eval_loss:.4f}" if r.eval_loss is not None else "-"
+        print(f"{r.name:<36} {r.status:<12} {steps:>9} {loss:>8} {ev:>8} {r.size_bytes / 2**20:>7.1f}MB  {r.model}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
 # studio models
 # ---------------------------------------------------------------------------------------------
 
@@ -438,6 +626,13 @@ def build_parser() -> argparse.ArgumentParser:
     p_inspect = data_sub.add_parser("inspect", help="detected format, rows, problems with their lines, token statistics, examples")
     _add_data_arguments(p_inspect)
     p_inspect.set_defaults(func=cmd_data_inspect)
+    p_train = sub.add_parser("train", help="train an adapter (QLoRA) in a worker process, with live progress")
+    _add_train_arguments(p_train)
+    p_train.set_defaults(func=cmd_train)
+    p_runs = sub.add_parser("runs", help="the runs: status, steps, final loss, size")
+    p_runs.add_argument("--runs-dir", type=Path, help="another runs folder")
+    p_runs.add_argument("--json", action="store_true")
+    p_runs.set_defaults(func=cmd_runs)
     p_models = sub.add_parser("models", help="the catalog, models in the Hugging Face cache, and the demo model")
     p_models.add_argument("--json", action="store_true")
     p_models.set_defaults(func=cmd_models)

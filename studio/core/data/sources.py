@@ -76,6 +76,10 @@ def open_source(source: str | os.PathLike, *, split: str | None = None, subset: 
     text = str(source).strip()
     if not text:
         raise StudioError("No data was given.", "Choose a data file (.jsonl, .json, .csv, .tsv, .parquet, .txt), a folder, or a hub dataset id.")
+    if text.lower() in ("demo", "demo-data", "builtin:demo"):
+        from studio.core.paths import demo_data_dir
+
+        text = str(demo_data_dir() / "demo.jsonl")
     path = Path(text).expanduser()
     if path.is_file():
         if path.suffix.lower() not in SUPPORTED:

@@ -1,0 +1,147 @@
+"""Generation for the "Try" page and the samples during training: the base model and the base +
+adapter answer the same prompt with the same settings, rendered with the chat template training used.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from studio.core.data.tokens import Renderer
+from studio.core.errors import StudioError
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    max_new_tokens: int = 128
+    temperature: float = 0.0  # 0: greedy, the same answer every time
+    top_p: float = 1.0
+    seed: int = 0
+
+    def kwargs(self, tokenizer) -> dict:
+        kw = {"max_new_tokens": self.max_new_tokens, "pad_token_id": tokenizer.pad_token_id or tokenizer.eos_token_id,
+              "use_cache": True}  # training turns the model's cache off; generation needs it to be fast
+        if self.temperature > 0:
+            kw.update(do_sample=True, temperature=self.temperature, top_p=self.top_p)
+        else:
+            kw.update(do_sample=False)
+        return kw
+
+
+def prompt_ids(tokenizer, prompt: str | list[dict], renderer: Renderer | None = None):
+    """Token ids of a user prompt (or a whole conversation) ready for the assistant to answer."""
+    renderer = renderer or Renderer(tokenizer)
+    turns = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
+    text = renderer.render(turns, add_generation_prompt=True)
+    return tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
+
+
+def _device_of(model):
+    import torch
+
+    try:
+        return next(p.device for p in model.parameters() if p.device.type != "meta")
+    except (StopIteration, AttributeError):
+        return torch.device("cpu")
+
+
+def generate(model, tokenizer, prompt: str | list[dict], settings: GenerationSettings = GenerationSettings(),
+             renderer: Renderer | None = None, on_text: Callable[[str], None] | None = None) -> str:
+    """The model's answer to `prompt`. With `on_text`, pieces of text arrive as they are generated."""
+    import torch
+    from transformers import TextIteratorStreamer
+
+    ids = prompt_ids(tokenizer, prompt, renderer).to(_device_of(model))
+    kwargs = dict(input_ids=ids, attention_mask=torch.ones_like(ids), **settings.kwargs(tokenizer))
+    was_training = getattr(model, "training", False)
+    model.eval()
+    torch.manual_seed(settings.seed)
+    try:
+        if on_text is None:
+            with torch.no_grad():
+                out = model.generate(**kwargs)
+            return tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        errors: list[BaseException] = []
+
+        def run():
+            try:
+                with torch.no_grad():
+                    model.generate(**kwargs, streamer=streamer)
+            except BaseException as exc:  # surfaced below, in the caller's thread
+                errors.append(exc)
+                streamer.end()
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        pieces = []
+        for piece in streamer:
+            pieces.append(piece)
+            on_text(piece)
+        thread.join()
+        if errors:
+            raise errors[0]
+        return "".join(pieces)
+    finally:
+        if was_training:
+            model.train()
+
+
+class TryModel:
+    """A base model with a trained adapter on top: answers with the adapter on or off."""
+
+    def __init__(self, model, tokenizer, renderer: Renderer):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.renderer = renderer
+
+    @classmethod
+    def load(cls, adapter_dir: Path, *, base: str | None = None, precision: str = "auto") -> "TryModel":
+        """Load the base (as the run trained it, or 16-bit on CPU) and the adapter saved in `adapter_dir`."""
+        import json
+
+        import torch
+        from peft import PeftModel
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        adapter_dir = Path(adapter_dir)
+        if not (adapter_dir / "adapter_config.json").is_file():
+            raise StudioError(f"{adapter_dir} holds no adapter.", "Pick a finished run, or the adapter folder of an export.")
+        meta = {}
+        if (adapter_dir / "studio.json").is_file():
+            meta = json.loads((adapter_dir / "studio.json").read_text(encoding="utf-8"))
+        base_path = base or meta.get("base_model_path") or json.loads((adapter_dir / "adapter_config.json").read_text())["base_model_name_or_path"]
+        tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        on_gpu = torch.cuda.is_available()
+        kwargs: dict = {"dtype": torch.bfloat16 if on_gpu else torch.float32}
+        if on_gpu and (precision == "4bit" or (precision == "auto" and meta.get("precision") == "4bit")):
+            from transformers import BitsAndBytesConfig
+
+            kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                                               bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16)
+            kwargs["device_map"] = {"": 0}
+        elif on_gpu:
+            kwargs["device_map"] = {"": 0}
+        try:
+            model = AutoModelForCausalLM.from_pretrained(base_path, **kwargs)
+        except OSError as exc:
+            raise StudioError(f"The base model {base_path} could not be loaded: {exc}",
+                              "The adapter needs the model it was trained on: make sure it is on this computer.") from exc
+        model = PeftModel.from_pretrained(model, adapter_dir)
+        renderer = Renderer(tokenizer, template=tokenizer.chat_template)
+        return cls(model, tokenizer, renderer)
+
+    def answer(self, prompt: str | list[dict], settings: GenerationSettings = GenerationSettings(), *,
+               adapter: bool = True, on_text: Callable[[str], None] | None = None) -> str:
+        if adapter:
+            return generate(self.model, self.tokenizer, prompt, settings, self.renderer, on_text)
+        with self.model.disable_adapter():
+            return generate(self.model, self.tokenizer, prompt, settings, self.renderer, on_text)
+
+    def compare(self, prompt: str | list[dict], settings: GenerationSettings = GenerationSettings()) -> dict:
+        """The same prompt, the same settings: base first, then with the adapter."""
+        return {"base": self.answer(prompt, settings, adapter=False), "adapter": self.answer(prompt, settings, adapter=True)}

@@ -1,0 +1,252 @@
+"""The recipe of a run: one `RunConfig` (model, data, adapter, training, output) that the window
+edits, `studio train --recipe run.toml` reads, and every run folder keeps as `run.toml`.
+
+Each field has a help text; `validate()` names the bad value and the flag that changes it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from studio.core.errors import StudioError
+from studio.core.memory import OPTIMIZERS, PRECISIONS, AdapterSpec, Precision, TrainShape
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+SCHEDULERS = ("cosine", "linear", "constant")
+
+
+def _help(text: str, **kw) -> Any:
+    return field(metadata={"help": text}, **kw)
+
+
+@dataclass
+class ModelSection:
+    source: str = _help("a model folder, a hub id, a catalog name, or 'demo'", default="demo")
+    trust_remote_code: bool = _help("allow the model's own Python code (only for models you trust)", default=False)
+    allow_pickle: bool = _help("allow pickled .bin weights, which can run code when loaded", default=False)
+
+
+@dataclass
+class DataSection:
+    source: str = _help("a data file, a folder of files, or a hub dataset id", default="demo")
+    format: str | None = _help("alpaca, sharegpt, messages, prompt_completion or text (default: detected)", default=None)
+    mapping: dict | None = _help("which columns hold what, e.g. {prompt = 'question', response = 'answer'}", default=None)
+    split: str | None = _help("hub datasets: the split to train on", default=None)
+    subset: str | None = _help("hub datasets: the subset (configuration)", default=None)
+    skip_bad_rows: bool = _help("leave out malformed lines instead of refusing the data", default=False)
+    eval_fraction: float = _help("share of rows held out to measure eval loss (0 turns eval off)", default=0.1)
+    assistant_only: bool = _help("train only on the assistant's turns (chat data)", default=True)
+
+
+@dataclass
+class AdapterSection:
+    rank: int = _help("LoRA rank: how much the model can change", default=16)
+    alpha: int = _help("LoRA alpha: alpha / rank is how strongly the change applies", default=32)
+    dropout: float = _help("LoRA dropout: regularisation on the adapter's input", default=0.05)
+    targets: list = _help("layers that get an adapter: ['all-linear'] or names such as ['q_proj', 'v_proj']",
+                          default_factory=lambda: ["all-linear"])
+    use_dora: bool = _help("DoRA: weight-decomposed LoRA (slower, sometimes better)", default=False)
+    use_rslora: bool = _help("rank-stabilised LoRA: scale by alpha / sqrt(rank)", default=False)
+
+
+@dataclass
+class TrainingSection:
+    precision: str = _help("4bit (QLoRA), 8bit, or 16bit (LoRA on a 16-bit base)", default="4bit")
+    quant_type: str = _help("4-bit data type: nf4 or fp4", default="nf4")
+    double_quant: bool = _help("quantize the 4-bit block scales too (saves ~0.4 bits per weight)", default=True)
+    compute_dtype: str = _help("auto (bf16 where the GPU supports it, else fp16; fp32 on CPU), bfloat16, float16, float32",
+                               default="auto")
+    steps: int | None = _help("optimizer steps to train (or set epochs)", default=None)
+    epochs: float | None = _help("passes over the data (used when steps is not set)", default=1.0)
+    learning_rate: float = _help("peak learning rate", default=2e-4)
+    scheduler: str = _help("learning-rate schedule after warmup: cosine, linear or constant", default="cosine")
+    warmup_ratio: float = _help("share of the steps spent warming the learning rate up", default=0.03)
+    weight_decay: float = _help("AdamW weight decay", default=0.0)
+    max_grad_norm: float = _help("gradients are clipped to this norm", default=1.0)
+    batch_size: int = _help("micro-batch: sequences per forward pass", default=1)
+    grad_accum: int = _help("micro-batches per optimizer step", default=8)
+    seq_len: int = _help("tokens per sequence; longer examples are cut", default=2048)
+    gradient_checkpointing: bool = _help("recompute activations in backward: much less memory, ~30% slower", default=True)
+    optimizer: str = _help("auto (paged 8-bit AdamW on a GPU, AdamW on CPU), adamw, adamw-8bit, paged-adamw-8bit",
+                           default="auto")
+    attention: str = _help("attention implementation: sdpa or eager", default="sdpa")
+    seed: int = _help("random seed: same seed, same data order and initial adapter", default=42)
+    eval_every: int = _help("steps between eval-loss measurements (0: only at the end)", default=50)
+    save_every: int = _help("steps between checkpoints (resume points)", default=50)
+    keep_checkpoints: int = _help("how many checkpoints to keep", default=2)
+    sample_every: int = _help("steps between sample answers (0: never)", default=50)
+    sample_prompts: list = _help("prompts answered during training so you can watch the model change",
+                                 default_factory=list)
+    sample_max_tokens: int = _help("length of each sample answer, in tokens", default=64)
+    num_processes: int = _help("GPUs (processes) to train on with accelerate; 1 for one GPU", default=1)
+
+
+@dataclass
+class OutputSection:
+    name: str = _help("a short name for the run; the folder is <date>-<name>", default="run")
+    runs_dir: str | None = _help("where run folders go (default: the studio's data folder)", default=None)
+
+
+@dataclass
+class RunConfig:
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    adapter: AdapterSection = field(default_factory=AdapterSection)
+    training: TrainingSection = field(default_factory=TrainingSection)
+    output: OutputSection = field(default_factory=OutputSection)
+
+    # ---- views the planner and the worker use ----
+
+    def adapter_spec(self) -> AdapterSpec:
+        a = self.adapter
+        return AdapterSpec(rank=a.rank, alpha=a.alpha, dropout=a.dropout, targets=tuple(a.targets), use_dora=a.use_dora,
+                           use_rslora=a.use_rslora)
+
+    def train_shape(self, on_gpu: bool = True) -> TrainShape:
+        t = self.training
+        return TrainShape(batch_size=t.batch_size, seq_len=t.seq_len, grad_accum=t.grad_accum,
+                          gradient_checkpointing=t.gradient_checkpointing, optimizer=self.optimizer_for(on_gpu),
+                          attention=t.attention)
+
+    def precision_for(self, compute_dtype: str) -> Precision:
+        t = self.training
+        return Precision(mode=t.precision, quant_type=t.quant_type, double_quant=t.double_quant, compute_dtype=compute_dtype)
+
+    def optimizer_for(self, on_gpu: bool) -> str:
+        if self.training.optimizer != "auto":
+            return self.training.optimizer
+        return "paged-adamw-8bit" if on_gpu else "adamw"
+
+    # ---- checks ----
+
+    def validate(self) -> "RunConfig":
+        t, a, d = self.training, self.adapter, self.data
+
+        def bad(value, name, flag, want):
+            raise StudioError(f"{name} is {value!r}, but it must be {want}.", f"Change it with {flag}.")
+
+        if t.precision not in PRECISIONS or t.precision == "full":
+            bad(t.precision, "Precision", "--precision", "4bit, 8bit or 16bit")
+        if t.quant_type not in ("nf4", "fp4"):
+            bad(t.quant_type, "The 4-bit type", "--quant-type", "nf4 or fp4")
+        if t.compute_dtype not in ("auto", "bfloat16", "float16", "float32"):
+            bad(t.compute_dtype, "Compute dtype", "--compute-dtype", "auto, bfloat16, float16 or float32")
+        if t.steps is None and (t.epochs is None or t.epochs <= 0):
+            bad(t.epochs, "Epochs", "--epochs (or --steps)", "a positive number when no step count is set")
+        if t.steps is not None and t.steps < 1:
+            bad(t.steps, "Steps", "--steps", "at least 1")
+        if not (0 < t.learning_rate < 1) or math.isnan(t.learning_rate):
+            bad(t.learning_rate, "The learning rate", "--lr", "between 0 and 1 (typically 1e-4 to 5e-4 for LoRA)")
+        if t.scheduler not in SCHEDULERS:
+            bad(t.scheduler, "The scheduler", "--scheduler", " or ".join(SCHEDULERS))
+        if not 0 <= t.warmup_ratio < 1:
+            bad(t.warmup_ratio, "Warmup ratio", "--warmup-ratio", "in [0, 1)")
+        for name, value, flag in (("Batch size", t.batch_size, "--batch-size"), ("Gradient accumulation", t.grad_accum, "--grad-accum"),
+                                  ("Sequence length", t.seq_len, "--seq-len"), ("Processes", t.num_processes, "--num-processes")):
+            if not isinstance(value, int) or value < 1:
+                bad(value, name, flag, "a whole number of at least 1")
+        if t.seq_len < 16:
+            bad(t.seq_len, "Sequence length", "--seq-len", "at least 16 tokens")
+        if t.optimizer not in ("auto",) + OPTIMIZERS:
+            bad(t.optimizer, "The optimizer", "--optim", "auto, " + ", ".join(OPTIMIZERS))
+        for name, value, flag in (("eval_every", t.eval_every, "--eval-every"), ("save_every", t.save_every, "--save-every"),
+                                  ("sample_every", t.sample_every, "--sample-every")):
+            if value < 0:
+                bad(value, name, flag, "0 or more")
+        if t.keep_checkpoints < 1:
+            bad(t.keep_checkpoints, "keep_checkpoints", "the recipe", "at least 1")
+        if a.rank < 1 or a.rank > 1024:
+            bad(a.rank, "LoRA rank", "--rank", "between 1 and 1024 (8–64 is typical)")
+        if a.alpha <= 0:
+            bad(a.alpha, "LoRA alpha", "--alpha", "positive (often 2 × rank)")
+        if not 0 <= a.dropout < 1:
+            bad(a.dropout, "LoRA dropout", "--dropout", "in [0, 1)")
+        if not a.targets:
+            bad(a.targets, "LoRA targets", "--targets", "all-linear or a list of layer names")
+        if not 0 <= d.eval_fraction < 0.9:
+            bad(d.eval_fraction, "The eval fraction", "--eval-fraction", "in [0, 0.9)")
+        if not re.fullmatch(r"[\w.-]{1,64}", self.output.name or ""):
+            bad(self.output.name, "The run name", "--name", "1–64 letters, digits, '.', '-' or '_'")
+        return self
+
+    # ---- TOML ----
+
+    def to_dict(self) -> dict:
+        def clean(d: dict) -> dict:  # TOML has no null: leave unset values out
+            return {k: (clean(v) if isinstance(v, dict) else v) for k, v in d.items() if v is not None}
+
+        return clean(asdict(self))
+
+    def to_toml(self) -> str:
+        import tomli_w
+
+        header = "# LoRA Studio recipe: `studio train --recipe run.toml` runs it again.\n"
+        return header + tomli_w.dumps(self.to_dict())
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(self.to_toml(), encoding="utf-8")
+        tmp.replace(path)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RunConfig":
+        sections = {"model": ModelSection, "data": DataSection, "adapter": AdapterSection,
+                    "training": TrainingSection, "output": OutputSection}
+        unknown = set(data) - set(sections)
+        if unknown:
+            raise StudioError(f"The recipe has unknown sections: {', '.join(sorted(unknown))}.",
+                              f"Use only: {', '.join(sections)}.")
+        built = {}
+        for name, kind in sections.items():
+            values = dict(data.get(name) or {})
+            known = {f.name for f in fields(kind)}
+            extra = set(values) - known
+            if extra:
+                raise StudioError(f"The recipe's [{name}] section has unknown settings: {', '.join(sorted(extra))}.",
+                                  f"Known settings there: {', '.join(sorted(known))}.")
+            if name == "training" and values.get("steps") is not None and "epochs" not in values:
+                values["epochs"] = None  # a step count was chosen: epochs were left out on purpose
+            built[name] = kind(**values)
+        return cls(**built)
+
+    @classmethod
+    def load(cls, path: Path) -> "RunConfig":
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise StudioError(f"There is no recipe at {path}.", "Check the path, or write one with `studio train --model ... --data ...`.") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise StudioError(f"The recipe {path} is not valid TOML: {exc}.", "Fix the line it names.") from exc
+        return cls.from_dict(data)
+
+    def with_changes(self, changes: dict) -> "RunConfig":
+        """Apply planner-style changes ("adapter.rank", "shape.batch_size", "precision.mode", "model")."""
+        config = replace(self, adapter=replace(self.adapter), training=replace(self.training), model=replace(self.model))
+        for key, value in changes.items():
+            group, _, name = key.partition(".")
+            if key == "model":
+                config.model.source = value
+            elif group == "adapter":
+                setattr(config.adapter, name, list(value) if name == "targets" else value)
+            elif group == "shape":
+                setattr(config.training, name, value)
+            elif group == "precision":
+                setattr(config.training, {"mode": "precision"}.get(name, name), value)
+        return config
+
+
+def help_of(section: type, name: str) -> str:
+    """The help text of one recipe field (the window's tooltips use it)."""
+    for f in fields(section):
+        if f.name == name:
+            return f.metadata.get("help", "")
+    raise KeyError(name)

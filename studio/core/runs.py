@@ -1,0 +1,239 @@
+"""The runs folder: one folder per run, enough on its own to show, resume or export it.
+
+    runs/<date>-<name>/
+        run.toml        the recipe (RunConfig)
+        events.jsonl    what the worker reported, one JSON object per line
+        stderr.log      the worker's full log and tracebacks
+        worker.pid      the worker's process id while it runs
+        checkpoints/    checkpoint-<step>/ folders Trainer can resume from
+        adapter/        the trained adapter (written atomically at the end)
+
+A run's status is derived from its events, never stored separately: a folder copied from another
+machine reads the same.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from studio.core import paths
+from studio.core.errors import StudioError
+from studio.core.recipe import RunConfig
+from studio.core.training.events import read_events
+
+RECIPE = "run.toml"
+EVENTS = "events.jsonl"
+STDERR = "stderr.log"
+PID = "worker.pid"
+CANCEL = "cancel.request"
+CHECKPOINTS = "checkpoints"
+ADAPTER = "adapter"
+# Files a Trainer checkpoint needs to resume a PEFT run.
+CHECKPOINT_FILES = ("trainer_state.json", "adapter_model.safetensors", "adapter_config.json", "optimizer.pt", "scheduler.pt")
+
+
+def runs_root(config: RunConfig | None = None) -> Path:
+    if config is not None and config.output.runs_dir:
+        return Path(config.output.runs_dir).expanduser()
+    return paths.runs_dir()
+
+
+def create_run_dir(config: RunConfig, run_dir: Path | None = None) -> Path:
+    """A new run folder holding the recipe: `<runs>/<YYYY-MM-DD-HHMM>-<name>`, never reusing one."""
+    if run_dir is not None:
+        folder = Path(run_dir).expanduser()
+        if folder.exists() and any(folder.iterdir()):
+            raise StudioError(f"{folder} already holds files.", "Choose an empty or new folder for the run, or resume it with --resume.")
+    else:
+        root = runs_root(config)
+        stamp = datetime.now().strftime("%Y-%m-%d-%H%M")
+        folder = root / f"{stamp}-{config.output.name}"
+        n = 2
+        while folder.exists():
+            folder = root / f"{stamp}-{config.output.name}-{n}"
+            n += 1
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StudioError(f"The run folder {folder} cannot be created: {exc.strerror}.", "Choose a folder you can write to.") from exc
+    config.save(folder / RECIPE)
+    return folder
+
+
+def load_recipe(run_dir: Path) -> RunConfig:
+    path = Path(run_dir) / RECIPE
+    if not path.is_file():
+        raise StudioError(f"{run_dir} is not a run folder (it has no {RECIPE}).", "Pick a folder from `studio runs`.")
+    return RunConfig.load(path)
+
+
+def checkpoint_step(path: Path) -> int | None:
+    m = re.fullmatch(r"checkpoint-(\d+)", path.name)
+    return int(m.group(1)) if m else None
+
+
+def is_complete_checkpoint(path: Path) -> bool:
+    """A checkpoint is a resume point only if every file is there and its state parses
+    (a worker killed mid-save leaves a partial folder behind)."""
+    if not all((path / name).is_file() and (path / name).stat().st_size > 0 for name in CHECKPOINT_FILES):
+        return False
+    try:
+        state = json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return False
+    return state.get("global_step") == checkpoint_step(path)
+
+
+def resume_point(run_dir: Path) -> Path | None:
+    """The newest complete checkpoint of a run, or None."""
+    folder = Path(run_dir) / CHECKPOINTS
+    if not folder.is_dir():
+        return None
+    found = sorted((p for p in folder.iterdir() if p.is_dir() and checkpoint_step(p) is not None),
+                   key=checkpoint_step, reverse=True)
+    return next((p for p in found if is_complete_checkpoint(p)), None)
+
+
+def worker_pid(run_dir: Path) -> int | None:
+    try:
+        return int((Path(run_dir) / PID).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie (exited, not yet reaped by its parent) is not running
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+@dataclass
+class RunSummary:
+    path: Path
+    name: str
+    status: str  # running, completed, cancelled, failed, interrupted, created
+    step: int = 0
+    total_steps: int | None = None
+    final_loss: float | None = None
+    eval_loss: float | None = None
+    started: float | None = None
+    model: str = ""
+    size_bytes: int = 0
+    error: dict | None = None
+    adapter: Path | None = None
+    losses: list[tuple[int, float]] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"path": str(self.path), "name": self.name, "status": self.status, "step": self.step,
+                "total_steps": self.total_steps, "final_loss": self.final_loss, "eval_loss": self.eval_loss,
+                "started": self.started, "model": self.model, "size_bytes": self.size_bytes, "error": self.error,
+                "adapter": str(self.adapter) if self.adapter else None}
+
+
+def metrics(events: list[dict]) -> dict[str, list[tuple[int, float]]]:
+    """Loss, eval loss and learning rate per step. After a resume the later value of a step wins,
+    so the curve continues where the checkpoint left it."""
+    series: dict[str, dict[int, float]] = {"loss": {}, "eval_loss": {}, "lr": {}, "grad_norm": {}, "tokens_per_s": {}}
+    for e in events:
+        step = e.get("step")
+        if step is None:
+            continue
+        if e["type"] == "step":
+            for key in ("loss", "lr", "grad_norm", "tokens_per_s"):
+                if e.get(key) is not None:
+                    series[key][step] = e[key]
+        elif e["type"] == "eval" and e.get("eval_loss") is not None:
+            series["eval_loss"][step] = e["eval_loss"]
+        elif e["type"] == "started":  # a resume: forget what came after its starting step
+            start = e.get("resumed_from_step") or 0
+            for values in series.values():
+                for s in [s for s in values if s > start]:
+                    del values[s]
+    return {k: sorted(v.items()) for k, v in series.items()}
+
+
+def status_of(run_dir: Path, events: list[dict] | None = None) -> str:
+    events = read_events(Path(run_dir) / EVENTS) if events is None else events
+    last_start = max((i for i, e in enumerate(events) if e["type"] == "started"), default=None)
+    finished = [e for e in events[last_start or 0:] if e["type"] == "finished"] if last_start is not None else []
+    if finished:
+        return finished[-1].get("status", "failed")
+    if pid_alive(worker_pid(run_dir)):
+        return "running"
+    return "interrupted" if last_start is not None else "created"
+
+
+def folder_size(path: Path) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.path.getsize(os.path.join(root, f))
+            except OSError:
+                pass
+    return total
+
+
+def summarize_run(run_dir: Path) -> RunSummary:
+    run_dir = Path(run_dir)
+    events = read_events(run_dir / EVENTS)
+    series = metrics(events)
+    status = status_of(run_dir, events)
+    started = next((e for e in events if e["type"] == "started"), None)
+    last_started = next((e for e in reversed(events) if e["type"] == "started"), None)
+    finished = next((e for e in reversed(events) if e["type"] == "finished"), None)
+    try:
+        model = load_recipe(run_dir).model.source
+    except StudioError:
+        model = "?"
+    adapter = run_dir / ADAPTER
+    return RunSummary(
+        path=run_dir,
+        name=run_dir.name,
+        status=status,
+        step=series["loss"][-1][0] if series["loss"] else 0,
+        total_steps=(last_started or {}).get("total_steps"),
+        final_loss=series["loss"][-1][1] if series["loss"] else None,
+        eval_loss=series["eval_loss"][-1][1] if series["eval_loss"] else None,
+        started=started["time"] if started else None,
+        model=model,
+        size_bytes=folder_size(run_dir),
+        error=(finished or {}).get("error") if status == "failed" else None,
+        adapter=adapter if (adapter / "adapter_model.safetensors").is_file() else None,
+        losses=series["loss"],
+    )
+
+
+def list_runs(root: Path | None = None) -> list[RunSummary]:
+    root = Path(root) if root else paths.runs_dir()
+    if not root.is_dir():
+        return []
+    runs = [summarize_run(p) for p in root.iterdir() if p.is_dir() and (p / RECIPE).is_file()]
+    return sorted(runs, key=lambda r: r.started or os.path.getmtime(r.path), reverse=True)
+
+
+def wait_for_status(run_dir: Path, statuses: tuple[str, ...], timeout: float) -> str:
+    """Poll a run's status until it is one of `statuses` (used by tests and the CLI)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = status_of(run_dir)
+        if status in statuses or time.monotonic() > deadline:
+            return status
+        time.sleep(0.2)

@@ -1,0 +1,108 @@
+"""The events a worker writes: one JSON object per line in events.jsonl (and on its stdout).
+
+Readers are tolerant: a worker killed mid-write leaves a partial last line, which is skipped.
+Fields may be added freely; never rename one without updating every reader (runs.py, the UI).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import IO, Iterator
+
+EVENT_TYPES = ("started", "step", "eval", "sample", "checkpoint", "finished", "log")
+STATUSES = ("completed", "cancelled", "failed")
+# How a failed run failed; the window shows kind-specific help.
+FAILURE_KINDS = ("out_of_memory", "nan_loss", "disk_full", "bad_input", "cancelled_hard", "crash", "killed")
+
+
+def _clean(value):
+    """JSON has no NaN/inf: write them as null (a NaN loss is reported by its own event)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+class EventWriter:
+    """Appends events to events.jsonl, flushed at once, and echoes them to a stream (stdout)."""
+
+    def __init__(self, path: Path, echo: IO | None = sys.stdout):
+        self.path = Path(path)
+        self.echo = echo
+        self._fh = self.path.open("a", encoding="utf-8")
+
+    def emit(self, type: str, **fields) -> dict:
+        event = {"type": type, "time": round(time.time(), 3), **_clean(fields)}
+        line = json.dumps(event, ensure_ascii=False)
+        self._fh.write(line + "\n")
+        self._fh.flush()
+        if self.echo is not None:
+            try:
+                self.echo.write(line + "\n")
+                self.echo.flush()
+            except (OSError, ValueError):  # a closed pipe must not stop training
+                self.echo = None
+        return event
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def parse_line(line: str) -> dict | None:
+    line = line.strip()
+    if not line:
+        return None
+    try:
+        event = json.loads(line)
+    except json.JSONDecodeError:
+        return None  # a partial line from a killed worker
+    return event if isinstance(event, dict) and "type" in event else None
+
+
+def read_events(path: Path) -> list[dict]:
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with path.open("r", encoding="utf-8", errors="replace") as fh:
+        return [e for e in (parse_line(line) for line in fh) if e is not None]
+
+
+class EventTail:
+    """Follows events.jsonl as it grows (like `tail -f`), yielding only complete new events."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._offset = 0
+        self._partial = ""
+
+    def poll(self) -> list[dict]:
+        if not self.path.is_file():
+            return []
+        with self.path.open("r", encoding="utf-8", errors="replace") as fh:
+            fh.seek(self._offset)
+            chunk = fh.read()
+            self._offset = fh.tell()
+        if not chunk:
+            return []
+        text = self._partial + chunk
+        lines = text.split("\n")
+        self._partial = lines.pop()  # the last piece has no newline yet (or is empty)
+        return [e for e in (parse_line(line) for line in lines) if e is not None]
+
+    def follow(self, alive, interval: float = 0.2) -> Iterator[dict]:
+        """Yield events until `alive()` is false and nothing new is left."""
+        while True:
+            events = self.poll()
+            yield from events
+            if not events:
+                if not alive():
+                    yield from self.poll()
+                    return
+                time.sleep(interval)
