@@ -310,3 +310,22 @@ def test_recipe_round_trips_through_toml(tmp_path):
     again = RunConfig.load(tmp_path / "run.toml")
     assert again == config
     assert "steps = 7" in (tmp_path / "run.toml").read_text()
+
+
+def test_two_processes_train_the_same_adapter_format(tmp_path):
+    """DDP through accelerate (gloo on this CPU): the same worker, the same adapter format."""
+    from safetensors import safe_open
+
+    def tensors(run_dir):
+        with safe_open(str(run_dir / "adapter" / "adapter_model.safetensors"), "pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+
+    single = launcher.start(recipe(steps=2, eval_every=0, save_every=0), tmp_path / "one")
+    assert launcher.wait(single, timeout=300)["status"] == "completed"
+    double = launcher.start(recipe(steps=2, eval_every=0, save_every=0, num_processes=2), tmp_path / "two")
+    assert launcher.wait(double, timeout=300)["status"] == "completed"
+    started = events_of(double.run_dir, "started")[0]
+    assert started["processes"] == 2
+    first = events_of(double.run_dir, "step")[0]
+    assert first["tokens_seen"] > events_of(single.run_dir, "step")[0]["tokens_seen"]  # both processes' batches
+    assert tensors(double.run_dir) == tensors(single.run_dir)

@@ -51,8 +51,9 @@ class RunProcess:
 def worker_command(run_dir: Path, *, resume: bool, num_processes: int = 1) -> list[str]:
     worker = ["-m", "studio.core.training.worker", str(run_dir)] + (["--resume"] if resume else [])
     if num_processes > 1:
-        # DDP: one process per GPU (gloo on a CPU-only machine), all running the same worker.
-        return [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes),
+        # DDP: one process per GPU, all running the same worker. accelerate's --multi_gpu launcher is
+        # torchrun underneath; on a machine without CUDA the processes talk over gloo on the CPU.
+        return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(num_processes),
                 "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"] + worker
     return [sys.executable] + worker
 

@@ -531,16 +531,20 @@ def run(run_dir: Path, *, resume: bool = False, echo=sys.stdout) -> int:
         return 2 if failure.kind == "bad_input" else 1
     except StudioError as exc:
         _log_traceback(run_dir)
-        events.emit("finished", status="failed", error={"kind": "bad_input", "message": exc.message, "advice": exc.advice})
+        if is_main_process():
+            events.emit("finished", status="failed", error={"kind": "bad_input", "message": exc.message, "advice": exc.advice})
         return 2
     except MemoryError:
         _log_traceback(run_dir)
-        events.emit("finished", status="failed", error={
-            "kind": "out_of_memory", "message": "The computer ran out of memory (RAM).",
-            "advice": "Close other programs, or lower the batch size or the sequence length."})
+        if is_main_process():
+            events.emit("finished", status="failed", error={
+                "kind": "out_of_memory", "message": "The computer ran out of memory (RAM).",
+                "advice": "Close other programs, or lower the batch size or the sequence length."})
         return 1
     except Exception as exc:
         _log_traceback(run_dir)
+        if not is_main_process():
+            return 1
         events.emit("finished", status="failed", error={
             "kind": "crash", "message": f"Training stopped on an unexpected error: {type(exc).__name__}: {exc}"[:500],
             "advice": f"The full report is in {run_dir / runs.STDERR}. Resume the run to continue from the last checkpoint; "
