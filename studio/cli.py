@@ -283,6 +283,9 @@ def print_data_report(data: dict, out=None) -> None:
     w(f"Tokens   with the tokenizer of {data['model']} and {data['chat_template']} chat template; loss on {loss}\n")
     w(f"         length min {st['min']}, median {st['median']:.0f}, p95 {st['p95']:.0f}, max {st['max']}; "
       f"{st['total_tokens']:,} tokens in all\n")
+    if st.get("estimated_rows"):
+        w(f"         ({st['estimated_rows']:,} of {st['rows']:,} rows estimated from their length: a random sample and the "
+          f"longest rows were counted exactly)\n")
     cut = "split" if data["format"] == "text" else "cut"
     w(f"         {st['truncated_rows']} rows ({100 * st['truncated_share']:.1f}%) are longer than --seq-len {st['seq_len']} "
       f"and would be {cut}\n")
@@ -501,6 +504,34 @@ def cmd_runs(args) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+# studio export
+# ---------------------------------------------------------------------------------------------
+
+
+def cmd_export(args) -> int:
+    from studio.core.export import export_run
+
+    what = f"merged {args.dtype} model" if args.merged else "adapter"
+    if not args.json:
+        print(f"Exporting the {what} of {args.run_dir} ...", flush=True)
+    result = export_run(args.run_dir, args.to, merged=args.merged, dtype=args.dtype, ollama=args.ollama, force=args.force,
+                        max_shard_size=args.max_shard_size)
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+        return 0
+    verb = "Replaced the earlier export in" if result.replaced else "Exported to"
+    print(f"{verb} {result.path} ({result.size_bytes / 2**20:.1f} MB):")
+    for name in result.files:
+        print(f"  {name}")
+    print(f"Model card: {result.path / 'README.md'}")
+    if result.modelfile:
+        print(f"Ollama: cd {result.path} && ollama create NAME -f Modelfile  (read the Modelfile's comments first)")
+    for note in result.notes:
+        print(f"Note: {note}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
 # studio models
 # ---------------------------------------------------------------------------------------------
 
@@ -629,6 +660,16 @@ def build_parser() -> argparse.ArgumentParser:
     p_train = sub.add_parser("train", help="train an adapter (QLoRA) in a worker process, with live progress")
     _add_train_arguments(p_train)
     p_train.set_defaults(func=cmd_train)
+    p_export = sub.add_parser("export", help="export a run: the adapter with a model card, or a merged model; Ollama Modelfile")
+    p_export.add_argument("run_dir", type=Path, help="the run folder (or its name in the runs folder)")
+    p_export.add_argument("--to", type=Path, required=True, metavar="DIR", help="the folder to write (replaced only by a complete new export)")
+    p_export.add_argument("--merged", action="store_true", help="merge the adapter into a 16-bit copy of the base model (needs the base on disk)")
+    p_export.add_argument("--dtype", choices=["bf16", "fp16"], default="bf16", help="with --merged: the weights' dtype (default bf16)")
+    p_export.add_argument("--ollama", action="store_true", help="write an Ollama Modelfile (always written for Llama, Mistral and Gemma bases)")
+    p_export.add_argument("--force", action="store_true", help="replace a folder that is not an earlier export")
+    p_export.add_argument("--max-shard-size", default="4GB", help="with --merged: the largest weight file (default 4GB)")
+    p_export.add_argument("--json", action="store_true", help="print the result as JSON")
+    p_export.set_defaults(func=cmd_export)
     p_runs = sub.add_parser("runs", help="the runs: status, steps, final loss, size")
     p_runs.add_argument("--runs-dir", type=Path, help="another runs folder")
     p_runs.add_argument("--json", action="store_true")

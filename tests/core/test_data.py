@@ -393,3 +393,22 @@ def test_inspect_demo_data(tokenizer):
     assert 2 <= len(report.examples) <= 3
     assert any(seg["trained"] for seg in report.examples[0].segments)
     assert report.as_dict()["rows"] == rows
+
+
+def test_large_data_counts_a_sample_exactly_and_estimates_the_rest(tokenizer, monkeypatch):
+    """Beyond EXACT_ROWS rows a seeded sample and the longest rows are tokenized; the rest estimated."""
+    from studio.core.data import stats
+
+    loaded = load_data("demo")
+    renderer = Renderer(tokenizer)
+    exact, turns, estimated = stats.token_lengths(loaded.dataset, tokenizer, renderer)
+    assert estimated == 0
+    monkeypatch.setattr(stats, "EXACT_ROWS", 60)
+    monkeypatch.setattr(stats, "LONGEST_BY_CHARS", 10)
+    approx, approx_turns, estimated = stats.token_lengths(loaded.dataset, tokenizer, renderer)
+    assert 60 <= len(exact) - estimated <= 70  # the sample plus the longest rows (some overlap)
+    assert approx.sum() == pytest.approx(exact.sum(), rel=0.02)
+    assert approx_turns == pytest.approx(turns, rel=0.05)
+    assert approx.max() == exact.max()  # the longest rows are among those counted exactly
+    summary = stats.summarize(approx, 256, approx_turns, estimated_rows=estimated)
+    assert summary.as_dict()["estimated_rows"] == estimated

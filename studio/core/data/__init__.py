@@ -129,8 +129,8 @@ def inspect_data(source, *, model="demo", fmt: str | None = None, mapping: dict 
     info = model if isinstance(model, ModelInfo) else resolve_model(model)
     tokenizer = tokenizer or load_tokenizer(info)
     renderer = Renderer(tokenizer)
-    lengths, turns = token_lengths(loaded.dataset, tokenizer, renderer if loaded.is_chat else None)
-    stats = summarize(lengths, seq_len, turns)
+    lengths, turns, estimated = token_lengths(loaded.dataset, tokenizer, renderer if loaded.is_chat else None)
+    stats = summarize(lengths, seq_len, turns, estimated_rows=estimated)
     shown = []
     for index in _pick_examples(loaded.dataset, examples):
         row = loaded.dataset[index]
