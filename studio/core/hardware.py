@@ -130,3 +130,25 @@ def parse_gpu_memory(text: str) -> int:
     if value <= 0:
         raise StudioError(f"GPU memory must be positive (got {text}).", "Write it like 24GB.")
     return int(value * scale)
+
+
+def process_gpu_bytes(index: int = 0, pid: int | None = None) -> int | None:
+    """GPU memory the driver attributes to this process (CUDA context included), from NVML;
+    None where NVML cannot tell (no driver, some containers)."""
+    import os
+
+    pid = pid or os.getpid()
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+            for proc in pynvml.nvmlDeviceGetComputeRunningProcesses(handle):
+                if proc.pid == pid and proc.usedGpuMemory is not None:
+                    return int(proc.usedGpuMemory)
+            return None
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:
+        return None

@@ -88,6 +88,7 @@ class TrainingSection:
                                  default_factory=list)
     sample_max_tokens: int = _help("length of each sample answer, in tokens", default=64)
     num_processes: int = _help("GPUs (processes) to train on with accelerate; 1 for one GPU", default=1)
+    preflight: bool = _help("before training, run the longest batch once to check it fits (a few seconds)", default=True)
 
 
 @dataclass

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import IO, Iterator
 
-EVENT_TYPES = ("started", "step", "eval", "sample", "checkpoint", "finished", "log")
+EVENT_TYPES = ("started", "preflight", "step", "eval", "sample", "checkpoint", "finished", "log")
 STATUSES = ("completed", "cancelled", "failed")
 # How a failed run failed; the window shows kind-specific help.
 FAILURE_KINDS = ("out_of_memory", "nan_loss", "disk_full", "bad_input", "cancelled_hard", "crash", "killed")

@@ -260,8 +260,12 @@ def _make_callback(events: EventWriter, stop: Stop, run_dir: Path, *, start_step
                           grad_norm=logs.get("grad_norm"), tokens_per_s=tps, tokens_seen=tokens, elapsed_s=round(elapsed, 2),
                           eta_s=None if eta is None else round(eta, 1), epoch=logs.get("epoch"))
             if torch.cuda.is_available():
+                from studio.core.hardware import process_gpu_bytes
+
                 fields.update(gpu_bytes=torch.cuda.memory_allocated(), gpu_reserved_bytes=torch.cuda.memory_reserved(),
-                              gpu_peak_bytes=torch.cuda.max_memory_allocated())
+                              gpu_peak_bytes=torch.cuda.max_memory_allocated(),
+                              gpu_peak_reserved_bytes=torch.cuda.max_memory_reserved(),
+                              gpu_nvml_bytes=process_gpu_bytes(torch.cuda.current_device()))
             events.emit("step", **fields)
             if not math.isfinite(loss):
                 stop.failure = RunFailure(
@@ -419,6 +423,16 @@ def train(run_dir: Path, config: RunConfig, events: EventWriter, stop: Stop, *, 
                     planned_components={c.name: c.bytes for c in memory.components}, train_rows=len(train_ds),
                     eval_rows=len(eval_ds) if eval_ds is not None else 0, trainable_params=trainable,
                     total_params=info.total_params, pid=os.getpid(), processes=world)
+    if t.preflight:
+        from studio.core.training.preflight import run_preflight
+
+        try:
+            result = run_preflight(trainer, train_ds, eval_ds, t.batch_size)
+        except torch.cuda.OutOfMemoryError as exc:
+            raise RunFailure("out_of_memory", "The longest batch of this data does not fit in GPU memory "
+                             f"(checked before training: {str(exc).splitlines()[0][:160]}).", advice_for_oom()) from exc
+        if is_main_process():
+            events.emit("preflight", **result.as_event(memory.total_bytes))
     try:
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     except torch.cuda.OutOfMemoryError as exc:

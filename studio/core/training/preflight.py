@@ -1,0 +1,113 @@
+"""Fit before it starts: run the worst batch first.
+
+Runs that die of out-of-memory hundreds of steps in usually die at the one long example. The
+preflight builds the micro-batch of the longest training examples (after truncation), runs one
+forward, backward and optimizer step on it — and the longest eval batch's forward — measures the
+peak memory, then puts everything back: the adapter weights, the optimizer (empty again), the
+gradients and the random-number generators. Data order is untouched, so the run that follows is
+the same as one without preflight (tests/core/test_preflight.py checks it step for step on CPU).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PreflightResult:
+    tokens: int  # tokens in the worst training micro-batch
+    longest: int  # its longest sequence
+    allocated_bytes: int | None  # torch's peak allocated during the preflight (CUDA only)
+    reserved_bytes: int | None  # torch's peak reserved
+    nvml_bytes: int | None  # the process's GPU memory as the driver sees it (CUDA context included)
+
+    def as_event(self, planned_bytes: int) -> dict:
+        return {"planned_bytes": planned_bytes, "measured_allocated_bytes": self.allocated_bytes,
+                "measured_reserved_bytes": self.reserved_bytes, "measured_nvml_bytes": self.nvml_bytes,
+                "tokens": self.tokens, "longest": self.longest}
+
+
+def longest_rows(dataset, count: int) -> list[int]:
+    """Indices of the `count` longest rows (by token count)."""
+    lengths = [len(ids) for ids in dataset["input_ids"]]
+    return sorted(range(len(lengths)), key=lengths.__getitem__, reverse=True)[:count]
+
+
+def _rng_state():
+    import random
+
+    import numpy as np
+    import torch
+
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _restore_rng(state) -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state:
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def run_preflight(trainer, train_ds, eval_ds, batch_size: int) -> PreflightResult:
+    """One training step (and one eval forward) on the worst batches; leaves no trace on the run."""
+    import torch
+
+    from studio.core.hardware import process_gpu_bytes
+
+    model = trainer.model
+    collator = trainer.data_collator
+    worst = [train_ds[i] for i in longest_rows(train_ds, batch_size)]
+    batch = collator(worst)
+    device = next(p.device for p in model.parameters() if p.requires_grad)
+    batch = {k: v.to(device) for k, v in batch.items()}
+    cuda = device.type == "cuda"
+
+    trainable = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
+    rng = _rng_state()
+    optimizer = trainer.create_optimizer()  # Trainer reuses this optimizer when train() starts
+    was_training = model.training
+    if cuda:
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    try:
+        model.train()
+        with trainer.compute_loss_context_manager():
+            loss = trainer.compute_loss(model, batch)
+        trainer.accelerator.backward(loss)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        del loss
+        if eval_ds is not None and len(eval_ds):
+            eval_batch = collator([eval_ds[i] for i in longest_rows(eval_ds, batch_size)])
+            eval_batch = {k: v.to(device) for k, v in eval_batch.items()}
+            model.eval()
+            with torch.no_grad(), trainer.compute_loss_context_manager():
+                trainer.compute_loss(model, eval_batch)
+        nvml = process_gpu_bytes(device.index or 0) if cuda else None
+        if cuda:
+            torch.cuda.synchronize(device)
+        allocated = torch.cuda.max_memory_allocated(device) if cuda else None
+        reserved = torch.cuda.max_memory_reserved(device) if cuda else None
+    finally:
+        # Put everything back as it was: weights, an empty optimizer, no gradients, the same RNG.
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if name in trainable:
+                    p.copy_(trainable[name])
+                    p.grad = None
+        optimizer.state.clear()
+        _restore_rng(rng)
+        model.train(was_training)
+        if cuda:
+            torch.cuda.empty_cache()
+    return PreflightResult(int(batch["input_ids"].numel()), int(batch["input_ids"].shape[1]), allocated, reserved, nvml)
