@@ -113,6 +113,13 @@ class TryModel:
         if (adapter_dir / "studio.json").is_file():
             meta = json.loads((adapter_dir / "studio.json").read_text(encoding="utf-8"))
         base_path = base or meta.get("base_model_path") or json.loads((adapter_dir / "adapter_config.json").read_text())["base_model_name_or_path"]
+        if base is None and not (Path(str(base_path)).expanduser() / "config.json").is_file() and meta.get("recipe"):
+            # the recorded folder moved (the studio was reinstalled elsewhere): find the base again
+            from studio.core.export import locate_base
+            from studio.core.recipe import RunConfig
+
+            found, hub_id = locate_base(meta, RunConfig.from_dict(meta["recipe"]), adapter_dir)
+            base_path = str(found) if found else (hub_id or base_path)
         tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token

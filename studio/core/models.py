@@ -327,6 +327,21 @@ def _has_chat_template(folder: Path | None) -> bool:
     return False
 
 
+def card_license(folder: Path | None) -> str | None:
+    """The `license:` in a model card's YAML front matter (README.md), where hub models state it."""
+    if folder is None:
+        return None
+    try:
+        text = (Path(folder) / "README.md").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    front = re.match(r"---\s*\n(.*?)\n---", text, re.S)
+    if not front:
+        return None
+    found = re.search(r"^license:\s*['\"]?([^'\"\n]+?)['\"]?\s*$", front.group(1), re.M)
+    return found.group(1) if found else None
+
+
 def _weights_on_disk(folder: Path | None) -> tuple[int, str | None]:
     if folder is None:
         return 0, None
@@ -505,7 +520,7 @@ def inspect_folder(
         has_chat_template=(entry.chat_template if entry else False) or _has_chat_template(weights_folder or folder),
         path=None if entry else folder,
         hub_id=hub_id or (entry.hub_id if entry else None),
-        license=entry.license if entry else raw.get("license"),
+        license=entry.license if entry else (raw.get("license") or card_license(weights_folder or folder)),
         family=entry.family if entry else None,
         catalog_name=entry.name if entry else None,
         weights_bytes=weights_bytes,

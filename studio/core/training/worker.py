@@ -422,7 +422,8 @@ def train(run_dir: Path, config: RunConfig, events: EventWriter, stop: Stop, *, 
                     compute_dtype=compute_dtype, precision=t.precision, optimizer=shape.optimizer, planned_bytes=memory.total_bytes,
                     planned_components={c.name: c.bytes for c in memory.components}, train_rows=len(train_ds),
                     eval_rows=len(eval_ds) if eval_ds is not None else 0, trainable_params=trainable,
-                    total_params=info.total_params, pid=os.getpid(), processes=world)
+                    total_params=info.total_params, pid=os.getpid(), processes=world, data_format=loaded.format,
+                    data_rows=loaded.rows_kept)
     if t.preflight:
         from studio.core.training.preflight import run_preflight
 
@@ -449,9 +450,9 @@ def train(run_dir: Path, config: RunConfig, events: EventWriter, stop: Stop, *, 
         else:
             final_eval = trainer.evaluate().get("eval_loss")  # on_evaluate emits the event
     if is_main_process():
-        if samples and not stop.cancel_requested and (not t.sample_every or step % t.sample_every):
+        if samples and t.sample_every and not stop.cancel_requested and step % t.sample_every:
             callback.emit_samples(model, step)
-        save_adapter(model, tokenizer, run_dir, config, info, precision.mode)
+        save_adapter(model, tokenizer, run_dir, config, info, precision.mode, loaded.format)
     status = "cancelled" if stop.cancel_requested else "completed"
     return {"status": status, "step": step, "adapter": runs.ADAPTER, "eval_loss": final_eval}
 
@@ -464,7 +465,7 @@ def _device_name(device) -> str:
     return "CPU"
 
 
-def save_adapter(model, tokenizer, run_dir: Path, config: RunConfig, info, precision: str) -> Path:
+def save_adapter(model, tokenizer, run_dir: Path, config: RunConfig, info, precision: str, data_format: str | None = None) -> Path:
     """Write the adapter beside its final place, then rename: a crash never leaves half an adapter."""
     from studio.core.data.tokens import chat_template_of
 
@@ -476,8 +477,9 @@ def save_adapter(model, tokenizer, run_dir: Path, config: RunConfig, info, preci
     tokenizer.chat_template = template  # saved with the adapter, so inference renders prompts as training did
     tokenizer.save_pretrained(work)
     meta = {"base_model": config.model.source, "base_model_path": str(info.path) if info.path else info.hub_id,
-            "base_model_name": info.name, "license": info.license, "precision": precision, "chat_template_is_default": is_default,
-            "recipe": config.to_dict()}
+            "base_model_name": info.name, "base_hub_id": info.hub_id, "license": info.license, "model_type": info.model_type,
+            "architecture": info.architecture, "precision": precision, "chat_template_is_default": is_default,
+            "data_format": data_format, "recipe": config.to_dict()}
     (work / "studio.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
     old = run_dir / f".{runs.ADAPTER}.old"
     if final.exists():

@@ -1,0 +1,870 @@
+"""Export a finished run: the PEFT adapter with a model card, or a merged 16-bit model, and a
+Modelfile for Ollama.
+
+    DIR/
+        adapter_model.safetensors, adapter_config.json   the adapter (adapter export)
+        config.json, model*.safetensors                   the merged model (--merged), sharded
+        tokenizer files, chat_template.jinja              the tokenizer and the chat template training used
+        README.md                                         model card: base model, license, data, recipe, loss
+        loss.svg                                          the loss curve, drawn from the run's events
+        run.toml                                          the recipe: `studio train --recipe run.toml` runs it again
+        Modelfile                                         for `ollama create` (when asked, or when Ollama takes
+                                                          adapters of this architecture)
+        studio-export.json                                what this folder is (so a later export may replace it)
+
+Everything is written into a hidden sibling folder first and renamed into place only once it is
+complete; an earlier export at DIR is replaced only then. An interrupted export never leaves half
+a model where a good one was.
+
+The core draws the loss plot itself (a small SVG): it imports neither Qt nor matplotlib.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import struct
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+from xml.sax.saxutils import escape
+
+from studio.core import paths, runs
+from studio.core.errors import StudioError
+from studio.core.models import card_license
+from studio.core.recipe import RunConfig
+from studio.core.training.events import read_events
+
+MARKER = "studio-export.json"
+CARD = "README.md"
+PLOT = "loss.svg"
+MODELFILE = "Modelfile"
+DTYPES = {"bf16": "bfloat16", "fp16": "float16"}
+DEFAULT_SHARD_SIZE = "4GB"
+DISK_MARGIN = 64 * 1024**2  # kept free beyond the export's expected size
+# Ollama documents `ADAPTER` (safetensors LoRA) for Llama, Mistral/Mixtral and Gemma 1/2 models
+# (docs/import.md, "Importing a fine tuned adapter from Safetensors weights").
+OLLAMA_ADAPTER_TYPES = ("llama", "mistral", "mixtral", "gemma", "gemma2")
+ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_config.json")
+# Files of the run's adapter folder that are not tokenizer files.
+_NOT_TOKENIZER = {"README.md", "studio.json", *ADAPTER_WEIGHTS}
+
+
+def free_bytes(path: Path) -> int:
+    """Free space where `path` will be (its nearest existing folder); tests replace it."""
+    path = Path(path)
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return shutil.disk_usage(path).free
+
+
+# ---------------------------------------------------------------------------------------------
+# What a run folder tells about itself
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    run_dir: Path
+    adapter_dir: Path
+    config: RunConfig
+    meta: dict  # the adapter's studio.json (empty for adapters from elsewhere)
+    status: str
+    step: int
+    total_steps: int | None
+    losses: list[tuple[int, float]]
+    eval_losses: list[tuple[int, float]]
+    final_eval_loss: float | None
+    train_rows: int | None
+    eval_rows: int | None
+    data_format: str | None
+    base_name: str
+    base_hub_id: str | None
+    base_path: Path | None  # a local folder with the base's config.json, when it is on this computer
+    base_license: str | None
+    model_type: str | None
+
+    @property
+    def final_loss(self) -> float | None:
+        return self.losses[-1][1] if self.losses else None
+
+    @property
+    def base_reference(self) -> str:
+        """How others find the base: its hub id when known, else the folder it was loaded from."""
+        return self.base_hub_id or (str(self.base_path) if self.base_path else self.meta.get("base_model_path") or self.base_name)
+
+
+def read_run(run_dir: Path) -> RunFacts:
+    """Everything an export needs from a run folder; a StudioError when there is nothing to export."""
+    run_dir = Path(run_dir).expanduser()
+    if not run_dir.is_dir() and not run_dir.is_absolute() and (runs.runs_root() / run_dir).is_dir():
+        run_dir = runs.runs_root() / run_dir  # a run's name, as `studio runs` lists it
+    if not run_dir.is_dir():
+        raise StudioError(f"There is no run folder at {run_dir}.", "Pick a folder from `studio runs`.")
+    config = runs.load_recipe(run_dir)
+    events = read_events(run_dir / runs.EVENTS)
+    status = runs.status_of(run_dir, events)
+    adapter_dir = run_dir / runs.ADAPTER
+    if status == "running":
+        raise StudioError(f"The run {run_dir.name} is still training.",
+                          "Wait until it finishes, or cancel it (it saves the adapter), then export.")
+    if not all((adapter_dir / name).is_file() for name in ADAPTER_WEIGHTS):
+        finished = next((e for e in reversed(events) if e["type"] == "finished"), None) or {}
+        error = finished.get("error") or {}
+        why = {"failed": f" It failed before saving one: {error.get('message', 'no reason recorded')}",
+               "interrupted": " It stopped before saving one (the process ended without a word).",
+               "created": " It never started training."}.get(status, "")
+        advice = ("Resume it from its last checkpoint (studio train --resume RUN_DIR) and export when it has finished."
+                  if runs.resume_point(run_dir) else "Train it again: `studio train --recipe run.toml` with the recipe in the run folder.")
+        raise StudioError(f"The run {run_dir.name} has no trained adapter to export.{why}", advice)
+    meta: dict = {}
+    if (adapter_dir / "studio.json").is_file():
+        try:
+            meta = json.loads((adapter_dir / "studio.json").read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            meta = {}
+    series = runs.metrics(events)
+    started = next((e for e in reversed(events) if e["type"] == "started"), None) or {}
+    finished = next((e for e in reversed(events) if e["type"] == "finished"), None) or {}
+    final_eval = finished.get("eval_loss")
+    if final_eval is None and series["eval_loss"]:
+        final_eval = series["eval_loss"][-1][1]
+    base_path, hub_id = locate_base(meta, config, adapter_dir)
+    model_type = meta.get("model_type")
+    if model_type is None and base_path is not None:
+        model_type = _read_json(base_path / "config.json").get("model_type")
+    license_ = meta.get("license") or _catalog_license(config.model.source, hub_id) or card_license(base_path)
+    return RunFacts(
+        run_dir=run_dir, adapter_dir=adapter_dir, config=config, meta=meta, status=status,
+        step=finished.get("step") or (series["loss"][-1][0] if series["loss"] else 0),
+        total_steps=started.get("total_steps"), losses=series["loss"], eval_losses=series["eval_loss"],
+        final_eval_loss=final_eval, train_rows=started.get("train_rows"), eval_rows=started.get("eval_rows"),
+        data_format=config.data.format or started.get("data_format"),
+        base_name=meta.get("base_model_name") or config.model.source, base_hub_id=hub_id, base_path=base_path,
+        base_license=license_, model_type=model_type,
+    )
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def locate_base(meta: dict, config: RunConfig, adapter_dir: Path) -> tuple[Path | None, str | None]:
+    """(local folder of the base model or None, its hub id or None).
+
+    The folder the run loaded it from first; then what the recipe names (the demo, a folder, a hub
+    id or catalog name found in the Hugging Face cache), so a studio reinstalled elsewhere still finds it.
+    """
+    from studio.core.models import HUB_ID, cached_snapshot, catalog_entry
+
+    source = (config.model.source or "").strip()
+    recorded = meta.get("base_model_path") or _read_json(adapter_dir / "adapter_config.json").get("base_model_name_or_path")
+    hub_id = None
+    for candidate in (recorded, source):
+        if candidate and HUB_ID.match(candidate) and not Path(candidate).expanduser().exists():
+            hub_id = candidate
+            break
+    if hub_id is None and source:
+        try:
+            entry = catalog_entry(source)
+        except Exception:  # a broken catalog must not stop an export
+            entry = None
+        hub_id = entry.hub_id if entry is not None else None
+    folders = [recorded, source] if source.lower() not in ("demo", "demo-model", "builtin:demo") else [recorded, paths.demo_model_dir()]
+    for folder in folders:
+        if folder and (Path(folder).expanduser() / "config.json").is_file():
+            return Path(folder).expanduser(), hub_id
+    if hub_id:
+        try:
+            snapshot = cached_snapshot(hub_id)
+        except Exception:
+            snapshot = None
+        if snapshot is not None:
+            return snapshot, hub_id
+    return None, hub_id
+
+
+def _catalog_license(source: str, hub_id: str | None) -> str | None:
+    from studio.core.models import catalog_entry
+
+    for key in (source, hub_id):
+        if key:
+            try:
+                entry = catalog_entry(key)
+            except Exception:
+                entry = None
+            if entry is not None and entry.license:
+                return entry.license
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# The loss plot (SVG, pure Python)
+# ---------------------------------------------------------------------------------------------
+
+
+def _nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+    if hi <= lo:
+        return [lo]
+    raw = (hi - lo) / max(count - 1, 1)
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    first = math.ceil(lo / step - 1e-9) * step
+    ticks, value = [], first
+    while value <= hi + 1e-9 * step:
+        ticks.append(round(value, 10))
+        value += step
+    return ticks
+
+
+def loss_svg(losses: list[tuple[int, float]], eval_losses: list[tuple[int, float]], *, title: str = "Loss",
+             width: int = 640, height: int = 360) -> str:
+    """The training loss per step (a line) and the eval loss (points joined by a dashed line)."""
+    left, right, top, bottom = 56, 16, 36, 40
+    pw, ph = width - left - right, height - top - bottom
+    points = [(s, v) for s, v in list(losses) + list(eval_losses) if v is not None and math.isfinite(v)]
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+           'font-family="sans-serif" font-size="12">',
+           f'<title>{escape(title)}</title>',
+           f'<rect x="0" y="0" width="{width}" height="{height}" fill="white"/>',
+           f'<text x="{left}" y="22" font-size="14" font-weight="bold">{escape(title)}</text>']
+    if not points:
+        out.append(f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle">No loss was recorded.</text>')
+        return "\n".join(out + ["</svg>"]) + "\n"
+    x_lo, x_hi = min(s for s, _ in points), max(s for s, _ in points)
+    y_lo, y_hi = min(v for _, v in points), max(v for _, v in points)
+    if x_hi == x_lo:
+        x_lo, x_hi = x_lo - 1, x_hi + 1
+    pad = (y_hi - y_lo) * 0.05 or max(abs(y_hi) * 0.05, 0.05)
+    y_lo, y_hi = y_lo - pad, y_hi + pad
+
+    def sx(step: float) -> float:
+        return round(left + (step - x_lo) / (x_hi - x_lo) * pw, 2)
+
+    def sy(value: float) -> float:
+        return round(top + (y_hi - value) / (y_hi - y_lo) * ph, 2)
+
+    out.append(f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#888"/>')
+    for tick in _nice_ticks(y_lo, y_hi, 7):
+        y = sy(tick)
+        out.append(f'<line x1="{left}" y1="{y}" x2="{left + pw}" y2="{y}" stroke="#e4e4e4"/>')
+        out.append(f'<text x="{left - 6}" y="{y + 4}" text-anchor="end">{tick:g}</text>')
+    for tick in _nice_ticks(x_lo, x_hi, 6):
+        if tick != int(tick):
+            continue
+        x = sx(tick)
+        out.append(f'<line x1="{x}" y1="{top + ph}" x2="{x}" y2="{top + ph + 4}" stroke="#888"/>')
+        out.append(f'<text x="{x}" y="{top + ph + 18}" text-anchor="middle">{int(tick)}</text>')
+    out.append(f'<text x="{left + pw / 2}" y="{height - 6}" text-anchor="middle">step</text>')
+    train = [(s, v) for s, v in losses if v is not None and math.isfinite(v)]
+    evals = [(s, v) for s, v in eval_losses if v is not None and math.isfinite(v)]
+    if train:
+        coords = " ".join(f"{sx(s)},{sy(v)}" for s, v in train)
+        out.append(f'<polyline class="train" points="{coords}" fill="none" stroke="#1f77b4" stroke-width="2"/>')
+    if evals:
+        coords = " ".join(f"{sx(s)},{sy(v)}" for s, v in evals)
+        out.append(f'<polyline class="eval" points="{coords}" fill="none" stroke="#ff7f0e" stroke-width="1.5" '
+                   'stroke-dasharray="5,4"/>')
+        for s, v in evals:
+            out.append(f'<circle class="eval" cx="{sx(s)}" cy="{sy(v)}" r="3.5" fill="#ff7f0e"><title>step {s}: eval loss '
+                       f'{v:.4f}</title></circle>')
+    lx = left + pw - 150
+    out.append(f'<line x1="{lx}" y1="22" x2="{lx + 20}" y2="22" stroke="#1f77b4" stroke-width="2"/>'
+               f'<text x="{lx + 26}" y="26">train</text>')
+    if evals:
+        out.append(f'<circle cx="{lx + 85}" cy="22" r="3.5" fill="#ff7f0e"/><text x="{lx + 94}" y="26">eval</text>')
+    return "\n".join(out + ["</svg>"]) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Ollama: a Modelfile whose TEMPLATE renders prompts as training did
+# ---------------------------------------------------------------------------------------------
+
+# Ollama's Go templates for the two prompt formats the studio trains with. `{{ range .Messages }}`
+# sees a system prompt as the first message, as the chat template does. The tokenizer's BOS token
+# is left out: Ollama adds it itself when the model's tokenizer asks for one.
+CHATML_GO_TEMPLATE = "{{ range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}<|im_start|>assistant\n"
+
+
+def studio_default_go_template(eos: str) -> str:
+    """The Go version of tokens.DEFAULT_CHAT_TEMPLATE (plain "### User:" / "### Assistant:" turns)."""
+    return ('{{ range .Messages }}{{ if eq .Role "system" }}### System:\n{{ .Content }}\n\n'
+            '{{ else if eq .Role "user" }}### User:\n{{ .Content }}\n\n'
+            '{{ else }}### Assistant:\n{{ .Content }}' + eos + '\n\n{{ end }}{{ end }}### Assistant:\n')
+
+
+# Conversations both templates must render to the same text before a TEMPLATE is written.
+PROBE_CONVERSATIONS = (
+    [{"role": "user", "content": "How often should I water a cactus?"}],
+    [{"role": "system", "content": "You are brief."}, {"role": "user", "content": "Hi!\nTwo lines."}],
+    [{"role": "user", "content": "First question?"}, {"role": "assistant", "content": "First answer."},
+     {"role": "user", "content": "And then — ünïcode?"}],
+    [{"role": "system", "content": "S"}, {"role": "user", "content": "U1"}, {"role": "assistant", "content": "A1"},
+     {"role": "user", "content": "U2"}],
+)
+
+
+@dataclass(frozen=True)
+class OllamaTemplate:
+    kind: str | None  # "chatml", "studio-default", or None when the studio cannot translate the template
+    template: str | None  # Ollama Go template text
+    stops: tuple[str, ...]
+    note: str = ""
+
+
+def ollama_template(tokenizer, chat_template: str | None = None) -> OllamaTemplate:
+    """Translate the chat template training used into Ollama's TEMPLATE, when it is one the studio knows.
+
+    A candidate is accepted only if it renders every probe conversation to exactly the text the
+    chat template renders (less the leading BOS token), so a look-alike template with a default
+    system prompt or other extras is never translated wrongly.
+    """
+    from studio.core.data.tokens import DEFAULT_CHAT_TEMPLATE, chat_template_of
+
+    template = chat_template or chat_template_of(tokenizer)[0]
+    eos = getattr(tokenizer, "eos_token", None) or ""
+    candidates = [("chatml", CHATML_GO_TEMPLATE, ("<|im_end|>", "<|im_start|>")),
+                  ("studio-default", studio_default_go_template(eos), tuple(s for s in (eos, "### User:") if s))]
+    if template == DEFAULT_CHAT_TEMPLATE:
+        candidates.reverse()
+    for kind, go, stops in candidates:
+        if _renders_like(tokenizer, template, go):
+            return OllamaTemplate(kind, go, stops)
+    return OllamaTemplate(None, None, (eos,) if eos else (), note="not translatable")
+
+
+def _renders_like(tokenizer, chat_template: str, go_template: str) -> bool:
+    bos = getattr(tokenizer, "bos_token", None) or ""
+    checked = 0
+    for conversation in PROBE_CONVERSATIONS:
+        try:
+            expected = tokenizer.apply_chat_template(conversation, chat_template=chat_template, tokenize=False,
+                                                     add_generation_prompt=True)
+        except Exception:  # e.g. a template that refuses system messages: that probe says nothing
+            continue
+        if bos and expected.startswith(bos):
+            expected = expected[len(bos):]
+        try:
+            if render_go_template(go_template, conversation) != expected:
+                return False
+        except ValueError:
+            return False
+        checked += 1
+    return checked > 0
+
+
+_GO_ACTION = re.compile(r"\{\{(-\s)?\s*(.*?)\s*(\s-)?\}\}", re.S)
+
+
+def render_go_template(template: str, messages: list[dict], system: str = "") -> str:
+    """Render the small subset of Go's text/template that the studio's TEMPLATEs use, as Ollama would:
+    text, `{{ .Field }}`, `{{ range .Messages }}`, `{{ if }}`/`{{ else if }}`/`{{ else }}` with `eq`/`ne`
+    and plain fields, `{{- ` / ` -}}` whitespace trimming. Anything else raises ValueError."""
+    tokens: list[tuple[str, str]] = []
+    pos, trim_next = 0, False
+    for m in _GO_ACTION.finditer(template):
+        text = template[pos:m.start()]
+        if trim_next:
+            text = text.lstrip()
+        if m.group(1):
+            text = text.rstrip()
+        tokens.append(("text", text))
+        tokens.append(("action", m.group(2).strip()))
+        trim_next = bool(m.group(3))
+        pos = m.end()
+    tail = template[pos:]
+    tokens.append(("text", tail.lstrip() if trim_next else tail))
+    nodes, i, end = _go_parse(tokens, 0)
+    if end is not None or i != len(tokens):
+        raise ValueError(f"unbalanced template: unexpected {{{{ {end} }}}}")
+    msgs = [{"Role": m["role"], "Content": m["content"]} for m in messages]
+    if system and not any(m["Role"] == "system" for m in msgs):
+        msgs.insert(0, {"Role": "system", "Content": system})
+    prompt = next((m["Content"] for m in reversed(msgs) if m["Role"] == "user"), "")
+    root = {"Messages": msgs, "System": system or next((m["Content"] for m in msgs if m["Role"] == "system"), ""),
+            "Prompt": prompt}
+    out: list[str] = []
+    _go_exec(nodes, root, root, out)
+    return "".join(out)
+
+
+def _go_parse(tokens, i):
+    """(nodes, next index, the terminating keyword: 'end', 'else', 'else if ...' or None at the end)."""
+    nodes = []
+    while i < len(tokens):
+        kind, value = tokens[i]
+        i += 1
+        if kind == "text":
+            if value:
+                nodes.append(("text", value))
+            continue
+        if value == "end" or value == "else" or value.startswith("else if "):
+            return nodes, i, value
+        if value.startswith("range "):
+            body, i, end = _go_parse(tokens, i)
+            if end != "end":
+                raise ValueError("range without end")
+            nodes.append(("range", value[6:].strip(), body))
+        elif value.startswith("if "):
+            branches, otherwise, cond = [], [], value[3:].strip()
+            while True:
+                body, i, end = _go_parse(tokens, i)
+                branches.append((cond, body))
+                if end == "end":
+                    break
+                if end == "else":
+                    otherwise, i, end = _go_parse(tokens, i)
+                    if end != "end":
+                        raise ValueError("else without end")
+                    break
+                if end and end.startswith("else if "):
+                    cond = end[8:].strip()
+                    continue
+                raise ValueError("if without end")
+            nodes.append(("if", branches, otherwise))
+        elif re.fullmatch(r"\.\w*", value):
+            nodes.append(("field", value))
+        else:
+            raise ValueError(f"unsupported action {{{{ {value} }}}}")
+    return nodes, i, None
+
+
+def _go_value(expr: str, dot, root):
+    if expr.startswith('"') and expr.endswith('"') and len(expr) >= 2:
+        return json.loads(expr)
+    if expr == ".":
+        return dot
+    if re.fullmatch(r"\$?\.\w+", expr):
+        scope = root if expr.startswith("$") else dot
+        return scope.get(expr.lstrip("$")[1:], "") if isinstance(scope, dict) else ""
+    raise ValueError(f"unsupported expression {expr}")
+
+
+def _go_cond(cond: str, dot, root) -> bool:
+    parts = re.findall(r'"(?:[^"\\]|\\.)*"|\S+', cond)
+    if len(parts) == 3 and parts[0] in ("eq", "ne"):
+        same = _go_value(parts[1], dot, root) == _go_value(parts[2], dot, root)
+        return same if parts[0] == "eq" else not same
+    if len(parts) == 2 and parts[0] == "not":
+        return not _go_value(parts[1], dot, root)
+    if len(parts) == 1:
+        return bool(_go_value(parts[0], dot, root))
+    raise ValueError(f"unsupported condition {cond}")
+
+
+def _go_exec(nodes, dot, root, out: list[str]) -> None:
+    for node in nodes:
+        if node[0] == "text":
+            out.append(node[1])
+        elif node[0] == "field":
+            out.append(str(_go_value(node[1], dot, root)))
+        elif node[0] == "range":
+            for item in _go_value(node[1], dot, root) or []:
+                _go_exec(node[2], item, root, out)
+        elif node[0] == "if":
+            for cond, body in node[1]:
+                if _go_cond(cond, dot, root):
+                    _go_exec(body, dot, root, out)
+                    break
+            else:
+                _go_exec(node[2], dot, root, out)
+
+
+def _quote(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def modelfile_text(facts: RunFacts, template: OllamaTemplate, *, merged: bool) -> str:
+    """The Modelfile: FROM the base (or the merged weights), ADAPTER ., TEMPLATE and stop parameters."""
+    name = facts.config.output.name
+    lines = [f"# Ollama Modelfile written by LoRA Studio for the run {facts.run_dir.name}.",
+             f"# In this folder:  ollama create {name.lower()} -f Modelfile   then:  ollama run {name.lower()}", "#"]
+    if merged:
+        lines += ["# The merged model in this folder (base + adapter, 16-bit safetensors).", "FROM ."]
+    else:
+        base_dir = facts.base_path or facts.meta.get("base_model_path")
+        where = str(base_dir) if base_dir and Path(base_dir).exists() else facts.base_reference
+        lines += [f"# FROM must be the very base model this adapter was trained on: {facts.base_name} ({facts.base_reference}).",
+                  "# Point it at that model's safetensors folder (as below) or at an Ollama model made from the same",
+                  "# weights; another model, even a fine-tuned sibling of it, gives erratic answers."]
+        if facts.meta.get("precision") in ("4bit", "8bit"):
+            bits = facts.meta["precision"].replace("bit", "-bit")
+            lines += [f"# The adapter was trained on a {bits} (QLoRA) copy of the base; Ollama applies it",
+                      "# to the base at Ollama's own precision, so answers can differ a little from the studio's.",
+                      "# `studio export --merged` gives a model that does not depend on this."]
+        if facts.model_type and facts.model_type not in OLLAMA_ADAPTER_TYPES:
+            lines += [f"# Note: Ollama documents adapters only for Llama, Mistral and Gemma models; this base is",
+                      f"# '{facts.model_type}', which `ollama create` may refuse. Use `studio export --merged` then."]
+        lines += [f"FROM {where}", "ADAPTER ."]
+    lines.append("")
+    if template.template is not None:
+        label = {"chatml": "ChatML (<|im_start|>role ... <|im_end|>)",
+                 "studio-default": "the studio's plain \"### User:\" / \"### Assistant:\" format"}[template.kind]
+        lines += [f"# The prompt format training used: {label}. The leading BOS token of the chat",
+                  "# template is left out: Ollama adds it when the model's tokenizer asks for one.",
+                  f'TEMPLATE """{template.template}"""']
+    else:
+        lines += ["# No TEMPLATE: the chat template this run trained with (chat_template.jinja in this folder) is",
+                  "# neither ChatML nor the studio's default format, and the studio does not translate other",
+                  "# templates automatically. Without TEMPLATE, Ollama uses the template it detects from the",
+                  "# base model, which is right only if training used the base model's own chat template.",
+                  "# To be sure, add a TEMPLATE \"\"\"...\"\"\" in Ollama's Go template syntax that renders the same",
+                  "# text as chat_template.jinja ({{ range .Messages }}{{ .Role }}{{ .Content }}{{ end }}, see",
+                  "# https://github.com/ollama/ollama/blob/main/docs/template.md), with a PARAMETER stop line",
+                  "# for each end-of-turn marker."]
+    for stop in template.stops:
+        lines.append(f"PARAMETER stop {_quote(stop)}")
+    return "\n".join(lines) + "\n"
+
+
+def wants_modelfile(facts: RunFacts, ollama: bool) -> bool:
+    return ollama or (facts.model_type in OLLAMA_ADAPTER_TYPES)
+
+
+# ---------------------------------------------------------------------------------------------
+# The model card
+# ---------------------------------------------------------------------------------------------
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def model_card(facts: RunFacts, *, merged: bool, dtype: str | None, export_dir: Path, has_modelfile: bool) -> str:
+    c = facts.config
+    license_ = facts.base_license or "unknown"
+    title = f"{c.output.name}: {'merged model' if merged else 'LoRA adapter'} for {facts.base_name}"
+    front = ["---"] + ([f"base_model: {_yaml(facts.base_hub_id)}"] if facts.base_hub_id else []) + [f"license: {_yaml(facts.base_license or 'other')}",
+             f"library_name: {'transformers' if merged else 'peft'}", "pipeline_tag: text-generation",
+             "tags: [lora-studio, lora, qlora" + (", merged" if merged else ", peft") + "]", "---", ""]
+    stopped = ""
+    if facts.status == "cancelled":
+        stopped = f" It was stopped early, at step {facts.step}" + (f" of {facts.total_steps}." if facts.total_steps else ".")
+    elif facts.status not in ("completed",):
+        stopped = f" (The run's last status is {facts.status}; this adapter is the last one it saved.)"
+    a, t, d = c.adapter, c.training, c.data
+    quant = {"4bit": f"a 4-bit {t.quant_type.upper()} (QLoRA) copy of the base", "8bit": "an 8-bit copy of the base",
+             "16bit": "the 16-bit base"}.get(facts.meta.get("precision") or t.precision, t.precision)
+    lines = front + [f"# {title}", "",
+                     f"Fine-tuned with LoRA Studio from the run `{facts.run_dir.name}`: a LoRA adapter "
+                     f"(rank {a.rank}, alpha {a.alpha}, on {', '.join(a.targets)}) trained on {quant} for {facts.step} "
+                     f"steps.{stopped}", ""]
+    if merged:
+        lines += [f"This folder holds the base model with the adapter merged into its weights, saved in {dtype} "
+                  "(the merge was done on the unquantized 16-bit base, never on 4-bit weights). It loads with "
+                  "`transformers` alone: no PEFT needed.", ""]
+    lines += ["## Base model", "",
+              f"- **Model:** {facts.base_name} (`{facts.base_reference}`)",
+              f"- **License:** {license_}" + ("" if facts.base_license else " — check the base model's own page") +
+              ". The adapter and anything made with it follow the base model's license.", ""]
+    rows = ""
+    if facts.train_rows is not None:
+        rows = f"{facts.train_rows + (facts.eval_rows or 0)} rows used ({facts.train_rows} for training, {facts.eval_rows or 0} held out for eval loss)"
+    lines += ["## Data", "",
+              f"- **Source:** `{d.source}`" + (" (the studio's built-in demo dataset)" if d.source == "demo" else ""),
+              f"- **Format:** {facts.data_format or 'detected automatically when training'}",
+              f"- **Rows:** {rows or 'not recorded'}",
+              f"- **Loss on:** {'the assistant turns only' if d.assistant_only else 'every token'}; sequences cut at "
+              f"{t.seq_len} tokens", ""]
+    first = facts.losses[0][1] if facts.losses else None
+    lines += ["## Results", "",
+              "| | loss |", "|---|---|",
+              f"| training, first step | {_fmt(first)} |",
+              f"| training, final (step {facts.losses[-1][0] if facts.losses else '—'}) | {_fmt(facts.final_loss)} |",
+              f"| eval, final | {_fmt(facts.final_eval_loss)} |", "",
+              f"![Training and eval loss per step]({PLOT})", ""]
+    name = str(export_dir)
+    if merged:
+        code = ["```python", "from transformers import AutoModelForCausalLM, AutoTokenizer", "",
+                f'model = AutoModelForCausalLM.from_pretrained("{name}", dtype="auto")',
+                f'tokenizer = AutoTokenizer.from_pretrained("{name}")']
+    else:
+        code = ["```python", "from peft import PeftModel", "from transformers import AutoModelForCausalLM, AutoTokenizer", "",
+                f'base = AutoModelForCausalLM.from_pretrained("{facts.base_reference}", dtype="auto")',
+                f'model = PeftModel.from_pretrained(base, "{name}")',
+                f'tokenizer = AutoTokenizer.from_pretrained("{name}")  # with the chat template training used']
+    code += ['messages = [{"role": "user", "content": "Your question"}]',
+             'inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)',
+             "out = model.generate(**inputs, max_new_tokens=128)",
+             'print(tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True))', "```"]
+    template_note = ("the studio's plain `### User:` / `### Assistant:` template (the base model has none of its own)"
+                     if facts.meta.get("chat_template_is_default") else "the base model's own chat template")
+    lines += ["## How to use it", "",
+              f"{'Load it with transformers' if merged else 'Load the base model, then the adapter with PEFT'}. Prompts must be "
+              f"rendered with the chat template saved here ({template_note}): `apply_chat_template` does that.", ""] + code + [""]
+    if not merged and (facts.meta.get("precision") or t.precision) in ("4bit", "8bit"):
+        lines += ["The adapter was trained on a quantized base. It also works on the 16-bit base as above; to reproduce "
+                  "training exactly, load the base with `BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="
+                  f'"{t.quant_type}", bnb_4bit_use_double_quant={t.double_quant})`.', ""]
+    if has_modelfile:
+        lines += ["With [Ollama](https://ollama.com): `ollama create NAME -f Modelfile` in this folder (read the comments "
+                  "in the Modelfile first).", ""]
+    lines += ["## Recipe", "",
+              f"`{runs.RECIPE}` in this folder is the complete recipe; `studio train --recipe {runs.RECIPE}` trains it again.", "",
+              "```toml", c.to_toml().rstrip(), "```", ""]
+    return "\n".join(lines)
+
+
+def _yaml(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False) if re.search(r"[:#\[\]{}&*!|>'\"%@`,]|^\s|\s$", value) else value
+
+
+# ---------------------------------------------------------------------------------------------
+# Atomic folders
+# ---------------------------------------------------------------------------------------------
+
+
+def is_export(folder: Path) -> bool:
+    return (Path(folder) / MARKER).is_file() and _read_json(Path(folder) / MARKER).get("exporter") == "lora-studio"
+
+
+def check_target(target: Path, run_dir: Path, *, force: bool = False) -> None:
+    target, run_dir = Path(target).resolve(), Path(run_dir).resolve()
+    adapter = run_dir / runs.ADAPTER
+    if target == run_dir or target in run_dir.parents or target == adapter or adapter in target.parents:
+        raise StudioError(f"{target} would replace the run's own files.", "Export to a folder outside the run folder (--to DIR).")
+    if target.exists() and not target.is_dir():
+        raise StudioError(f"{target} is a file, not a folder.", "Choose a new or empty folder for the export (--to DIR).")
+    if target.is_dir() and any(target.iterdir()) and not is_export(target) and not force:
+        raise StudioError(f"{target} already holds files that are not a LoRA Studio export.",
+                          "Choose a new or empty folder, or add --force to replace everything in it.")
+
+
+def _stamp() -> str:
+    return f"{os.getpid()}-{time.monotonic_ns()}"
+
+
+def _pid_of(name: str) -> int | None:
+    m = re.search(r"\.(?:partial|old)-(\d+)-\d+$", name)
+    return int(m.group(1)) if m else None
+
+
+def _clean_stale(target: Path) -> None:
+    """Leftovers of an export that was killed: a partial folder goes; an earlier export that was moved
+    aside for the swap goes back where it was if nothing took its place."""
+    parent = target.parent
+    if not parent.is_dir():
+        return
+    for leftover in parent.iterdir():
+        if not leftover.name.startswith(f".{target.name}."):
+            continue
+        pid = _pid_of(leftover.name)
+        if pid is None or (pid != os.getpid() and runs.pid_alive(pid)):
+            continue
+        if ".old-" in leftover.name and not target.exists():
+            leftover.rename(target)
+        else:
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def write_atomically(target: Path, build: Callable[[Path], None]) -> bool:
+    """Build the folder in a hidden sibling, then swap it in; returns whether an older folder was replaced."""
+    target = Path(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StudioError(f"The folder {target.parent} cannot be created: {exc.strerror}.", "Choose a folder you can write to.") from exc
+    _clean_stale(target)
+    work = target.parent / f".{target.name}.partial-{_stamp()}"
+    try:
+        work.mkdir()
+        build(work)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    old = None
+    if target.exists():
+        old = target.parent / f".{target.name}.old-{_stamp()}"
+        target.rename(old)
+    try:
+        work.rename(target)
+    except BaseException:
+        if old is not None:
+            old.rename(target)
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return old is not None
+
+
+# ---------------------------------------------------------------------------------------------
+# The export
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    kind: str  # "adapter" or "merged"
+    files: tuple[str, ...]
+    size_bytes: int
+    replaced: bool  # an earlier export at the same place was replaced
+    modelfile: bool
+    template: str | None  # the Modelfile's TEMPLATE: "chatml", "studio-default" or None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def as_dict(self) -> dict:
+        return {"path": str(self.path), "kind": self.kind, "files": list(self.files), "size_bytes": self.size_bytes,
+                "replaced": self.replaced, "modelfile": self.modelfile, "template": self.template, "notes": list(self.notes)}
+
+
+def _safetensors_params(folder: Path) -> int:
+    """Parameters stored in a folder's *.safetensors files, read from their headers (no weights loaded)."""
+    total = 0
+    for file in sorted(Path(folder).glob("*.safetensors")):
+        with file.open("rb") as fh:
+            (length,) = struct.unpack("<Q", fh.read(8))
+            header = json.loads(fh.read(length))
+        for name, entry in header.items():
+            if name != "__metadata__":
+                total += math.prod(entry.get("shape") or [1])
+    return total
+
+
+def expected_bytes(facts: RunFacts, merged: bool) -> int:
+    tokenizer = sum(p.stat().st_size for p in facts.adapter_dir.iterdir() if p.is_file() and p.name not in _NOT_TOKENIZER)
+    if not merged:
+        return runs.folder_size(facts.adapter_dir) + 1024**2
+    params = _safetensors_params(facts.base_path) if facts.base_path else 0
+    weights = 2 * params if params else runs.folder_size(facts.base_path) if facts.base_path else 0
+    return weights + tokenizer + 1024**2
+
+
+def _check_space(target: Path, need: int) -> None:
+    free = free_bytes(target.parent)
+    if free < need + DISK_MARGIN:
+        raise StudioError(f"Only {free / 1e6:,.0f} MB are free where the export goes; it needs about "
+                          f"{(need + DISK_MARGIN) / 1e6:,.0f} MB.",
+                          f"Free some disk space in {target.parent}, or export somewhere else (--to DIR).")
+
+
+def _base_for_merge(facts: RunFacts) -> Path:
+    base = facts.base_path
+    recorded = facts.meta.get("base_model_path") or facts.base_reference
+    if base is None:
+        raise StudioError(f"The base model {facts.base_name} ({recorded}) is no longer on this computer, and a merged "
+                          "export needs its weights.",
+                          "Put the base model back (download it again, or restore its folder), or export the adapter "
+                          "alone (without --merged): it needs no base model.")
+    weights = list(base.glob("*.safetensors"))
+    if not weights:
+        pickled = list(base.glob("*.bin"))
+        if not pickled:
+            raise StudioError(f"The base model folder {base} has no weights (*.safetensors).",
+                              "Download the complete model, or export the adapter alone (without --merged).")
+        if not facts.config.model.allow_pickle:
+            raise StudioError(f"{base} stores its weights as pickled .bin files, which can run code when loaded.",
+                              "Convert them to safetensors, or allow pickled weights in the recipe (allow_pickle) if you trust the source.")
+    return base
+
+
+def _copy_tokenizer(facts: RunFacts, work: Path, *, with_adapter: bool) -> None:
+    skip = {"README.md"} if with_adapter else _NOT_TOKENIZER
+    for item in facts.adapter_dir.iterdir():
+        if item.is_file() and item.name not in skip:
+            shutil.copy2(item, work / item.name)
+
+
+def _write_adapter(facts: RunFacts, work: Path) -> None:
+    _copy_tokenizer(facts, work, with_adapter=True)
+    # The adapter's config names the base others should load: its hub id when known.
+    config_path = work / "adapter_config.json"
+    adapter_config = _read_json(config_path)
+    if adapter_config and facts.base_hub_id:
+        adapter_config["base_model_name_or_path"] = facts.base_hub_id
+        config_path.write_text(json.dumps(adapter_config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _write_merged(facts: RunFacts, work: Path, dtype: str, max_shard_size: str) -> None:
+    import warnings
+
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    base = _base_for_merge(facts)
+    kwargs: dict = {"dtype": getattr(torch, DTYPES[dtype]), "trust_remote_code": facts.config.model.trust_remote_code}
+    if not list(base.glob("*.safetensors")):
+        kwargs["use_safetensors"] = False
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # the CLI and the window show their own progress
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            model = AutoModelForCausalLM.from_pretrained(str(base), **kwargs)
+        except OSError as exc:
+            raise StudioError(f"The base model at {base} could not be loaded: {exc}",
+                              "The merge needs the exact model the run trained on; restore its folder.") from exc
+        # Merged in 16-bit on the unquantized base: merging into 4-bit weights would round the adapter away.
+        model = PeftModel.from_pretrained(model, str(facts.adapter_dir))
+        model = model.merge_and_unload()
+        model.config.use_cache = True
+        model.save_pretrained(work, max_shard_size=max_shard_size)
+    if bars:
+        hf_logging.enable_progress_bar()
+    _copy_tokenizer(facts, work, with_adapter=False)
+
+
+def _write_extras(facts: RunFacts, work: Path, *, merged: bool, dtype: str | None, target: Path, ollama: bool) -> OllamaTemplate | None:
+    shutil.copy2(facts.run_dir / runs.RECIPE, work / runs.RECIPE)
+    (work / PLOT).write_text(loss_svg(facts.losses, facts.eval_losses, title=f"Loss — {facts.run_dir.name}"), encoding="utf-8")
+    template = None
+    if wants_modelfile(facts, ollama):
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(facts.adapter_dir))
+        template = ollama_template(tokenizer)
+        (work / MODELFILE).write_text(modelfile_text(facts, template, merged=merged), encoding="utf-8")
+    _write_card(facts, work, merged=merged, dtype=dtype, target=target, has_modelfile=template is not None)
+    return template
+
+
+def _write_card(facts: RunFacts, work: Path, *, merged: bool, dtype: str | None, target: Path, has_modelfile: bool) -> None:
+    card = model_card(facts, merged=merged, dtype=DTYPES.get(dtype or "", dtype), export_dir=target, has_modelfile=has_modelfile)
+    (work / CARD).write_text(card, encoding="utf-8")
+
+
+def export_run(run_dir: Path, target: Path, *, merged: bool = False, dtype: str = "bf16", ollama: bool = False,
+               force: bool = False, max_shard_size: str = DEFAULT_SHARD_SIZE) -> ExportResult:
+    """Export the run in `run_dir` to the folder `target` (see the module docstring for what it holds)."""
+    if merged and dtype not in DTYPES:
+        raise StudioError(f"The merged model's dtype is {dtype!r}, but it must be bf16 or fp16.",
+                          "Use --dtype bf16 (most GPUs since 2020) or --dtype fp16.")
+    facts = read_run(run_dir)
+    target = Path(target).expanduser().absolute()
+    check_target(target, facts.run_dir, force=force)
+    if merged:
+        _base_for_merge(facts)
+    _check_space(target, expected_bytes(facts, merged))
+    outcome: dict = {}
+
+    def build(work: Path) -> None:
+        if merged:
+            _write_merged(facts, work, dtype, max_shard_size)
+        else:
+            _write_adapter(facts, work)
+        outcome["template"] = _write_extras(facts, work, merged=merged, dtype=dtype if merged else None, target=target, ollama=ollama)
+        marker = {"exporter": "lora-studio", "kind": "merged" if merged else "adapter", "run": str(facts.run_dir.absolute()),
+                  "step": facts.step, "dtype": DTYPES[dtype] if merged else None, "base_model": facts.base_reference,
+                  "time": round(time.time(), 3)}
+        (work / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+
+    replaced = write_atomically(target, build)
+    template = outcome.get("template")
+    notes = []
+    if template is not None and template.template is None:
+        notes.append("The Modelfile has no TEMPLATE: this run's chat template is not one the studio can translate "
+                     "(see the comment in the Modelfile).")
+    files = tuple(sorted(p.name for p in target.iterdir()))
+    return ExportResult(path=target, kind="merged" if merged else "adapter", files=files, size_bytes=runs.folder_size(target),
+                        replaced=replaced, modelfile=template is not None, template=template.kind if template else None,
+                        notes=tuple(notes))
