@@ -834,8 +834,12 @@ def _write_card(facts: RunFacts, work: Path, *, merged: bool, dtype: str | None,
 
 
 def export_run(run_dir: Path, target: Path, *, merged: bool = False, dtype: str = "bf16", ollama: bool = False,
-               force: bool = False, max_shard_size: str = DEFAULT_SHARD_SIZE) -> ExportResult:
-    """Export the run in `run_dir` to the folder `target` (see the module docstring for what it holds)."""
+               force: bool = False, max_shard_size: str = DEFAULT_SHARD_SIZE,
+               progress: Callable[[str, float], None] | None = None) -> ExportResult:
+    """Export the run in `run_dir` to the folder `target` (see the module docstring for what it holds).
+    `progress(message, fraction)` hears of each stage, for the window's progress bar."""
+    say = progress or (lambda message, fraction: None)
+    say("Checking the run and the target folder", 0.0)
     if merged and dtype not in DTYPES:
         raise StudioError(f"The merged model's dtype is {dtype!r}, but it must be bf16 or fp16.",
                           "Use --dtype bf16 (most GPUs since 2020) or --dtype fp16.")
@@ -849,9 +853,12 @@ def export_run(run_dir: Path, target: Path, *, merged: bool = False, dtype: str 
 
     def build(work: Path) -> None:
         if merged:
+            say("Loading the base model in 16-bit and merging the adapter", 0.1)
             _write_merged(facts, work, dtype, max_shard_size)
         else:
+            say("Copying the adapter and tokenizer", 0.2)
             _write_adapter(facts, work)
+        say("Writing the model card, loss plot and recipe", 0.85)
         outcome["template"] = _write_extras(facts, work, merged=merged, dtype=dtype if merged else None, target=target, ollama=ollama)
         marker = {"exporter": "lora-studio", "kind": "merged" if merged else "adapter", "run": str(facts.run_dir.absolute()),
                   "step": facts.step, "dtype": DTYPES[dtype] if merged else None, "base_model": facts.base_reference,
@@ -859,6 +866,7 @@ def export_run(run_dir: Path, target: Path, *, merged: bool = False, dtype: str 
         (work / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
 
     replaced = write_atomically(target, build)
+    say("Done", 1.0)
     template = outcome.get("template")
     notes = []
     if template is not None and template.template is None:

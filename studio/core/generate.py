@@ -47,14 +47,28 @@ def _device_of(model):
         return torch.device("cpu")
 
 
+def _stopping(flag: threading.Event, should_stop: Callable[[], bool] | None):
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class Stop(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs) -> bool:
+            return flag.is_set() or bool(should_stop and should_stop())
+
+    return StoppingCriteriaList([Stop()])
+
+
 def generate(model, tokenizer, prompt: str | list[dict], settings: GenerationSettings = GenerationSettings(),
-             renderer: Renderer | None = None, on_text: Callable[[str], None] | None = None) -> str:
-    """The model's answer to `prompt`. With `on_text`, pieces of text arrive as they are generated."""
+             renderer: Renderer | None = None, on_text: Callable[[str], None] | None = None,
+             should_stop: Callable[[], bool] | None = None) -> str:
+    """The model's answer to `prompt`. With `on_text`, pieces of text arrive as they are generated.
+    Generation ends early, at the next token, when `should_stop()` turns true or `on_text` raises."""
     import torch
     from transformers import TextIteratorStreamer
 
     ids = prompt_ids(tokenizer, prompt, renderer).to(_device_of(model))
-    kwargs = dict(input_ids=ids, attention_mask=torch.ones_like(ids), **settings.kwargs(tokenizer))
+    stop_flag = threading.Event()
+    kwargs = dict(input_ids=ids, attention_mask=torch.ones_like(ids), stopping_criteria=_stopping(stop_flag, should_stop),
+                  **settings.kwargs(tokenizer))
     was_training = getattr(model, "training", False)
     model.eval()
     torch.manual_seed(settings.seed)
@@ -77,9 +91,14 @@ def generate(model, tokenizer, prompt: str | list[dict], settings: GenerationSet
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
         pieces = []
-        for piece in streamer:
-            pieces.append(piece)
-            on_text(piece)
+        try:
+            for piece in streamer:
+                pieces.append(piece)
+                on_text(piece)
+        except BaseException:
+            stop_flag.set()  # the generating thread ends at its next token instead of running on
+            thread.join()
+            raise
         thread.join()
         if errors:
             raise errors[0]
@@ -143,11 +162,12 @@ class TryModel:
         return cls(model, tokenizer, renderer)
 
     def answer(self, prompt: str | list[dict], settings: GenerationSettings = GenerationSettings(), *,
-               adapter: bool = True, on_text: Callable[[str], None] | None = None) -> str:
+               adapter: bool = True, on_text: Callable[[str], None] | None = None,
+               should_stop: Callable[[], bool] | None = None) -> str:
         if adapter:
-            return generate(self.model, self.tokenizer, prompt, settings, self.renderer, on_text)
+            return generate(self.model, self.tokenizer, prompt, settings, self.renderer, on_text, should_stop)
         with self.model.disable_adapter():
-            return generate(self.model, self.tokenizer, prompt, settings, self.renderer, on_text)
+            return generate(self.model, self.tokenizer, prompt, settings, self.renderer, on_text, should_stop)
 
     def compare(self, prompt: str | list[dict], settings: GenerationSettings = GenerationSettings()) -> dict:
         """The same prompt, the same settings: base first, then with the adapter."""

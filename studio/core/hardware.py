@@ -56,7 +56,8 @@ class GPU:
         return "bfloat16" if self.supports_bf16 else "float16"
 
 
-def _from_nvml() -> list[GPU]:
+def nvml_gpus() -> list[GPU]:
+    """GPUs as the driver sees them, without a CUDA context (safe to poll from the window every second)."""
     import pynvml
 
     pynvml.nvmlInit()
@@ -93,7 +94,7 @@ def _from_torch() -> list[GPU]:
 def detect_gpus() -> list[GPU]:
     """The CUDA GPUs of this computer; an empty list when there are none (or no driver)."""
     try:
-        gpus = _from_nvml()
+        gpus = nvml_gpus()
         if gpus:
             return gpus
     except Exception:  # no driver, no libnvidia-ml: not an error, just no NVIDIA GPU to see this way

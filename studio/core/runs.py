@@ -191,7 +191,7 @@ def folder_size(path: Path) -> int:
     return total
 
 
-def summarize_run(run_dir: Path) -> RunSummary:
+def summarize_run(run_dir: Path, *, with_size: bool = True) -> RunSummary:
     run_dir = Path(run_dir)
     events = read_events(run_dir / EVENTS)
     series = metrics(events)
@@ -214,18 +214,19 @@ def summarize_run(run_dir: Path) -> RunSummary:
         eval_loss=series["eval_loss"][-1][1] if series["eval_loss"] else None,
         started=started["time"] if started else None,
         model=model,
-        size_bytes=folder_size(run_dir),
+        size_bytes=folder_size(run_dir) if with_size else 0,
         error=(finished or {}).get("error") if status == "failed" else None,
         adapter=adapter if (adapter / "adapter_model.safetensors").is_file() else None,
         losses=series["loss"],
     )
 
 
-def list_runs(root: Path | None = None) -> list[RunSummary]:
+def list_runs(root: Path | None = None, *, with_size: bool = True) -> list[RunSummary]:
+    """Every run in the runs folder, newest first. `with_size=False` skips walking the checkpoints."""
     root = Path(root) if root else paths.runs_dir()
     if not root.is_dir():
         return []
-    runs = [summarize_run(p) for p in root.iterdir() if p.is_dir() and (p / RECIPE).is_file()]
+    runs = [summarize_run(p, with_size=with_size) for p in root.iterdir() if p.is_dir() and (p / RECIPE).is_file()]
     return sorted(runs, key=lambda r: r.started or os.path.getmtime(r.path), reverse=True)
 
 

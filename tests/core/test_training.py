@@ -329,3 +329,17 @@ def test_two_processes_train_the_same_adapter_format(tmp_path):
     first = events_of(double.run_dir, "step")[0]
     assert first["tokens_seen"] > events_of(single.run_dir, "step")[0]["tokens_seen"]  # both processes' batches
     assert tensors(double.run_dir) == tensors(single.run_dir)
+
+
+def test_generation_stops_when_asked(full_run):
+    """A stop request ends generation at the next token (the Try page's Stop button)."""
+    from studio.core.generate import GenerationSettings, TryModel
+
+    run_dir, _ = full_run
+    tried = TryModel.load(run_dir / "adapter")
+    pieces = []
+    text = tried.answer("Why are my fern's tips brown?", GenerationSettings(max_new_tokens=200),
+                        on_text=pieces.append, should_stop=lambda: len(pieces) >= 3)
+    full = tried.answer("Why are my fern's tips brown?", GenerationSettings(max_new_tokens=200))
+    assert len(tried.tokenizer(text)["input_ids"]) < len(tried.tokenizer(full)["input_ids"])
+    assert full.strip().startswith(text.strip()[:10])

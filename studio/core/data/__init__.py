@@ -48,6 +48,13 @@ class DataReport:
     assistant_only: bool
     stats: TokenStats
     examples: list[Example] = field(default_factory=list)
+    lengths: object = None  # numpy array: every row's token count (estimated beyond stats.EXACT_ROWS)
+
+    def truncated_share(self, seq_len: int) -> float:
+        """The share of rows a sequence length would cut, without tokenizing again."""
+        if self.lengths is None or not len(self.lengths):
+            return 0.0
+        return float((self.lengths > seq_len).mean())
 
     def as_dict(self) -> dict:
         d = self.loaded
@@ -137,4 +144,4 @@ def inspect_data(source, *, model="demo", fmt: str | None = None, mapping: dict 
         enc = encode_row(row, renderer, assistant_only=assistant_only, max_length=seq_len)
         shown.append(Example(index, row["line"], row["file"], int(lengths[index]), enc.trained_tokens, enc.truncated,
                              marked_segments(enc)))
-    return DataReport(loaded, info.name, renderer.is_default, assistant_only, stats, shown)
+    return DataReport(loaded, info.name, renderer.is_default, assistant_only, stats, shown, lengths)

@@ -519,6 +519,9 @@ def _quiet() -> None:
 
     disable_progress_bar()
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    # Libraries' deprecation notices say nothing to the user and crowd the run's log.
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
 def run(run_dir: Path, *, resume: bool = False, echo=sys.stdout) -> int:
