@@ -688,8 +688,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv == ["--debug"]:
-        # The window arrives with the "studio window" issue; until then the studio's main job is the plan.
-        argv = argv + ["plan", "demo"]
+        from studio.ui.app import run  # the window, with the demo model and data preselected
+
+        return run()
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -1,0 +1,1 @@
+"""One page per step: model, data, adapter, memory, train, try & export; and the runs list."""

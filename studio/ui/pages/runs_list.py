@@ -1,0 +1,234 @@
+"""Runs: every run in the runs folder, and any one of them opened from its folder alone — its recipe,
+curves and sample answers — to resume it, try and export it, or train again with its recipe."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QFontDatabase
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.core import runs
+from studio.core.errors import StudioError
+from studio.ui.pages.base import Page
+from studio.ui.tasks import start_task
+from studio.ui.units import gb
+from studio.ui.widgets.loss_plot import LossPlot
+from studio.ui.widgets.text import help_label, set_state_style
+
+COLUMNS = ("Run", "Status", "Steps", "Loss", "Eval loss", "Model", "Started", "Size")
+PATH_ROLE = Qt.ItemDataRole.UserRole
+
+
+class RunsPage(Page):
+    title = "Runs"
+    intro = "Every run keeps its recipe, events, checkpoints and adapter in its own folder; open one to see it again."
+    resume_requested = Signal(object)  # run folder
+    show_on_train = Signal(object)
+
+    def __init__(self, state, parent=None):
+        super().__init__(state, parent)
+        self.summaries: list = []
+        self.opened: Path | None = None
+        self._opening: Path | None = None
+
+        row = QHBoxLayout()
+        self.folder_label = help_label("", self)
+        row.addWidget(self.folder_label, 1)
+        self.refresh_button = QPushButton("&Refresh", self)
+        self.refresh_button.setToolTip("Read the runs folder again.")
+        self.refresh_button.clicked.connect(self.refresh)
+        row.addWidget(self.refresh_button)
+        self.open_other_button = QPushButton("Open a run folder…", self)
+        self.open_other_button.setToolTip("Open a run folder from anywhere (e.g. copied from another computer).")
+        self.open_other_button.clicked.connect(self._open_other)
+        row.addWidget(self.open_other_button)
+        self.body.addLayout(row)
+
+        split = QSplitter(Qt.Orientation.Vertical, self)
+        split.setChildrenCollapsible(False)
+        self.table = QTableWidget(0, len(COLUMNS), split)
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSortingEnabled(True)
+        self.table.setAlternatingRowColors(True)
+        self.table.setToolTip("Your runs, newest first. Select one to see its recipe, curves and samples.")
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.itemSelectionChanged.connect(self._selected)
+        split.addWidget(self.table)
+
+        detail = QWidget(split)
+        dv = QVBoxLayout(detail)
+        dv.setContentsMargins(0, 4, 0, 0)
+        buttons = QHBoxLayout()
+        self.title_label = help_label("Select a run above.", detail)
+        self.title_label.setTextFormat(Qt.TextFormat.RichText)
+        buttons.addWidget(self.title_label, 1)
+        self.resume_button = QPushButton("Res&ume", detail)
+        self.resume_button.setToolTip("Continue this run from its last checkpoint (on the Train page).")
+        self.resume_button.clicked.connect(lambda: self.resume_requested.emit(self.opened))
+        self.try_button = QPushButton("&Try and export", detail)
+        self.try_button.setToolTip("Try this run's adapter and export it.")
+        self.try_button.clicked.connect(self._try)
+        self.recipe_button = QPushButton("Train again with this recipe", detail)
+        self.recipe_button.setToolTip("Load this run's settings (model, data, adapter, training) into the pages, to change and start again.")
+        self.recipe_button.clicked.connect(self._use_recipe)
+        self.folder_button = QPushButton("Open folder", detail)
+        self.folder_button.setToolTip("Show the run folder in your file manager.")
+        self.folder_button.clicked.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.opened))))
+        for b in (self.resume_button, self.try_button, self.recipe_button, self.folder_button):
+            b.setEnabled(False)
+            buttons.addWidget(b)
+        dv.addLayout(buttons)
+        self.tabs = QTabWidget(detail)
+        self.tabs.setToolTip("The selected run, read from its folder.")
+        self.plot = LossPlot(self.tabs, title="Loss")
+        self.tabs.addTab(self.plot, "Curves")
+        self.samples = QTextBrowser(self.tabs)
+        self.samples.setToolTip("The sample answers the run wrote while training.")
+        self.tabs.addTab(self.samples, "Samples")
+        self.recipe = QPlainTextEdit(self.tabs)
+        self.recipe.setReadOnly(True)
+        self.recipe.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.recipe.setToolTip("The run's recipe (run.toml): `studio train --recipe run.toml` runs it again.")
+        self.tabs.addTab(self.recipe, "Recipe")
+        dv.addWidget(self.tabs, 1)
+        split.addWidget(detail)
+        split.setStretchFactor(0, 2)
+        split.setStretchFactor(1, 3)
+        self.body.addWidget(split, 1)
+        state.settings_changed.connect(self.refresh)
+
+    def on_shown(self) -> None:
+        self.refresh()
+
+    # ---- the list ----
+
+    def refresh(self) -> None:
+        root = self.state.runs_folder()
+        self.folder_label.setText(f"Runs folder: {root} (change it in Settings)")
+
+        def work(_state):
+            return runs.list_runs(root)
+
+        start_task("list runs", work, on_done=self._fill)
+
+    def _fill(self, summaries) -> None:
+        self.summaries = list(summaries)
+        selected = self.opened
+        self.table.setSortingEnabled(False)
+        self.table.setRowCount(len(self.summaries))
+        for r, s in enumerate(self.summaries):
+            started = dt.datetime.fromtimestamp(s.started).strftime("%Y-%m-%d %H:%M") if s.started else "–"
+            steps = f"{s.step}/{s.total_steps}" if s.total_steps else str(s.step)
+            values = [s.name, s.status, steps, f"{s.final_loss:.4f}" if s.final_loss is not None else "–",
+                      f"{s.eval_loss:.4f}" if s.eval_loss is not None else "–", s.model, started, gb(s.size_bytes)]
+            for c, v in enumerate(values):
+                item = QTableWidgetItem(v)
+                item.setData(PATH_ROLE, str(s.path))
+                if s.error and c == 1:
+                    item.setToolTip(f"{s.error.get('message', '')}\n{s.error.get('advice', '')}")
+                self.table.setItem(r, c, item)
+        self.table.setSortingEnabled(True)
+        self.table.sortItems(COLUMNS.index("Started"), Qt.SortOrder.DescendingOrder)  # newest first
+        if selected is not None:
+            self.select(selected)
+        self.summary_changed.emit()
+
+    def select(self, run_dir: Path) -> None:
+        for r in range(self.table.rowCount()):
+            if self.table.item(r, 0).data(PATH_ROLE) == str(run_dir):
+                self.table.selectRow(r)
+                return
+        self.open_run(run_dir)
+
+    def _selected(self) -> None:
+        rows = self.table.selectionModel().selectedRows()
+        if rows:
+            self.open_run(Path(self.table.item(rows[0].row(), 0).data(PATH_ROLE)))
+
+    def _open_other(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a run folder (it holds run.toml)", str(self.state.runs_folder()))
+        if folder:
+            self.open_run(Path(folder))
+
+    # ---- one run ----
+
+    def open_run(self, run_dir: Path) -> None:
+        """Show a run from its folder alone (read in the background)."""
+        from studio.ui.run_view import read_run_view
+
+        run_dir = Path(run_dir)
+        self.title_label.setText(f"Reading {run_dir.name}…")
+        self._opening = run_dir
+
+        def failed(message: str, advice: str) -> None:
+            if self._opening == run_dir:
+                self.title_label.setText(f"{run_dir} is not a run folder: {message} {advice}")
+                set_state_style(self.title_label, "bad")
+
+        start_task("open run", lambda _s: read_run_view(run_dir), on_done=self._show_run, on_failed=failed)
+
+    def _show_run(self, view) -> None:
+        from studio.ui.run_view import sample_html
+
+        if view.run_dir != self._opening:
+            return  # another run was chosen meanwhile
+        summary = view.summary
+        self.opened = view.run_dir
+        self.opened_summary = summary
+        series = view.series
+        self.plot.set_history(series["loss"], series["eval_loss"], series["lr"])
+        self.recipe.setPlainText(view.recipe_text)
+        blocks = [sample_html(e) for e in view.samples]
+        self.samples.setHtml("".join(reversed(blocks)) or "<p>This run wrote no sample answers.</p>")
+        error = f" — {summary.error.get('message', '')}" if summary.error else ""
+        total = f"/{summary.total_steps}" if summary.total_steps else ""
+        self.title_label.setText(f"<b>{summary.name}</b>: {summary.status}, step {summary.step}{total}{error}")
+        set_state_style(self.title_label, "bad" if summary.status == "failed" else "")
+        resumable = summary.status not in ("running", "completed") and runs.resume_point(view.run_dir) is not None
+        self.resume_button.setEnabled(resumable)
+        self.try_button.setEnabled(summary.adapter is not None)
+        self.recipe_button.setEnabled(True)
+        self.folder_button.setEnabled(True)
+
+    def _try(self) -> None:
+        if self.opened is not None:
+            self.state.select_run(self.opened)
+            self.go_to.emit("try")
+
+    def _use_recipe(self) -> None:
+        if self.opened is None:
+            return
+        try:
+            config = runs.load_recipe(self.opened)
+        except StudioError as exc:
+            self.title_label.setText(f"{exc.message} {exc.advice}")
+            return
+        config.output.runs_dir = self.state.settings.runs_dir
+        self.state.set_config(config)
+        self.go_to.emit("adapter")
+
+    def summary(self) -> str:
+        n = len(self.summaries)
+        return f"{n} run{'s' if n != 1 else ''}" if n else ""

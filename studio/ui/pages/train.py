@@ -1,0 +1,553 @@
+"""5. Train: start, cancel (a second press forces) and resume a run, and watch it — loss and
+learning-rate curves, speed and time left, GPU memory against the plan, sample answers, the log —
+and, when a run fails, what happened and a button that applies the advice and starts again.
+
+The run is a worker process supervised by a `TrainingThread`; this page only reacts to its signals.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QFont, QFontDatabase
+from PySide6.QtWidgets import (
+    QFrame,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.core import runs
+from studio.core.errors import StudioError
+from studio.ui.pages.base import Page
+from studio.ui.runner import TrainingThread
+from studio.ui.tasks import start_task
+from studio.ui.units import duration
+from studio.ui.widgets.gauges import MemoryGauge
+from studio.ui.widgets.loss_plot import LossPlot
+from studio.ui.widgets.text import help_label, set_state_style, subheading
+
+KIND_TITLES = {
+    "out_of_memory": "The GPU ran out of memory",
+    "nan_loss": "Training diverged (the loss became not-a-number)",
+    "disk_full": "The disk is full",
+    "bad_input": "The model or the data cannot be used",
+    "cancelled_hard": "The run was stopped at once",
+    "crash": "The training process stopped unexpectedly",
+    "killed": "The training process was ended from outside",
+    "could_not_start": "The run could not start",
+}
+
+
+class FailurePanel(QFrame):
+    """What went wrong, what to do, and a button that does it."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("failurePanel")
+        self.setStyleSheet("#failurePanel { border: 2px solid #d64541; border-radius: 6px; }")
+        self.setToolTip("Why the run stopped and what to do about it.")
+        layout = QVBoxLayout(self)
+        self.title = subheading("", self)
+        set_state_style(self.title, "bad")
+        self.message = QLabel("", self)
+        self.message.setWordWrap(True)
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.advice = QLabel("", self)
+        self.advice.setWordWrap(True)
+        self.advice.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        row = QHBoxLayout()
+        self.action = QPushButton("", self)
+        self.action.setToolTip("Apply the advice above to your settings and start a new run.")
+        self.log_button = QPushButton("Open the full log", self)
+        self.log_button.setToolTip("The worker's complete output (stderr.log in the run folder), with the technical details.")
+        row.addWidget(self.action)
+        row.addWidget(self.log_button)
+        row.addStretch(1)
+        layout.addWidget(self.title)
+        layout.addWidget(self.message)
+        layout.addWidget(self.advice)
+        layout.addLayout(row)
+        self.kind = ""
+
+    def show_error(self, kind: str, message: str, advice: str, action: str | None) -> None:
+        self.kind = kind
+        self.title.setText(KIND_TITLES.get(kind, "The run failed"))
+        self.message.setText(message)
+        self.advice.setText(f"What to do: {advice}" if advice else "")
+        self.action.setText(action or "")
+        self.action.setVisible(bool(action))
+        self.setVisible(True)
+
+
+class TrainPage(Page):
+    title = "5. Train"
+    intro = ("Training runs in its own process: the window stays free, and closing it can leave the run going. "
+             "The loss should fall; the eval loss (on rows held out) tells you whether the model learns or memorises.")
+    run_completed = Signal(object)  # the run folder of a completed (or cancelled, with an adapter) run
+    run_starting = Signal()  # a worker is about to start: models held for trying should let go of the GPU
+
+    def __init__(self, state, parent=None):
+        super().__init__(state, parent)
+        self.thread: TrainingThread | None = None
+        self.run_dir: Path | None = None
+        self.total_steps: int | None = None
+        self.last_finished: dict | None = None
+        self._pending_action = None
+
+        # ---- controls ----
+        row = QHBoxLayout()
+        self.start_button = QPushButton("▶  &Start training", self)
+        self.start_button.setToolTip("Start a new run with the settings of the previous pages (Ctrl+Return).")
+        self.start_button.setShortcut("Ctrl+Return")
+        self.start_button.setMinimumHeight(34)
+        f = self.start_button.font()
+        f.setBold(True)
+        self.start_button.setFont(f)
+        self.start_button.clicked.connect(self.start_run)
+        self.cancel_button = QPushButton("■  &Cancel", self)
+        self.cancel_button.setToolTip("Stop after the current step and save the adapter. Press again to stop at once.")
+        self.cancel_button.setMinimumHeight(34)
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel_run)
+        self.resume_button = QPushButton("⟳  &Resume", self)
+        self.resume_button.setToolTip("Continue a stopped run from its last checkpoint.")
+        self.resume_button.setMinimumHeight(34)
+        self.resume_button.setEnabled(False)
+        self.resume_button.clicked.connect(self.resume_run)
+        self.try_button = QPushButton("Try it →", self)
+        self.try_button.setToolTip("Ask the fine-tuned model questions and export it (the next page).")
+        self.try_button.setMinimumHeight(34)
+        self.try_button.setVisible(False)
+        self.try_button.clicked.connect(lambda: self.go_to.emit("try"))
+        for b in (self.start_button, self.cancel_button, self.resume_button, self.try_button):
+            row.addWidget(b)
+        self.status = QLabel("Ready to train.", self)
+        self.status.setWordWrap(True)
+        self.status.setToolTip("What the run is doing.")
+        row.addWidget(self.status, 1)
+        self.body.addLayout(row)
+
+        self.banner = QLabel("", self)
+        self.banner.setWordWrap(True)
+        self.banner.setVisible(False)
+        self.banner.setToolTip("A run from an earlier session.")
+        self.banner.setStyleSheet("padding: 6px; border: 1px solid #f28e2b; border-radius: 4px;")
+        self.body.addWidget(self.banner)
+
+        self.progress = QProgressBar(self)
+        self.progress.setToolTip("Steps done of the run's total.")
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("not started")
+        self.body.addWidget(self.progress)
+
+        stats = QGridLayout()
+        self.stat_labels: dict[str, QLabel] = {}
+        for col, (key, name, tip) in enumerate((("step", "Step", "Optimizer steps done / in all."),
+                                                ("loss", "Loss", "Training loss of the last step (lower is better)."),
+                                                ("eval", "Eval loss", "Loss on held-out rows, measured every few steps."),
+                                                ("speed", "Tokens/s", "Training throughput."),
+                                                ("elapsed", "Elapsed", "Time since the run started."),
+                                                ("eta", "Time left", "Estimated from the speed so far."))):
+            title = QLabel(name, self)
+            title.setToolTip(tip)
+            title.setForegroundRole(title.foregroundRole())
+            value = QLabel("–", self)
+            value.setToolTip(tip)
+            vf = QFont(value.font())
+            vf.setPointSizeF(vf.pointSizeF() * 1.25)
+            vf.setBold(True)
+            value.setFont(vf)
+            stats.addWidget(title, 0, col)
+            stats.addWidget(value, 1, col)
+            self.stat_labels[key] = value
+        self.body.addLayout(stats)
+
+        self.failure = FailurePanel(self)
+        self.failure.setVisible(False)
+        self.failure.action.clicked.connect(self._apply_advice)
+        self.failure.log_button.clicked.connect(self._open_log)
+        self.body.addWidget(self.failure)
+
+        # ---- curves, memory, samples, log ----
+        split = QSplitter(Qt.Orientation.Horizontal, self)
+        split.setChildrenCollapsible(False)
+        self.plot = LossPlot(split)
+        self.plot.setMinimumHeight(260)
+        right = QWidget(split)
+        rv = QVBoxLayout(right)
+        rv.setContentsMargins(6, 0, 0, 0)
+        self.gauge = MemoryGauge(right)
+        rv.addWidget(self.gauge)
+        samples_box = QGroupBox("Sample answers during training", right)
+        samples_box.setToolTip("The model answers the same prompts every few steps: watch its answers change.")
+        sv = QVBoxLayout(samples_box)
+        self.samples = QTextBrowser(samples_box)
+        self.samples.setToolTip("Answers to the sample prompts, newest first.")
+        self.samples.setPlaceholderText("Sample answers appear here every few steps.")
+        sv.addWidget(self.samples)
+        rv.addWidget(samples_box, 1)
+        split.addWidget(self.plot)
+        split.addWidget(right)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        split.setSizes([640, 420])
+
+        log_box = QWidget(self)
+        lv = QVBoxLayout(log_box)
+        lv.setContentsMargins(0, 0, 0, 0)
+        self.log = QPlainTextEdit(log_box)
+        self.log.setReadOnly(True)
+        self.log.setMaximumBlockCount(400)
+        self.log.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.log.setToolTip("The last lines the training process wrote (its full log is stderr.log in the run folder).")
+        self.log.setPlaceholderText("The training process's messages appear here.")
+        lv.addWidget(help_label("Log", log_box))
+        lv.addWidget(self.log)
+        vsplit = QSplitter(Qt.Orientation.Vertical, self)
+        vsplit.setChildrenCollapsible(False)
+        vsplit.addWidget(split)
+        vsplit.addWidget(log_box)
+        vsplit.setStretchFactor(0, 4)
+        vsplit.setStretchFactor(1, 1)
+        vsplit.setSizes([420, 120])
+        self.body.addWidget(vsplit, 1)
+        state.model_changed.connect(self._update_buttons)
+
+    # ---- running ----
+
+    @property
+    def running(self) -> bool:
+        return self.thread is not None and self.thread.isRunning()
+
+    def start_run(self) -> None:
+        if self.running:
+            return
+        config = self.state.snapshot()
+        try:
+            config.validate()
+        except StudioError as exc:
+            self._show_failure("could_not_start", exc.message, exc.advice)
+            return
+        self._reset_view()
+        self.status.setText("Starting the training process (loading the model takes a moment)…")
+        self._follow(TrainingThread(config=config, mode="start", parent=self))
+
+    def resume_run(self, run_dir: Path | None = None) -> None:
+        if self.running:
+            return
+        run_dir = Path(run_dir) if run_dir else self.run_dir
+        if run_dir is None:
+            return
+        self._reset_view()
+        self.run_dir = run_dir
+        self.status.setText(f"Resuming {run_dir.name} from its last checkpoint…")
+        self._follow(TrainingThread(run_dir=run_dir, mode="resume", parent=self))
+
+    def attach(self, run_dir: Path) -> None:
+        """Follow a run that an earlier window left running."""
+        if self.running:
+            return
+        self._reset_view()
+        self.run_dir = Path(run_dir)
+        self.banner.setText(f"The run {self.run_dir.name} was still training when the studio opened: following it.")
+        self.banner.setVisible(True)
+        self.status.setText("Following a run started earlier…")
+        self._follow(TrainingThread(run_dir=self.run_dir, mode="attach", parent=self))
+
+    def offer_resume(self, summary) -> None:
+        """A stopped run that can be continued: say so, and let Resume continue it."""
+        if self.running:
+            return
+        self.run_dir = Path(summary.path)
+        total = f" of {summary.total_steps}" if summary.total_steps else ""
+        self.banner.setText(f"The run {summary.name} stopped ({summary.status}) at step {summary.step}{total}. "
+                            "Press Resume to continue it from its last checkpoint.")
+        self.banner.setVisible(True)
+        self.show_history(self.run_dir)
+        self._update_buttons()
+
+    def cancel_run(self) -> None:
+        if not self.running:
+            return
+        n = self.thread.request_cancel()
+        if n == 1:
+            self.status.setText("Stopping after this step and saving the adapter… (press Cancel again to stop at once)")
+            self.cancel_button.setText("■  Stop &now")
+            self.cancel_button.setToolTip("Stop at once, mid-step. The last checkpoint is kept; Resume continues from it.")
+        else:
+            self.status.setText("Stopping at once…")
+            self.cancel_button.setEnabled(False)
+
+    def detach(self) -> None:
+        """Leave the run going (the window is closing)."""
+        if self.thread is not None:
+            self.thread.detach()
+            self.thread.wait(3000)
+
+    def _follow(self, thread: TrainingThread) -> None:
+        if thread.mode != "attach":
+            self.run_starting.emit()
+        self.thread = thread
+        thread.run_folder.connect(self._on_folder)
+        thread.run_started.connect(self._on_started)
+        thread.steps.connect(self._on_steps)
+        thread.evaluated.connect(self._on_eval)
+        thread.preflighted.connect(self._on_preflight)
+        thread.sampled.connect(self._on_sample)
+        thread.logged.connect(self._on_log)
+        thread.checkpointed.connect(self._on_checkpoint)
+        thread.cancelling.connect(self._on_cancelling)
+        thread.run_finished.connect(self._on_finished)
+        thread.report.connect(self._on_report)
+        thread.finished.connect(self._update_buttons)
+        thread.start()
+        self._update_buttons()
+
+    def _reset_view(self) -> None:
+        self.failure.setVisible(False)
+        self.banner.setVisible(False)
+        self.try_button.setVisible(False)
+        self.plot.clear()
+        self.samples.clear()
+        self.log.clear()
+        self.gauge.reset()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("starting…")
+        self.total_steps = None
+        self.last_finished = None
+        for label in self.stat_labels.values():
+            label.setText("–")
+        self.cancel_button.setText("■  &Cancel")
+        self.cancel_button.setToolTip("Stop after the current step and save the adapter. Press again to stop at once.")
+
+    def _update_buttons(self) -> None:
+        running = self.running
+        self.start_button.setEnabled(not running and self.state.model is not None)
+        self.cancel_button.setEnabled(running and (self.thread is None or self.thread.cancel_requests < 2))
+        resumable = (not running and self.run_dir is not None and runs.resume_point(self.run_dir) is not None
+                     and (self.last_finished or {}).get("status") != "completed")
+        self.resume_button.setEnabled(bool(resumable))
+        self.summary_changed.emit()
+
+    # ---- events ----
+
+    def _on_folder(self, run_dir: Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.status.setText(f"Run folder: {self.run_dir}. Loading the model…")
+
+    def _on_started(self, e: dict) -> None:
+        self.total_steps = e.get("total_steps")
+        if self.total_steps:
+            self.progress.setRange(0, int(self.total_steps))
+            self.progress.setFormat("step %v of %m")
+        resumed = f", resuming at step {e['resumed_from_step']}" if e.get("resumed_from_step") else ""
+        rows = f"{e.get('train_rows')} training rows, {e.get('eval_rows')} held out" if e.get("train_rows") is not None else ""
+        self.status.setText(f"Training on {e.get('device')} ({e.get('precision')}, {e.get('compute_dtype')}): "
+                            f"{self.total_steps} steps, {rows}{resumed}.")
+        planned = e.get("planned_bytes")
+        if e.get("device") == "CPU":
+            self.gauge.set_values(planned=planned, note="CPU run: nothing to measure")
+        else:
+            total = self.state.gpus[0].total_bytes if self.state.gpus else None
+            self.gauge.set_values(planned=planned, total=total, note="waiting for the first step")
+        self.stat_labels["step"].setText(f"{e.get('resumed_from_step') or 0} / {self.total_steps}")
+
+    def _on_steps(self, events: list[dict]) -> None:
+        self.plot.add_steps(events)
+        e = events[-1]
+        total = e.get("total_steps") or self.total_steps
+        if total and total != self.total_steps:
+            self.total_steps = total
+            self.progress.setRange(0, int(total))
+            self.progress.setFormat("step %v of %m")
+        self.progress.setValue(int(e["step"]))
+        s = self.stat_labels
+        s["step"].setText(f"{e['step']} / {total}")
+        loss = e.get("loss")
+        s["loss"].setText(f"{loss:.4f}" if loss is not None and math.isfinite(loss) else "not a number")
+        tps = e.get("tokens_per_s")
+        s["speed"].setText(f"{tps:,.0f}" if tps else "–")
+        s["elapsed"].setText(duration(e.get("elapsed_s")))
+        s["eta"].setText(duration(e.get("eta_s")))
+        measured = e.get("gpu_nvml_bytes") or e.get("gpu_reserved_bytes") or e.get("gpu_bytes")
+        if measured is not None:  # what the driver sees (context included) where known, else what PyTorch holds
+            self.gauge.set_values(measured=measured, peak=e.get("gpu_peak_reserved_bytes") or e.get("gpu_peak_bytes"))
+
+    def _on_preflight(self, e: dict) -> None:
+        from studio.ui.units import gb
+
+        measured = e.get("measured_nvml_bytes") or e.get("measured_reserved_bytes") or e.get("measured_allocated_bytes")
+        if measured:
+            self.gauge.set_values(measured=measured, peak=measured, planned=e.get("planned_bytes"))
+            self.log.appendPlainText(f"[studio] preflight: the longest batch ({e.get('tokens')} tokens) took {gb(measured, 2)} "
+                                     f"of GPU memory (planned {gb(e.get('planned_bytes'), 2)}).")
+        else:
+            self.log.appendPlainText(f"[studio] preflight: the longest batch ({e.get('tokens')} tokens) ran.")
+
+    def _on_eval(self, e: dict) -> None:
+        self.plot.add_eval(e)
+        if e.get("eval_loss") is not None:
+            self.stat_labels["eval"].setText(f"{e['eval_loss']:.4f}")
+
+    def _on_sample(self, e: dict) -> None:
+        from studio.ui.run_view import sample_html
+
+        block = sample_html(e)
+        self.samples.setHtml(block + self.samples.toHtml() if self.samples.toPlainText() else block)
+
+    def _on_log(self, lines: list[str]) -> None:
+        self.log.appendPlainText("\n".join(lines))
+
+    def _on_checkpoint(self, e: dict) -> None:
+        self.log.appendPlainText(f"[studio] step {e.get('step')}: checkpoint saved ({e.get('path')})")
+
+    def _on_cancelling(self, what: str) -> None:
+        self.log.appendPlainText(f"[studio] cancel: {what}")
+
+    def _on_finished(self, e: dict) -> None:
+        self.last_finished = e
+        status = e.get("status")
+        if status == "completed":
+            self.status.setText(f"Done: {e.get('step', self.plot.steps()[-1] if self.plot.steps() else '')} steps. "
+                                f"The adapter is in {self.run_dir / 'adapter'}.")
+            set_state_style(self.status, "good")
+        elif status == "cancelled":
+            self.status.setText(f"Cancelled at step {e.get('step')}; the adapter so far was saved. Resume continues the run.")
+            set_state_style(self.status, "warn")
+        else:
+            error = e.get("error") or {}
+            self.status.setText("The run failed — see below.")
+            set_state_style(self.status, "bad")
+            self._show_failure(error.get("kind", "crash"), error.get("message", ""), error.get("advice", ""))
+        if status in ("completed", "cancelled") and self.run_dir and (self.run_dir / "adapter" / "adapter_model.safetensors").is_file():
+            self.state.select_run(self.run_dir)
+            self.try_button.setVisible(True)
+            self.run_completed.emit(self.run_dir)
+        self._update_buttons()
+
+    def _on_report(self, message: str, advice: str) -> None:
+        self._show_failure("could_not_start", message, advice)
+        self.status.setText("The run could not start — see below.")
+        set_state_style(self.status, "bad")
+        self._update_buttons()
+
+    # ---- failures and their advice ----
+
+    def _show_failure(self, kind: str, message: str, advice: str) -> None:
+        action, self._pending_action = self._advice_action(kind, message)
+        self.failure.show_error(kind, message, advice, action)
+        self.failure.log_button.setVisible(self.run_dir is not None and (self.run_dir / runs.STDERR).is_file())
+
+    def _advice_action(self, kind: str, message: str):
+        """(button text, what it does) for a failure kind."""
+        if kind == "out_of_memory":
+            return "Use less memory and start again", self._fix_memory
+        if kind == "nan_loss":
+            lr = self.state.config.training.learning_rate
+            return f"Lower the learning rate to {lr * 0.25:g} and start again", self._fix_learning_rate
+        if kind == "disk_full":
+            return "I freed some space: resume", lambda: self.resume_run()
+        if kind in ("bad_input", "could_not_start"):
+            page = "data" if _about_data(message, self.state.config.data.source) else "model"
+            if kind == "could_not_start" and not _about_data(message, self.state.config.data.source) \
+                    and not _about_model(message, self.state.config.model.source):
+                page = "adapter"
+            return f"Go to the {page.capitalize()} page", lambda: self.go_to.emit(page)
+        if self.run_dir is not None and runs.resume_point(self.run_dir) is not None:
+            return "Resume from the last checkpoint", lambda: self.resume_run()
+        return "Start again", self.start_run
+
+    def _apply_advice(self) -> None:
+        if self._pending_action is not None:
+            self._pending_action()
+
+    def _fix_memory(self) -> None:
+        """Apply the planner's first suggestion for this GPU; if the plan thought it fitted, ask it to
+        free a fifth of the planned memory instead."""
+        from studio.core import memory
+
+        s = self.state
+        c = s.config
+        suggestions = s.suggestions()
+        if not suggestions and s.model is not None:
+            plan = s.plan()
+            target = int(plan.total_bytes * 0.8) if plan else s.gpu.bytes
+            suggestions = memory.suggest_changes(s.model, c.adapter_spec(), c.train_shape(on_gpu=True),
+                                                 c.precision_for(s.gpu.compute_dtype), target, s.smaller_models)
+        if suggestions:
+            self.log.appendPlainText(f"[studio] applying: {suggestions[0].change}")
+            s.apply_changes(suggestions[0].changes)
+        else:
+            c.training.batch_size = max(1, c.training.batch_size // 2)
+            c.training.seq_len = max(256, c.training.seq_len // 2)
+            s.changed()
+        self.start_run()
+
+    def _fix_learning_rate(self) -> None:
+        self.state.config.training.learning_rate *= 0.25
+        self.state.changed()
+        self.start_run()
+
+    def _open_log(self) -> None:
+        if self.run_dir is not None:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.run_dir / runs.STDERR)))
+
+    # ---- a past run ----
+
+    def show_history(self, run_dir: Path) -> None:
+        """Curves, samples and progress of a run, from its folder alone (read in the background)."""
+        from studio.ui.run_view import read_run_view
+
+        start_task("read run", lambda _s: read_run_view(Path(run_dir)), on_done=self._show_view)
+
+    def _show_view(self, view) -> None:
+        if self.running or view.run_dir != self.run_dir:
+            return
+        series = view.series
+        self.plot.set_history(series["loss"], series["eval_loss"], series["lr"])
+        self.samples.clear()
+        for e in view.samples:
+            self._on_sample(e)
+        if view.started:
+            self.total_steps = view.started.get("total_steps")
+            if self.total_steps:
+                self.progress.setRange(0, int(self.total_steps))
+                self.progress.setFormat("step %v of %m")
+        if series["loss"]:
+            self.progress.setValue(series["loss"][-1][0])
+            self.stat_labels["step"].setText(f"{series['loss'][-1][0]} / {self.total_steps}")
+            self.stat_labels["loss"].setText(f"{series['loss'][-1][1]:.4f}")
+        if series["eval_loss"]:
+            self.stat_labels["eval"].setText(f"{series['eval_loss'][-1][1]:.4f}")
+
+    def summary(self) -> str:
+        if self.running:
+            step = self.plot.steps()[-1] if self.plot.steps() else 0
+            return f"training, step {step}/{self.total_steps or '?'}"
+        if self.last_finished:
+            return str(self.last_finished.get("status", ""))
+        return ""
+
+
+def _about_data(message: str, source: str) -> bool:
+    text = message.lower()
+    return bool(source and source.lower() in text) or any(w in text for w in ("data", "row", "column", "dataset", "format"))
+
+
+def _about_model(message: str, source: str) -> bool:
+    text = message.lower()
+    return bool(source and source.lower() in text) or "model" in text
+

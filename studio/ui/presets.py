@@ -1,0 +1,60 @@
+"""Presets for a first run: the adapter and the training length a newcomer does not have to choose.
+
+Quick / Balanced / Thorough set rank, alpha, dropout, the target layers (all linear: the QLoRA
+paper's choice) and the number of passes over the data. The demo model gets CPU-sized training
+settings so that pressing Train at once gives a run of about a minute.
+"""
+
+from __future__ import annotations
+
+from studio.core.recipe import RunConfig
+
+PRESETS = {
+    "quick": {"label": "&Quick", "rank": 8, "alpha": 16, "dropout": 0.05, "epochs": 1.0,
+              "text": "A first try: a small adapter, one pass over the data. Minutes on a GPU."},
+    "balanced": {"label": "&Balanced", "rank": 16, "alpha": 32, "dropout": 0.05, "epochs": 2.0,
+                 "text": "The usual choice: enough capacity for a new style or task, two passes over the data."},
+    "thorough": {"label": "&Thorough", "rank": 32, "alpha": 64, "dropout": 0.1, "epochs": 3.0,
+                 "text": "More capacity and three passes, for larger datasets. Slower; watch the eval loss for overfitting."},
+}
+
+# Training settings that suit the demo model on a CPU (a run of about a minute), and the recipe's
+# defaults for real models on a GPU. Switching between the demo and a real model swaps them,
+# leaving alone what the user changed.
+DEMO_TRAINING = {"batch_size": 4, "grad_accum": 1, "seq_len": 256, "learning_rate": 1e-3,
+                 "eval_every": 10, "save_every": 10, "sample_every": 10}
+REAL_TRAINING = {"batch_size": 1, "grad_accum": 8, "seq_len": 2048, "learning_rate": 2e-4,
+                 "eval_every": 50, "save_every": 50, "sample_every": 50}
+
+
+def apply_preset(config: RunConfig, key: str) -> None:
+    p = PRESETS[key]
+    a, t = config.adapter, config.training
+    a.rank, a.alpha, a.dropout = p["rank"], p["alpha"], p["dropout"]
+    a.targets = ["all-linear"]
+    t.epochs, t.steps = p["epochs"], None
+
+
+def matching_preset(config: RunConfig) -> str | None:
+    """The preset whose adapter this is (the training length may have been changed since)."""
+    a = config.adapter
+    for key, p in PRESETS.items():
+        if (a.rank, a.alpha, a.dropout) == (p["rank"], p["alpha"], p["dropout"]) and list(a.targets) == ["all-linear"]:
+            return key
+    return None
+
+
+def first_run_config(model: str, data: str) -> RunConfig:
+    """What `studio` opens with: the demo gets the Quick preset and CPU-sized training."""
+    from studio.ui.state import is_demo
+
+    config = RunConfig()
+    config.model.source, config.data.source = model, data
+    if is_demo(model):
+        for key, value in DEMO_TRAINING.items():
+            setattr(config.training, key, value)
+        apply_preset(config, "quick")
+        config.output.name = "demo"
+    else:
+        apply_preset(config, "balanced")
+    return config

@@ -1,0 +1,1 @@
+"""Reusable pieces of the window: the memory bar, loss plots, gauges, the token histogram, ..."""

@@ -1,0 +1,97 @@
+"""The token-length histogram of a dataset, with the sequence-length cut-off drawn on it.
+
+The cut-off line can be dragged: it sets the recipe's sequence length, and the share of rows it
+would truncate follows at once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QEvent, Signal
+from PySide6.QtGui import QPalette
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+BARS = "#4e79a7"
+CUT = "#d64541"
+
+
+class TokenHistogram(QWidget):
+    seq_len_dragged = Signal(int)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.view = pg.PlotWidget(self)
+        self.view.setToolTip("How many rows have how many tokens. The red line is the sequence length: rows to its "
+                             "right are cut. Drag the line to change the sequence length.")
+        self.view.setAccessibleName("Token length histogram")
+        self.plot = self.view.getPlotItem()
+        self.plot.setLabel("bottom", "tokens per row")
+        self.plot.setLabel("left", "rows")
+        self.plot.showGrid(x=False, y=True, alpha=0.25)
+        for name in ("left", "bottom"):
+            self.plot.getAxis(name).setStyle(maxTickLevel=0, maxTextLevel=0)
+        self.plot.setMouseEnabled(x=False, y=False)
+        self.plot.hideButtons()
+        self.bars = pg.BarGraphItem(x=[], height=[], width=1, brush=BARS, pen=None)
+        self.plot.addItem(self.bars)
+        self.cut = pg.InfiniteLine(pos=0, angle=90, movable=True, pen=pg.mkPen(CUT, width=2.5),
+                                   hoverPen=pg.mkPen(CUT, width=4), label="cut at {value:.0f}",
+                                   labelOpts={"position": 0.92, "color": CUT, "movable": True, "anchors": [(1, 0), (1, 0)]})
+        self.plot.addItem(self.cut)
+        self.cut.sigPositionChangeFinished.connect(self._dragged)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.view)
+        self.counts: list[int] = []
+        self.edges: list[float] = []
+        self._apply_palette()
+
+    def set_lengths(self, lengths: list[int], seq_len: int, bins: int = 30) -> None:
+        """Bins over the rows' own range, so short rows are not squeezed against a long sequence length."""
+        if not lengths:
+            self.set_histogram([], [], seq_len)
+            return
+        arr = np.asarray(lengths)
+        lo, hi = int(arr.min()), int(arr.max()) + 1
+        counts, edges = np.histogram(arr, bins=min(bins, max(1, hi - lo)), range=(lo, hi))
+        self.set_histogram(counts.tolist(), edges.tolist(), seq_len)
+
+    def set_histogram(self, counts: list[int], edges: list[float], seq_len: int) -> None:
+        self.counts, self.edges = list(counts), list(edges)
+        if counts:
+            e = np.asarray(edges, dtype=float)
+            centres = (e[:-1] + e[1:]) / 2
+            widths = (e[1:] - e[:-1]) * 0.92
+            self.bars.setOpts(x=centres, height=np.asarray(counts), width=widths)
+            hi = max(e[-1], seq_len * 1.05)
+            lo = min(e[0], seq_len * 0.95)
+            self.plot.setXRange(lo, hi, padding=0.02)
+            self.plot.setYRange(0, max(counts) * 1.15, padding=0)
+        else:
+            self.bars.setOpts(x=[], height=[], width=1)
+        self.set_seq_len(seq_len)
+
+    def set_seq_len(self, seq_len: int) -> None:
+        self.cut.setValue(seq_len)  # only a drag's end (sigPositionChangeFinished) writes back
+        if self.edges:
+            lo, hi = min(self.edges[0], seq_len * 0.95), max(self.edges[-1], seq_len * 1.05)
+            self.plot.setXRange(lo, hi, padding=0.02)
+
+    def _dragged(self) -> None:
+        value = int(round(self.cut.value() / 8) * 8) or 8
+        self.seq_len_dragged.emit(max(16, value))
+
+    def changeEvent(self, event) -> None:
+        if event.type() == QEvent.Type.PaletteChange:
+            self._apply_palette()
+        super().changeEvent(event)
+
+    def _apply_palette(self) -> None:
+        pal = self.palette()
+        self.view.setBackground(pal.color(QPalette.ColorRole.Base))
+        text = pal.color(QPalette.ColorRole.WindowText)
+        for name in ("left", "bottom"):
+            axis = self.plot.getAxis(name)
+            axis.setPen(pg.mkPen(text))
+            axis.setTextPen(pg.mkPen(text))

@@ -1,0 +1,201 @@
+"""Live training curves (pyqtgraph): the loss (raw and smoothed) with the eval loss, and the learning
+rate below it, against steps.
+
+As pyqtgraph's examples advise, each curve is created once and fed with `setData` from a timer
+(only when new points arrived), with peak downsampling and clip-to-view, so a long run stays smooth.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QEvent, QTimer
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+LOSS = "#4e79a7"
+SMOOTH = "#1f4e79"
+EVAL = "#f28e2b"
+LR = "#59a14f"
+
+
+def smooth(values: np.ndarray, weight: float | None = None) -> np.ndarray:
+    """TensorBoard's debiased exponential moving average; NaNs are skipped."""
+    n = len(values)
+    if n == 0:
+        return values
+    if weight is None:  # light smoothing for a short run, stronger for a long one
+        weight = min(0.95, max(0.3, 1 - 5 / max(n, 8)))
+    out = np.empty(n)
+    acc, count = 0.0, 0
+    for i, v in enumerate(values):
+        if not math.isfinite(v):
+            out[i] = np.nan
+            continue
+        acc = weight * acc + (1 - weight) * v
+        count += 1
+        out[i] = acc / (1 - weight**count)
+    return out
+
+
+def _major_ticks_only(plot: pg.PlotItem) -> None:
+    """Minor ticks and their grid lines cost paint time on every update and add little."""
+    for name in ("left", "bottom"):
+        plot.getAxis(name).setStyle(maxTickLevel=0, maxTextLevel=0)
+
+
+class LossPlot(QWidget):
+    def __init__(self, parent=None, *, show_lr: bool = True, title: str = "Training loss"):
+        super().__init__(parent)
+        self.title = title
+        self.view = pg.GraphicsLayoutWidget(self)
+        self.view.setToolTip("Training loss (light: each step; dark: smoothed), eval loss on held-out rows (orange), "
+                             "and the learning rate below. Scroll to zoom, drag to pan, right-click for options.")
+        self.view.setAccessibleName("Loss plot")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.view)
+
+        self.loss_plot: pg.PlotItem = self.view.addPlot(row=0, col=0)
+        self.loss_plot.setLabel("left", "loss")
+        self.loss_plot.showGrid(x=True, y=True, alpha=0.25)
+        _major_ticks_only(self.loss_plot)
+        self.legend = self.loss_plot.addLegend(offset=(-10, 10), labelTextSize="9pt")
+        self.raw_curve = self.loss_plot.plot([], [], name="loss", pen=pg.mkPen(QColor(LOSS).lighter(140), width=1))
+        self.smooth_curve = self.loss_plot.plot([], [], name="smoothed", pen=pg.mkPen(SMOOTH, width=2.5))
+        self.eval_curve = self.loss_plot.plot([], [], name="eval loss", pen=pg.mkPen(EVAL, width=2, style=pg.QtCore.Qt.PenStyle.DashLine),
+                                              symbol="o", symbolSize=7, symbolBrush=EVAL, symbolPen=None)
+        for curve in (self.raw_curve, self.smooth_curve, self.eval_curve):
+            curve.setDownsampling(auto=True, method="peak")
+            curve.setClipToView(True)
+        self.lr_plot: pg.PlotItem | None = None
+        self.lr_curve = None
+        if show_lr:
+            self.lr_plot = self.view.addPlot(row=1, col=0)
+            self.lr_plot.setLabel("left", "learning rate")
+            self.lr_plot.setLabel("bottom", "step")
+            self.lr_plot.showGrid(x=True, y=True, alpha=0.25)
+            _major_ticks_only(self.lr_plot)
+            self.lr_plot.setXLink(self.loss_plot)
+            self.lr_plot.getAxis("left").enableAutoSIPrefix(False)
+            self.lr_curve = self.lr_plot.plot([], [], pen=pg.mkPen(LR, width=2))
+            self.lr_curve.setDownsampling(auto=True, method="peak")
+            self.lr_curve.setClipToView(True)
+            self.view.ci.layout.setRowStretchFactor(0, 3)
+            self.view.ci.layout.setRowStretchFactor(1, 1)
+        else:
+            self.loss_plot.setLabel("bottom", "step")
+        self.clear()
+        self._timer = QTimer(self)
+        self._timer.setInterval(200)
+        self._timer.timeout.connect(self._redraw)
+        self._timer.start()
+        self._apply_palette()
+
+    # ---- data in ----
+
+    def clear(self) -> None:
+        self._steps: list[int] = []
+        self._loss: list[float] = []
+        self._lr: list[float] = []
+        self._eval: dict[int, float] = {}
+        self._dirty = True
+        self._titled = False
+        self.loss_plot.setTitle(f"{self.title} — appears with the first step")
+        self._redraw()
+
+    def _forget_after(self, step: int) -> None:
+        """A resumed run restarts at its checkpoint: later points of the earlier attempt go."""
+        while self._steps and self._steps[-1] >= step:
+            self._steps.pop()
+            self._loss.pop()
+            self._lr.pop()
+        for s in [s for s in self._eval if s >= step]:
+            del self._eval[s]
+
+    def add_steps(self, events: list[dict]) -> None:
+        for e in events:
+            step = int(e["step"])
+            if self._steps and step <= self._steps[-1]:
+                self._forget_after(step)
+            loss = e.get("loss")
+            lr = e.get("lr")
+            self._steps.append(step)
+            self._loss.append(float(loss) if loss is not None else math.nan)
+            self._lr.append(float(lr) if lr is not None else math.nan)
+        self._dirty = True
+
+    def add_eval(self, event: dict) -> None:
+        if event.get("eval_loss") is not None:
+            self._eval[int(event["step"])] = float(event["eval_loss"])
+            self._dirty = True
+
+    def set_history(self, loss: list[tuple[int, float]], eval_loss: list[tuple[int, float]] = (),
+                    lr: list[tuple[int, float]] = ()) -> None:
+        """A whole run at once (a past run, opened from its folder)."""
+        self.clear()
+        lrs = dict(lr)
+        self.add_steps([{"step": s, "loss": v, "lr": lrs.get(s)} for s, v in loss])
+        for s, v in eval_loss:
+            self._eval[int(s)] = float(v)
+        self._redraw()
+
+    # ---- what is shown ----
+
+    def point_count(self) -> int:
+        return len(self._steps)
+
+    def losses(self) -> list[float]:
+        return list(self._loss)
+
+    def steps(self) -> list[int]:
+        return list(self._steps)
+
+    def eval_points(self) -> list[tuple[int, float]]:
+        return sorted(self._eval.items())
+
+    def _redraw(self) -> None:
+        if not self._dirty:
+            return
+        self._dirty = False
+        x = np.asarray(self._steps, dtype=float)
+        y = np.asarray(self._loss, dtype=float)
+        self.raw_curve.setData(x, y, connect="finite")
+        self.smooth_curve.setData(x, smooth(y), connect="finite")
+        ev = sorted(self._eval.items())
+        self.eval_curve.setData([s for s, _ in ev], [v for _, v in ev])
+        if self.lr_curve is not None:
+            self.lr_curve.setData(x, np.asarray(self._lr, dtype=float), connect="finite")
+        if self._steps and not self._titled:
+            self._titled = True  # set once: a title that changes every step re-lays the whole plot out
+            self.loss_plot.setTitle(self.title)
+
+    # ---- light and dark ----
+
+    def changeEvent(self, event) -> None:
+        if event.type() == QEvent.Type.PaletteChange:
+            self._apply_palette()
+        super().changeEvent(event)
+
+    def _apply_palette(self) -> None:
+        pal = self.palette()
+        base = pal.color(QPalette.ColorRole.Base)
+        self.view.setBackground(base)
+        dark = base.lightness() < 128
+        # the raw loss is the faint line and the smoothed one the strong line, on light and on dark
+        self.raw_curve.setPen(pg.mkPen(QColor(LOSS).darker(130) if dark else QColor(LOSS).lighter(140), width=1))
+        self.smooth_curve.setPen(pg.mkPen("#9cc3f0" if dark else SMOOTH, width=2.5))
+        text = pal.color(QPalette.ColorRole.WindowText)
+        plots = [self.loss_plot] + ([self.lr_plot] if self.lr_plot is not None else [])
+        for plot in plots:
+            for name in ("left", "bottom"):
+                axis = plot.getAxis(name)
+                axis.setPen(pg.mkPen(text))
+                axis.setTextPen(pg.mkPen(text))
+            plot.titleLabel.setAttr("color", text.name())
+            plot.setTitle(plot.titleLabel.text)
+        for _sample, label in self.legend.items:
+            label.setAttr("color", text.name())
+            label.setText(label.text)
