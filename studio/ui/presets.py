@@ -21,8 +21,10 @@ PRESETS = {
 # Training settings that suit the demo model on a CPU (a run of about a minute), and the recipe's
 # defaults for real models on a GPU. Switching between the demo and a real model swaps them,
 # leaving alone what the user changed.
-DEMO_TRAINING = {"batch_size": 4, "grad_accum": 1, "seq_len": 256, "learning_rate": 1e-3,
-                 "eval_every": 10, "save_every": 10, "sample_every": 10}
+# Measured here: Balanced (rank 16, two passes = 45 steps of 8 rows) at 2e-3 moves the demo from prose to
+# the "Plant doctor says:" style by step 30, in about 25 s of training (under a minute in all).
+DEMO_TRAINING = {"batch_size": 8, "grad_accum": 1, "seq_len": 256, "learning_rate": 2e-3,
+                 "eval_every": 15, "save_every": 15, "sample_every": 15}
 REAL_TRAINING = {"batch_size": 1, "grad_accum": 8, "seq_len": 2048, "learning_rate": 2e-4,
                  "eval_every": 50, "save_every": 50, "sample_every": 50}
 
@@ -45,7 +47,7 @@ def matching_preset(config: RunConfig) -> str | None:
 
 
 def first_run_config(model: str, data: str) -> RunConfig:
-    """What `studio` opens with: the demo gets the Quick preset and CPU-sized training."""
+    """What `studio` opens with: the demo gets the Balanced preset and CPU-sized training."""
     from studio.ui.state import is_demo
 
     config = RunConfig()
@@ -53,7 +55,7 @@ def first_run_config(model: str, data: str) -> RunConfig:
     if is_demo(model):
         for key, value in DEMO_TRAINING.items():
             setattr(config.training, key, value)
-        apply_preset(config, "quick")
+        apply_preset(config, "balanced")
         config.output.name = "demo"
     else:
         apply_preset(config, "balanced")

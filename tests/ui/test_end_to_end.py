@@ -17,7 +17,7 @@ from tests.ui.conftest import SCREENSHOTS, close_window, make_window, pump, save
 
 pytestmark = pytest.mark.slow
 
-STEPS = 20
+STEPS = 30
 
 
 @pytest.fixture(scope="module")

@@ -88,7 +88,7 @@ def test_every_control_updates_the_memory_plan_at_once(window):
     changes = {
         "rank": lambda: adapter.rank.setValue(64),
         "seq_len (data page)": lambda: data.seq_len.setValue(1024),
-        "micro-batch": lambda: adapter.batch.setValue(8),
+        "micro-batch": lambda: adapter.batch.setValue(16),
         "gradient checkpointing": lambda: adapter.grad_ckpt.setChecked(False),
         "precision": lambda: (adapter.precision.setCurrentIndex(adapter.precision.findData("16bit")),
                               adapter.precision.activated.emit(adapter.precision.currentIndex())),
