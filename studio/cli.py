@@ -1,9 +1,11 @@
 """`studio`: the command line. It calls the same core the window uses.
 
+    studio                    open the window (the demo model and data preselected)
     studio plan MODEL [...]   how much GPU memory a run needs, and whether it fits
     studio data inspect DATA  the format, problems (with their lines), token statistics and examples
     studio train ...          train an adapter in a worker process, with a live progress line
     studio runs               the runs, their status and final loss
+    studio export RUN --to D  the adapter with a model card, or a merged model; an Ollama Modelfile
     studio models             the built-in catalog, models in the Hugging Face cache, the demo
     studio doctor             versions, GPUs, bitsandbytes and Qt: what to paste into a bug report
 
