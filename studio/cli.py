@@ -67,18 +67,25 @@ def _add_plan_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--optim", choices=["adamw", "adamw-8bit", "paged-adamw-8bit"], default="paged-adamw-8bit",
                    help="optimizer (default paged-adamw-8bit)")
     p.add_argument("--attention", choices=["sdpa", "eager"], default="sdpa", help="attention implementation (default sdpa)")
+    p.add_argument("--no-chunked-loss", action="store_true", help="plan transformers' loss over all logits at once")
+    p.add_argument("--loss-chunk", type=int, default=1024, help="tokens per chunk of the chunked loss (default 1024)")
+    p.add_argument("--no-fp32-frozen", action="store_true",
+                   help="4/8-bit: keep embeddings, norms and lm_head in the compute dtype instead of an fp32 copy")
     p.add_argument("--gpu", help="check against this GPU: 24GB, 80GB, 4090, A100 80GB ... (default: the GPU found here)")
     p.add_argument("--trust-remote-code", action="store_true", help="allow a model's own Python code (only for models you trust)")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
 
 
-def _choices_from_args(args):
-    from studio.core.memory import AdapterSpec, Precision, TrainShape
+def _choices_from_args(args, model_type: str):
+    from studio.core.memory import AdapterSpec, TrainShape
+    from studio.core.training.chunked_loss import supports
 
     targets = tuple(t.strip() for t in args.targets.split(",") if t.strip())
     adapter = AdapterSpec(rank=args.rank, alpha=args.alpha, dropout=args.dropout, targets=targets, use_dora=args.dora)
+    chunk = 0 if args.no_chunked_loss or not supports(model_type) else args.loss_chunk
     shape = TrainShape(batch_size=args.batch_size, seq_len=args.seq_len, grad_accum=args.grad_accum,
-                       gradient_checkpointing=not args.no_grad_ckpt, optimizer=args.optim, attention=args.attention)
+                       gradient_checkpointing=not args.no_grad_ckpt, optimizer=args.optim, attention=args.attention,
+                       loss_chunk_tokens=chunk)
     return adapter, shape
 
 
@@ -102,10 +109,10 @@ def build_plan_report(args) -> dict:
     from studio.core.models import family_members, resolve_model
 
     model = resolve_model(args.model, trust_remote_code=args.trust_remote_code)
-    adapter, shape = _choices_from_args(args)
+    adapter, shape = _choices_from_args(args, model.model_type)
     gpu_bytes, gpu_label, gpu_dtype = _target_gpu(args)
     precision = Precision(mode=args.precision, quant_type=args.quant_type, double_quant=not args.no_double_quant,
-                          compute_dtype=args.compute_dtype or gpu_dtype)
+                          compute_dtype=args.compute_dtype or gpu_dtype, upcast_frozen=not args.no_fp32_frozen)
     result = plan(model, adapter, shape, precision)
     suggestions = []
     if gpu_bytes is not None and not result.fits(gpu_bytes):
@@ -142,10 +149,11 @@ def build_plan_report(args) -> dict:
             "trainable_params": result.trainable_params,
         },
         "precision": {"mode": precision.mode, "quant_type": precision.quant_type,
-                      "double_quant": precision.double_quant, "compute_dtype": precision.compute_dtype},
+                      "double_quant": precision.double_quant, "compute_dtype": precision.compute_dtype,
+                      "fp32_frozen": precision.upcast_frozen},
         "shape": {"batch_size": shape.batch_size, "seq_len": shape.seq_len, "grad_accum": shape.grad_accum,
                   "gradient_checkpointing": shape.gradient_checkpointing, "optimizer": shape.optimizer,
-                  "attention": shape.attention},
+                  "attention": shape.attention, "loss_chunk_tokens": shape.loss_chunk_tokens},
         "memory": {
             "total_bytes": result.total_bytes,
             "components": [{"name": c.name, "bytes": c.bytes, "why": c.why} for c in result.components],

@@ -98,8 +98,12 @@ class TrainShape:
     gradient_checkpointing: bool = True
     optimizer: str = "paged-adamw-8bit"
     attention: str = "sdpa"
+    loss_chunk_tokens: int = 0  # 0: transformers' loss over all logits at once; N: the chunked loss
+    packing: bool = False  # padding-free: the worst micro-batch is unchanged, the average one smaller
 
     def __post_init__(self) -> None:
+        if self.loss_chunk_tokens < 0:
+            raise StudioError(f"The loss chunk must be 0 or more tokens (got {self.loss_chunk_tokens}).", "Use 0 (off) or e.g. 1024.")
         if self.batch_size < 1 or self.seq_len < 1 or self.grad_accum < 1:
             raise StudioError(
                 f"Batch size, sequence length and gradient accumulation must be positive "
@@ -128,6 +132,7 @@ class Precision:
     quant_type: str = "nf4"  # 4-bit only: "nf4" or "fp4"
     double_quant: bool = True  # 4-bit only: quantize the absmax values too
     compute_dtype: str = "bfloat16"  # bf16 where the GPU supports it, else float16; float32 on CPU
+    upcast_frozen: bool = True  # 4/8-bit: prepare_model_for_kbit_training's fp32 copy of embeddings, norms, lm_head
 
     def __post_init__(self) -> None:
         if self.mode not in PRECISIONS:
@@ -259,7 +264,7 @@ def _layer_activation_bytes_per_token(model: ModelInfo, adapter: AdapterSpec | N
     """
     p = precision.compute_bytes
     full = precision.mode == "full"
-    rs = 4 if precision.quantized else p
+    rs = _residual_bytes(precision)
     h, heads = model.hidden_size, model.num_attention_heads
     qd = heads * model.head_dim
     kvd = model.num_kv_heads * model.head_dim
@@ -287,6 +292,12 @@ def _layer_activation_bytes_per_token(model: ModelInfo, adapter: AdapterSpec | N
                 if adapter.dropout > 0:
                     total += layer.in_features  # the dropout mask (one byte per value)
     return total
+
+
+def _residual_bytes(precision: Precision) -> int:
+    """Bytes per value of the residual stream: fp32 once prepare_model_for_kbit_training has upcast the
+    embeddings (their output, and every residual add after it, is fp32), else the compute dtype."""
+    return 4 if precision.quantized and precision.upcast_frozen else precision.compute_bytes
 
 
 def _layer_index(name: str) -> int | None:
@@ -318,12 +329,17 @@ def plan(model: ModelInfo, adapter: AdapterSpec, shape: TrainShape, precision: P
             "quantized_weights", q_bytes,
             f"{model.quantizable_params / 1e9:.2f} B Linear weights in 8-bit (LLM.int8): one byte each plus a scale per row."))
 
-    if precision.quantized:
+    if precision.quantized and precision.upcast_frozen:
         unq = model.unquantized_params * 4
         components.append(Component(
             "unquantized_weights", unq,
             f"Embeddings, lm_head, norms and biases ({model.unquantized_params / 1e6:.0f} M) stay unquantized, and "
             "prepare_model_for_kbit_training upcasts them to fp32 (4 bytes each)."))
+    elif precision.quantized:
+        components.append(Component(
+            "unquantized_weights", model.unquantized_params * p,
+            f"Embeddings, lm_head, norms and biases ({model.unquantized_params / 1e6:.0f} M) stay unquantized, kept in "
+            f"{dtype} ({p} bytes each) instead of an fp32 copy."))
     elif precision.mode == "16bit":
         components.append(Component(
             "unquantized_weights", model.total_params * p,
@@ -361,7 +377,7 @@ def plan(model: ModelInfo, adapter: AdapterSpec, shape: TrainShape, precision: P
 
     tokens = shape.tokens
     per_layer = _layer_activation_bytes_per_token(model, None if precision.mode == "full" else adapter, shape, precision)
-    rs = 4 if precision.quantized else p
+    rs = _residual_bytes(precision)
     if shape.gradient_checkpointing:
         kept = model.num_layers * rs * model.hidden_size * tokens
         act = int(kept + per_layer * tokens)
@@ -374,16 +390,24 @@ def plan(model: ModelInfo, adapter: AdapterSpec, shape: TrainShape, precision: P
     act += rs * model.hidden_size * tokens * 2  # embedding output and final norm
     components.append(Component("activations", act, act_why))
 
-    components.append(Component(
-        "logits", LOGIT_BYTES * tokens * model.vocab_size,
-        f"The loss needs {shape.batch_size}×{shape.seq_len} tokens × {model.vocab_size:,} vocabulary scores in fp32, "
-        "plus their gradient: large for big vocabularies."))
+    if shape.loss_chunk_tokens and shape.loss_chunk_tokens < tokens:
+        components.append(Component(
+            "logits", LOGIT_BYTES * shape.loss_chunk_tokens * model.vocab_size,
+            f"The chunked loss makes the fp32 vocabulary scores {shape.loss_chunk_tokens} tokens at a time "
+            f"(× {model.vocab_size:,}), never all {tokens} at once."))
+    else:
+        components.append(Component(
+            "logits", LOGIT_BYTES * tokens * model.vocab_size,
+            f"The loss needs {shape.batch_size}×{shape.seq_len} tokens × {model.vocab_size:,} vocabulary scores in fp32, "
+            "plus their gradient: large for big vocabularies."))
 
     tensors = sum(c.bytes for c in components)
     components.append(Component(
         "cuda_overhead", int(CUDA_CONTEXT_BYTES + ALLOCATOR_SLACK * tensors),
         "The CUDA context and library workspaces, and what PyTorch's caching allocator reserves beyond what is in use."))
 
+    if shape.packing:
+        notes.append("Padding-free packing: the plan is for the worst micro-batch (its longest examples); most use less.")
     if model.context_length and shape.seq_len > model.context_length:
         notes.append(f"Sequence length {shape.seq_len} is longer than the model's context ({model.context_length}).")
     return MemoryPlan(model, adapter, shape, precision, tuple(components), trainable, tuple(notes))
@@ -402,7 +426,8 @@ def _halvings(value: int, floor: int) -> list[int]:
     return out
 
 
-def _candidate_steps(adapter: AdapterSpec, shape: TrainShape, precision: Precision) -> list[list[tuple[str, dict, tuple]]]:
+def _candidate_steps(adapter: AdapterSpec, shape: TrainShape, precision: Precision,
+                     chunkable: bool = True) -> list[list[tuple[str, dict, tuple]]]:
     """Each axis the user could move, least disruptive first; each axis lists its steps, mildest first.
 
     A step is (description, machine-readable changes, (adapter, shape, precision) after the step).
@@ -412,6 +437,14 @@ def _candidate_steps(adapter: AdapterSpec, shape: TrainShape, precision: Precisi
         axes.append([("Turn on gradient checkpointing (about 30% slower, same result)",
                       {"shape.gradient_checkpointing": True},
                       (adapter, replace(shape, gradient_checkpointing=True), precision))])
+    if not shape.loss_chunk_tokens and chunkable:
+        axes.append([("Compute the loss 1024 tokens at a time (same result, no vocabulary-sized peak)",
+                      {"shape.loss_chunk_tokens": 1024},
+                      (adapter, replace(shape, loss_chunk_tokens=1024), precision))])
+    if precision.quantized and precision.upcast_frozen:
+        axes.append([(f"Keep embeddings and lm_head in {precision.compute_dtype} instead of an fp32 copy",
+                      {"precision.upcast_frozen": False},
+                      (adapter, shape, replace(precision, upcast_frozen=False)))])
     if shape.optimizer != "paged-adamw-8bit":
         axes.append([("Use the paged 8-bit AdamW optimizer",
                       {"shape.optimizer": "paged-adamw-8bit"},
@@ -464,7 +497,9 @@ def suggest_changes(
     if plan(model, adapter, shape, precision).fits(gpu_bytes):
         return []
     out: list[Suggestion] = []
-    axes = _candidate_steps(adapter, shape, precision)
+    from studio.core.training.chunked_loss import supports
+
+    axes = _candidate_steps(adapter, shape, precision, chunkable=supports(model.model_type))
     for steps in axes:
         for text, changes, (a, s, pr) in steps:
             total = plan(model, a, s, pr).total_bytes

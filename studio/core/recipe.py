@@ -89,6 +89,12 @@ class TrainingSection:
     sample_max_tokens: int = _help("length of each sample answer, in tokens", default=64)
     num_processes: int = _help("GPUs (processes) to train on with accelerate; 1 for one GPU", default=1)
     preflight: bool = _help("before training, run the longest batch once to check it fits (a few seconds)", default=True)
+    chunked_loss: bool = _help("compute the loss a chunk of tokens at a time: same result, without the vocabulary-sized "
+                               "peak (Llama, Mistral, Qwen, Gemma, Phi-3 families)", default=True)
+    loss_chunk_tokens: int = _help("tokens per chunk of the chunked loss", default=1024)
+    packing: bool = _help("padding-free batches: examples are joined without padding, attention kept apart", default=True)
+    upcast_frozen: bool = _help("4/8-bit: keep an fp32 copy of embeddings, norms and lm_head, as "
+                                "prepare_model_for_kbit_training does (off: keep them in the compute dtype)", default=True)
 
 
 @dataclass
@@ -112,15 +118,22 @@ class RunConfig:
         return AdapterSpec(rank=a.rank, alpha=a.alpha, dropout=a.dropout, targets=tuple(a.targets), use_dora=a.use_dora,
                            use_rslora=a.use_rslora)
 
-    def train_shape(self, on_gpu: bool = True) -> TrainShape:
+    def train_shape(self, on_gpu: bool = True, model_type: str | None = None) -> TrainShape:
+        """The planner's view of the training settings; with `model_type`, the chunked loss counts only
+        where the worker can use it."""
+        from studio.core.training.chunked_loss import supports
+
         t = self.training
+        chunked = t.chunked_loss and (model_type is None or supports(model_type))
         return TrainShape(batch_size=t.batch_size, seq_len=t.seq_len, grad_accum=t.grad_accum,
                           gradient_checkpointing=t.gradient_checkpointing, optimizer=self.optimizer_for(on_gpu),
-                          attention=t.attention)
+                          attention=t.attention, loss_chunk_tokens=t.loss_chunk_tokens if chunked else 0,
+                          packing=t.packing)
 
     def precision_for(self, compute_dtype: str) -> Precision:
         t = self.training
-        return Precision(mode=t.precision, quant_type=t.quant_type, double_quant=t.double_quant, compute_dtype=compute_dtype)
+        return Precision(mode=t.precision, quant_type=t.quant_type, double_quant=t.double_quant, compute_dtype=compute_dtype,
+                         upcast_frozen=t.upcast_frozen)
 
     def optimizer_for(self, on_gpu: bool) -> str:
         if self.training.optimizer != "auto":
@@ -163,6 +176,8 @@ class RunConfig:
                                   ("sample_every", t.sample_every, "--sample-every")):
             if value < 0:
                 bad(value, name, flag, "0 or more")
+        if t.loss_chunk_tokens < 64:
+            bad(t.loss_chunk_tokens, "The loss chunk", "the recipe's loss_chunk_tokens", "at least 64 tokens")
         if t.keep_checkpoints < 1:
             bad(t.keep_checkpoints, "keep_checkpoints", "the recipe", "at least 1")
         if a.rank < 1 or a.rank > 1024:
@@ -240,6 +255,8 @@ class RunConfig:
                 setattr(config.adapter, name, list(value) if name == "targets" else value)
             elif group == "shape":
                 setattr(config.training, name, value)
+                if name == "loss_chunk_tokens":
+                    config.training.chunked_loss = bool(value)
             elif group == "precision":
                 setattr(config.training, {"mode": "precision"}.get(name, name), value)
         return config

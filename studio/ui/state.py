@@ -271,7 +271,7 @@ class StudioState(QObject):
             return None
         c = self.config
         try:
-            return memory.plan(self.model, c.adapter_spec(), c.train_shape(on_gpu=True), c.precision_for(self.gpu.compute_dtype))
+            return memory.plan(self.model, c.adapter_spec(), c.train_shape(on_gpu=True, model_type=self.model.model_type), c.precision_for(self.gpu.compute_dtype))
         except StudioError:
             return None
 
@@ -280,7 +280,7 @@ class StudioState(QObject):
             return []
         c = self.config
         try:
-            return memory.suggest_changes(self.model, c.adapter_spec(), c.train_shape(on_gpu=True),
+            return memory.suggest_changes(self.model, c.adapter_spec(), c.train_shape(on_gpu=True, model_type=self.model.model_type),
                                           c.precision_for(self.gpu.compute_dtype), self.gpu.bytes, self.smaller_models)
         except StudioError:
             return []
@@ -290,7 +290,7 @@ class StudioState(QObject):
             return {}
         c = self.config
         try:
-            return memory.compare_precisions(self.model, c.adapter_spec(), c.train_shape(on_gpu=True),
+            return memory.compare_precisions(self.model, c.adapter_spec(), c.train_shape(on_gpu=True, model_type=self.model.model_type),
                                              c.precision_for(self.gpu.compute_dtype))
         except StudioError:
             return {}

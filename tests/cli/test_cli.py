@@ -59,7 +59,7 @@ def test_plan_options_reach_the_planner(capsys):
     assert opts["adapter"]["trainable_params"] < base["adapter"]["trainable_params"]
     assert "quantized_weights" not in [c["name"] for c in opts["memory"]["components"]]
     assert opts["shape"] == {"batch_size": 2, "seq_len": 512, "grad_accum": 8, "gradient_checkpointing": False,
-                             "optimizer": "adamw", "attention": "sdpa"}
+                             "optimizer": "adamw", "attention": "sdpa", "loss_chunk_tokens": 1024}
 
 
 def test_plan_table_for_people(capsys):

@@ -54,16 +54,25 @@ def test_preflight_leaves_the_run_identical(tmp_path):
 
 
 def test_a_worst_batch_that_does_not_fit_stops_the_run_at_once(tmp_path, monkeypatch):
-    from transformers import Trainer
+    real_trainer_class = worker._trainer_class
 
-    real = Trainer.compute_loss
+    def longest_example(inputs) -> int:  # packed batches: one row, positions restart at each example
+        if "position_ids" in inputs:
+            return int(inputs["position_ids"].max()) + 1
+        return inputs["input_ids"].shape[1]
 
-    def compute_loss(self, model, inputs, *args, **kwargs):
-        if inputs["input_ids"].shape[1] >= 256:  # only the longest examples "do not fit"
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.50 GiB")
-        return real(self, model, inputs, *args, **kwargs)
+    def trainer_class():
+        base = real_trainer_class()
 
-    monkeypatch.setattr(Trainer, "compute_loss", compute_loss)
+        class DoesNotFit(base):
+            def compute_loss(self, model, inputs, *args, **kwargs):
+                if longest_example(inputs) >= 256:  # only the longest examples "do not fit"
+                    raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.50 GiB")
+                return super().compute_loss(model, inputs, *args, **kwargs)
+
+        return DoesNotFit
+
+    monkeypatch.setattr(worker, "_trainer_class", trainer_class)
     t0 = time.monotonic()
     run_dir, code, events = train(tmp_path, "oom", steps=50, save_every=5)
     assert code == 1 and time.monotonic() - t0 < 60

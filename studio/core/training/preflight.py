@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class PreflightResult:
-    tokens: int  # tokens in the worst training micro-batch
-    longest: int  # its longest sequence
+    tokens: int  # tokens in the worst training micro-batch (with padding, when not packed)
+    longest: int  # its longest example
     allocated_bytes: int | None  # torch's peak allocated during the preflight (CUDA only)
     reserved_bytes: int | None  # torch's peak reserved
     nvml_bytes: int | None  # the process's GPU memory as the driver sees it (CUDA context included)
@@ -110,4 +110,6 @@ def run_preflight(trainer, train_ds, eval_ds, batch_size: int) -> PreflightResul
         model.train(was_training)
         if cuda:
             torch.cuda.empty_cache()
-    return PreflightResult(int(batch["input_ids"].numel()), int(batch["input_ids"].shape[1]), allocated, reserved, nvml)
+    # tokens as the model saw them (padded, or packed into one row); longest: the longest example
+    longest = max(len(row["input_ids"]) for row in worst)
+    return PreflightResult(int(batch["input_ids"].numel()), longest, allocated, reserved, nvml)

@@ -196,12 +196,18 @@ def load_model(config: RunConfig, info, device, compute_dtype: str):
         warnings.simplefilter("ignore")
         model = AutoModelForCausalLM.from_pretrained(where, **kwargs)
     ckpt_kwargs = {"use_reentrant": False}
-    if t.precision in ("4bit", "8bit"):
+    if t.precision in ("4bit", "8bit") and t.upcast_frozen:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=t.gradient_checkpointing,
                                                 gradient_checkpointing_kwargs=ckpt_kwargs)
-    elif t.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=ckpt_kwargs)
-        model.enable_input_require_grads()
+    else:
+        # What prepare_model_for_kbit_training does, without its fp32 copy of every unquantized weight
+        # (embeddings and lm_head: ~4 GB for a 128k vocabulary): freeze, checkpoint, let gradients
+        # reach the first layer's input. The norms still compute their statistics in fp32 internally.
+        for param in model.parameters():
+            param.requires_grad = False
+        if t.gradient_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=ckpt_kwargs)
+            model.enable_input_require_grads()
     a = config.adapter
     targets = "all-linear" if "all-linear" in a.targets else list(a.targets)
     lora = LoraConfig(r=a.rank, lora_alpha=a.alpha, lora_dropout=a.dropout, target_modules=targets, use_dora=a.use_dora,
@@ -325,6 +331,29 @@ def _make_callback(events: EventWriter, stop: Stop, run_dir: Path, *, start_step
 # ---------------------------------------------------------------------------------------------
 
 
+def _trainer_class():
+    """transformers' Trainer, with the chunked loss when the recipe asks for it (chunked_loss.py)."""
+    from transformers import Trainer
+
+    from studio.core.training.chunked_loss import chunked_causal_lm_loss
+
+    class StudioTrainer(Trainer):
+        def __init__(self, *args, loss_chunk_tokens: int = 0, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.loss_chunk_tokens = loss_chunk_tokens
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if not self.loss_chunk_tokens or return_outputs or "labels" not in inputs:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            loss = chunked_causal_lm_loss(model, inputs, chunk_tokens=self.loss_chunk_tokens,
+                                          num_items_in_batch=num_items_in_batch)
+            if self.args.average_tokens_across_devices and num_items_in_batch is not None and self.accelerator.num_processes > 1:
+                loss = loss * self.accelerator.num_processes  # as Trainer does for model-computed losses
+            return loss
+
+    return StudioTrainer
+
+
 def estimate_checkpoint_bytes(trainable: int, optimizer: str) -> int:
     """Adapter weights (fp32) + optimizer states + scheduler/RNG/state files."""
     states = 2 * 4 * trainable if optimizer == "adamw" else 2 * trainable + trainable // 32
@@ -334,7 +363,7 @@ def estimate_checkpoint_bytes(trainable: int, optimizer: str) -> int:
 def train(run_dir: Path, config: RunConfig, events: EventWriter, stop: Stop, *, resume: bool = False) -> dict:
     """Train the run in `run_dir`; returns the finished event's fields."""
     import torch
-    from transformers import DataCollatorForSeq2Seq, PrinterCallback, Trainer, TrainingArguments, set_seed
+    from transformers import DataCollatorForSeq2Seq, DataCollatorWithFlattening, PrinterCallback, TrainingArguments, set_seed
 
     from studio.core.memory import plan, suggest_changes
     from studio.core.models import load_tokenizer
@@ -352,7 +381,7 @@ def train(run_dir: Path, config: RunConfig, events: EventWriter, stop: Stop, *, 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     per_step = t.batch_size * t.grad_accum * world
     total = t.steps or max(1, math.ceil((t.epochs or 1) * len(train_ds) / per_step))
-    shape = config.train_shape(on_gpu)
+    shape = config.train_shape(on_gpu, info.model_type)
     precision = config.precision_for("bfloat16" if compute_dtype == "float32" and not on_gpu else compute_dtype)
     memory = plan(info, config.adapter_spec(), shape, precision)
 
@@ -374,6 +403,7 @@ def train(run_dir: Path, config: RunConfig, events: EventWriter, stop: Stop, *, 
     start_step = runs.checkpoint_step(checkpoint) if checkpoint else 0
 
     set_seed(t.seed)
+    StudioTrainer = _trainer_class()
     model = load_model(config, info, device, compute_dtype)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     samples = sample_prompts(config, loaded)
@@ -400,7 +430,7 @@ def train(run_dir: Path, config: RunConfig, events: EventWriter, stop: Stop, *, 
         eval_strategy="steps" if eval_ds is not None else "no",
         eval_steps=eval_every,
         prediction_loss_only=True,  # never gather eval logits: they can run the GPU out of memory
-        bf16=on_gpu and compute_dtype == "bfloat16",
+        bf16=compute_dtype == "bfloat16",  # autocast; on the CPU too when bf16 compute is asked for
         fp16=on_gpu and compute_dtype == "float16",
         use_cpu=not on_gpu,
         seed=t.seed,
@@ -412,10 +442,15 @@ def train(run_dir: Path, config: RunConfig, events: EventWriter, stop: Stop, *, 
         dataloader_pin_memory=on_gpu,
         ddp_find_unused_parameters=False if world > 1 else None,
     )
-    collator = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=-100,
-                                      pad_to_multiple_of=8 if on_gpu else None)
-    trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, data_collator=collator,
-                      processing_class=tokenizer, callbacks=[callback])
+    if t.packing:
+        # padding-free: a micro-batch's examples joined in one row; position ids restart per example
+        # and transformers' attention masks keep the examples apart
+        collator = DataCollatorWithFlattening(return_position_ids=True, separator_id=-100)
+    else:
+        collator = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=-100,
+                                          pad_to_multiple_of=8 if on_gpu else None)
+    trainer = StudioTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, data_collator=collator,
+                            processing_class=tokenizer, callbacks=[callback], loss_chunk_tokens=shape.loss_chunk_tokens)
     trainer.remove_callback(PrinterCallback)  # its log lines would mix with the events on stdout
     if is_main_process():
         events.emit("started", total_steps=total, resumed_from_step=start_step, device=_device_name(device),

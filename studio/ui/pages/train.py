@@ -485,7 +485,7 @@ class TrainPage(Page):
         if not suggestions and s.model is not None:
             plan = s.plan()
             target = int(plan.total_bytes * 0.8) if plan else s.gpu.bytes
-            suggestions = memory.suggest_changes(s.model, c.adapter_spec(), c.train_shape(on_gpu=True),
+            suggestions = memory.suggest_changes(s.model, c.adapter_spec(), c.train_shape(on_gpu=True, model_type=s.model.model_type),
                                                  c.precision_for(s.gpu.compute_dtype), target, s.smaller_models)
         if suggestions:
             self.log.appendPlainText(f"[studio] applying: {suggestions[0].change}")

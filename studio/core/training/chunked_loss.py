@@ -1,0 +1,75 @@
+"""Cross-entropy without the whole b·s·vocab logits tensor.
+
+transformers computes the logits of every position at once, upcasts them to fp32 and keeps the
+log-probabilities for backward: about 12 bytes per token and vocabulary entry, 1.5 GB per 1,000
+tokens of Llama 3's 128k vocabulary — usually the peak of a QLoRA run. Here the model runs with
+`logits_to_keep=1` (one position's logits) and returns its final hidden states; the loss is then
+summed over chunks of positions, each chunk's logits made inside a checkpoint, so backward
+recomputes them one chunk at a time. Same loss and gradients (tests/core/test_memory_options.py),
+the logits peak bounded by the chunk.
+
+The model is called through its normal forward (not its decoder directly), so DDP's hooks still
+see the call; the lm_head is frozen in LoRA, so using it outside that call changes nothing for
+gradient synchronisation.
+"""
+
+from __future__ import annotations
+
+# Architectures whose last hidden state is the normalised input of lm_head and whose logits need
+# nothing more than lm_head (plus Gemma 2's soft-capping, applied below). Others use the plain loss.
+SUPPORTED = {"llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen2_moe", "qwen3_moe", "phi3", "gemma", "gemma2",
+             "gemma3_text", "olmo2", "granite"}
+DEFAULT_CHUNK_TOKENS = 1024
+
+
+def supports(model_type: str) -> bool:
+    return model_type in SUPPORTED
+
+
+def chunked_causal_lm_loss(model, inputs: dict, *, chunk_tokens: int = DEFAULT_CHUNK_TOKENS, num_items_in_batch=None):
+    """The causal-LM loss of `inputs` (input_ids, labels, attention_mask/position_ids), as
+    transformers computes it (shifted labels, -100 ignored, mean over target tokens or divided by
+    `num_items_in_batch`), with logits made chunk by chunk."""
+    import torch
+    import torch.nn.functional as F
+    from torch.utils.checkpoint import checkpoint
+
+    labels = inputs["labels"]
+    forward = {k: v for k, v in inputs.items() if k != "labels"}
+    outputs = model(**forward, use_cache=False, logits_to_keep=1, output_hidden_states=True)
+    hidden = outputs.hidden_states[-1]
+    base = _unwrap(model)
+    lm_head = base.get_output_embeddings()
+    softcap = getattr(base.config, "final_logit_softcapping", None)
+
+    # position t predicts token t+1
+    hidden = hidden[:, :-1, :].reshape(-1, hidden.shape[-1])
+    targets = labels[:, 1:].reshape(-1).to(hidden.device)
+
+    weight_dtype = lm_head.weight.dtype
+
+    def chunk_loss(h, t):
+        # outside the model's forward no autocast applies: give lm_head its own dtype, as autocast would
+        logits = lm_head(h.to(weight_dtype)).float()
+        if softcap:
+            logits = torch.tanh(logits / softcap) * softcap
+        return F.cross_entropy(logits, t, ignore_index=-100, reduction="sum")
+
+    total = hidden.new_zeros((), dtype=torch.float32)
+    for start in range(0, hidden.shape[0], chunk_tokens):
+        t = targets[start:start + chunk_tokens]
+        if bool((t != -100).any()):
+            total = total + checkpoint(chunk_loss, hidden[start:start + chunk_tokens], t, use_reentrant=False)
+    if num_items_in_batch is not None:
+        denominator = num_items_in_batch.to(total.device) if torch.is_tensor(num_items_in_batch) else num_items_in_batch
+    else:
+        denominator = (targets != -100).sum().clamp(min=1)
+    return total / denominator
+
+
+def _unwrap(model):
+    """The transformers model under DDP/accelerate and PEFT wrappers."""
+    while hasattr(model, "module"):
+        model = model.module
+    get_base = getattr(model, "get_base_model", None)
+    return get_base() if callable(get_base) else model
