@@ -55,3 +55,28 @@ def test_train_on_missing_data_fails_with_advice(capsys, tmp_path):
 def test_runs_when_there_are_none(capsys, tmp_path):
     assert main(["runs", "--runs-dir", str(tmp_path / "empty")]) == 0
     assert "No runs yet" in capsys.readouterr().out
+
+
+def test_memory_options_and_the_preflight_switch_reach_the_recipe_and_the_run(capsys, tmp_path):
+    from studio.core import runs
+    from studio.core.training.events import read_events
+
+    run_dir = tmp_path / "lean"
+    code = main(["train", "--model", "demo", "--data", "demo", "--steps", "2", "--batch-size", "2", "--seq-len", "128",
+                 "--save-every", "0", "--sample-every", "0", "--eval-fraction", "0", "--run-dir", str(run_dir), "--quiet",
+                 "--no-preflight", "--no-chunked-loss", "--no-packing", "--no-fp32-frozen"])
+    assert code == 0, capsys.readouterr().out
+    t = RunConfig.load(run_dir / "run.toml").training
+    assert (t.preflight, t.chunked_loss, t.packing, t.upcast_frozen) == (False, False, False, False)
+    events = read_events(run_dir / runs.EVENTS)
+    assert not [e for e in events if e["type"] == "preflight"] and events[-1]["type"] == "finished"
+
+    recipe = RunConfig()
+    recipe.model.source = recipe.data.source = "demo"
+    path = tmp_path / "r.toml"
+    recipe.save(path)
+    from studio.cli import build_parser, recipe_from_args
+
+    args = build_parser().parse_args(["train", "--recipe", str(path), "--loss-chunk", "256"])
+    t = recipe_from_args(args).training
+    assert (t.preflight, t.chunked_loss, t.packing, t.upcast_frozen, t.loss_chunk_tokens) == (True, True, True, True, 256)

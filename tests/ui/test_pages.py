@@ -111,6 +111,25 @@ def test_every_control_updates_the_memory_plan_at_once(window):
     assert [f"A {n} GB card" for n in (8, 12, 16, 24, 48, 80)] == [s for s in sizes if s in {f"A {n} GB card" for n in (8, 12, 16, 24, 48, 80)}]
 
 
+def test_the_memory_options_reach_the_recipe_and_the_plan(window):
+    adapter = window.page("adapter")
+    state = window.state
+
+    def component(name):
+        return dict((c.name, c.bytes) for c in state.plan().components)[name]
+
+    assert adapter.chunked_loss.isChecked() and adapter.packing.isChecked() and adapter.upcast_frozen.isChecked()
+    logits, frozen = component("logits"), component("unquantized_weights")
+    adapter.chunked_loss.setChecked(False)
+    assert not state.config.training.chunked_loss and component("logits") > logits
+    adapter.upcast_frozen.setChecked(False)
+    assert not state.config.training.upcast_frozen and component("unquantized_weights") < frozen
+    adapter.packing.setChecked(False)
+    assert not state.config.training.packing
+    adapter.chunked_loss.setChecked(True)
+    assert state.config.training.chunked_loss and component("logits") == logits
+
+
 def test_suggestions_are_buttons_that_make_it_fit(qapp, tmp_path):
     w = make_window(model="llama-3.1-8b", data=None, runs_dir=tmp_path / "runs")
     try:

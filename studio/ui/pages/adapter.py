@@ -207,6 +207,16 @@ class AdapterPage(Page):
         self.preflight = QCheckBox("Check the longest batch first", w)
         self.preflight.setToolTip(help_of(t, "preflight").capitalize() + ": a run that cannot fit stops in seconds, not hours.")
         self.preflight.toggled.connect(self._advanced_edited)
+        self.chunked_loss = QCheckBox("Chunked loss (no vocabulary-sized peak)", w)
+        self.chunked_loss.setToolTip(help_of(t, "chunked_loss").capitalize() + ".")
+        self.chunked_loss.toggled.connect(self._advanced_edited)
+        self.packing = QCheckBox("Join examples without padding", w)
+        self.packing.setToolTip(help_of(t, "packing").capitalize() + ": no memory or time spent on padding.")
+        self.packing.toggled.connect(self._advanced_edited)
+        self.upcast_frozen = QCheckBox("Keep an fp32 copy of embeddings and output layer", w)
+        self.upcast_frozen.setToolTip(help_of(t, "upcast_frozen").capitalize()
+                                      + ". Off saves ~2 bytes per embedding weight (≈2 GB on Llama 3 8B).")
+        self.upcast_frozen.toggled.connect(self._advanced_edited)
         self.optimizer = self._combo(w, ["auto", "adamw", "adamw-8bit", "paged-adamw-8bit"], help_of(t, "optimizer"))
         self.precision = self._combo(w, ["4bit", "8bit", "16bit"], help_of(t, "precision"))
         self.eval_every = self._spin(w, 0, 1_000_000, help_of(t, "eval_every"))
@@ -226,7 +236,8 @@ class AdapterPage(Page):
         self.run_name.editingFinished.connect(self._advanced_edited)
         rows = [("Learning rate:", self.lr), ("Schedule:", self.scheduler), ("Warm-up share:", self.warmup),
                 ("Micro-batch:", self.batch), ("Gradient accumulation:", self.accum), ("Sequence length:", self.adv_seq_len),
-                ("", self.grad_ckpt), ("", self.preflight), ("Optimizer:", self.optimizer), ("Base model in:", self.precision),
+                ("", self.grad_ckpt), ("", self.preflight), ("", self.chunked_loss), ("", self.packing),
+                ("", self.upcast_frozen), ("Optimizer:", self.optimizer), ("Base model in:", self.precision),
                 ("Eval loss every:", self.eval_every), ("Checkpoint every:", self.save_every),
                 ("Sample answers every:", self.sample_every), ("Held-out share:", self.eval_fraction),
                 ("", self.dora), ("", self.rslora), ("Seed:", self.seed), ("Run name:", self.run_name)]
@@ -309,6 +320,8 @@ class AdapterPage(Page):
         t.batch_size, t.grad_accum, t.seq_len = self.batch.value(), self.accum.value(), self.adv_seq_len.value()
         t.gradient_checkpointing = self.grad_ckpt.isChecked()
         t.preflight = self.preflight.isChecked()
+        t.chunked_loss, t.packing = self.chunked_loss.isChecked(), self.packing.isChecked()
+        t.upcast_frozen = self.upcast_frozen.isChecked()
         t.optimizer = self.optimizer.currentData()
         t.precision = self.precision.currentData()
         t.eval_every, t.save_every, t.sample_every = self.eval_every.value(), self.save_every.value(), self.sample_every.value()
@@ -404,6 +417,9 @@ class AdapterPage(Page):
             self.adv_seq_len.setValue(t.seq_len)
             self.grad_ckpt.setChecked(t.gradient_checkpointing)
             self.preflight.setChecked(t.preflight)
+            self.chunked_loss.setChecked(t.chunked_loss)
+            self.packing.setChecked(t.packing)
+            self.upcast_frozen.setChecked(t.upcast_frozen)
             self.optimizer.setCurrentIndex(max(0, self.optimizer.findData(t.optimizer)))
             self.precision.setCurrentIndex(max(0, self.precision.findData(t.precision)))
             self.eval_every.setValue(t.eval_every)
