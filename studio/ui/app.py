@@ -10,7 +10,7 @@ import os
 import sys
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QGuiApplication, QPalette
+from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
 
 APP_NAME = "LoRA Studio"
@@ -58,6 +58,18 @@ def apply_theme(app: QApplication) -> None:
     app.setPalette(dark_palette() if wants_dark(app) else app.style().standardPalette())
 
 
+def app_icon() -> QIcon:
+    """resources/icons: the same picture as the desktop entry's (packaging/)."""
+    from studio.core.paths import resources_dir
+
+    icon = QIcon()
+    for name in ("lora-studio.svg", "lora-studio.png", "lora-studio-48.png"):
+        path = resources_dir() / "icons" / name
+        if path.is_file():
+            icon.addFile(str(path))
+    return icon
+
+
 def create_app(argv: list[str] | None = None) -> QApplication:
     app = QApplication.instance()
     if app is not None:
@@ -69,6 +81,7 @@ def create_app(argv: list[str] | None = None) -> QApplication:
     app.setApplicationDisplayName(APP_NAME)
     app.setOrganizationName("lora-studio")
     app.setDesktopFileName("lora-studio")
+    app.setWindowIcon(app_icon())
     apply_theme(app)
     app.styleHints().colorSchemeChanged.connect(lambda _scheme: apply_theme(app))
     return app
@@ -80,6 +93,7 @@ def run(*, model: str | None = "demo", data: str | None = "demo") -> int:
     from studio.ui.main_window import MainWindow
 
     window = MainWindow(model=model, data=data)
+    window.first_run_check = True  # the first start shows Help ▸ Check this computer (once)
     window.show()
     code = app.exec()
     from studio.ui import tasks

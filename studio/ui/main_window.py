@@ -59,6 +59,8 @@ class MainWindow(QMainWindow):
         self._initial_model = model
         self._painted = False
         self.close_policy: str | None = None  # tests answer the "a run is going" question in advance
+        self.first_run_check = False  # `studio` (app.run) turns it on: the computer check on the first start
+        self.doctor_dialog = None
         self.setWindowTitle("LoRA Studio")
         self.resize(1280, 820)
         self.setMinimumSize(QSize(960, 640))
@@ -175,14 +177,32 @@ class MainWindow(QMainWindow):
         about.triggered.connect(self._about)
         keys = QAction("&Keyboard", self)
         keys.triggered.connect(self._keys)
+        doctor = QAction("&Check this computer…", self)
+        doctor.setToolTip("Whether a GPU was found, its memory, whether 4-bit training is available, and what to do if not.")
+        doctor.triggered.connect(self.open_doctor)
+        help_menu.addAction(doctor)
         help_menu.addAction(keys)
         help_menu.addAction(about)
         self.settings_action = settings
+        self.doctor_action = doctor
 
     def open_settings(self) -> None:
         from studio.ui.settings_dialog import SettingsDialog
 
         SettingsDialog(self.state, self).exec()
+
+    def open_doctor(self):
+        """Help ▸ Check this computer: the GPU, 4-bit training, and what to do (a new check each time)."""
+        from studio.ui.doctor_dialog import DoctorDialog
+
+        if self.doctor_dialog is None:
+            self.doctor_dialog = DoctorDialog(self)
+        elif not self.doctor_dialog.isVisible():
+            self.doctor_dialog.refresh()
+        self.doctor_dialog.show()
+        self.doctor_dialog.raise_()
+        self.doctor_dialog.activateWindow()
+        return self.doctor_dialog
 
     def _open_recipe(self) -> None:
         from studio.core.recipe import RunConfig
@@ -289,13 +309,24 @@ class MainWindow(QMainWindow):
         start_task("detect gpus", lambda s: _detect_gpus(), on_done=self._gpus_found)
         self.gpu_gauge.start()
         self.check_runs()
+        if self.first_run_check:
+            QTimer.singleShot(400, self._first_run_check)
+
+    def _first_run_check(self) -> None:
+        from studio.ui.doctor_dialog import show_on_first_run
+
+        self.doctor_dialog = show_on_first_run(self) or self.doctor_dialog
 
     def _report_startup(self) -> None:
         probe = os.environ.get("STUDIO_STARTUP_PROBE")
         if not probe:
             return
         Path(probe).write_text(json.dumps({"painted_at": time.time(), "process_started_at": _process_start_time(),
-                                           "torch_loaded": "torch" in __import__("sys").modules}), encoding="utf-8")
+                                           "torch_loaded": "torch" in __import__("sys").modules,
+                                           "page": self.current_key(), "title": self.windowTitle()}), encoding="utf-8")
+        shot = os.environ.get("STUDIO_STARTUP_SCREENSHOT")  # packaging/smoke.sh: what the first paint showed
+        if shot:
+            self.grab().save(shot)
         if os.environ.get("STUDIO_STARTUP_EXIT"):
             from PySide6.QtWidgets import QApplication
 
