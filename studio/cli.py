@@ -66,7 +66,8 @@ def _add_plan_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-grad-ckpt", action="store_true", help="turn gradient checkpointing off (faster, much more memory)")
     p.add_argument("--optim", choices=["adamw", "adamw-8bit", "paged-adamw-8bit"], default="paged-adamw-8bit",
                    help="optimizer (default paged-adamw-8bit)")
-    p.add_argument("--attention", choices=["sdpa", "eager"], default="sdpa", help="attention implementation (default sdpa)")
+    p.add_argument("--attention", choices=["sdpa", "eager", "flash_attention_2"], default="sdpa",
+                   help="attention implementation (default sdpa)")
     p.add_argument("--no-chunked-loss", action="store_true", help="plan transformers' loss over all logits at once")
     p.add_argument("--loss-chunk", type=int, default=1024, help="tokens per chunk of the chunked loss (default 1024)")
     p.add_argument("--no-fp32-frozen", action="store_true",

@@ -49,7 +49,7 @@ MiB = 1024**2
 PRECISIONS = ("4bit", "8bit", "16bit", "full")
 OPTIMIZERS = ("adamw", "adamw-8bit", "paged-adamw-8bit")
 COMPUTE_DTYPES = {"bfloat16": 2, "float16": 2, "float32": 4}
-ATTENTION = ("sdpa", "eager")
+ATTENTION = ("sdpa", "eager", "flash_attention_2")  # flash keeps no s×s matrix either: planned as sdpa
 
 # bitsandbytes 4-bit layout (bnb.functional.quantize_4bit and its nested quantize_blockwise).
 BNB4_BLOCK = 64  # weights per absmax block

@@ -78,7 +78,8 @@ class TrainingSection:
     gradient_checkpointing: bool = _help("recompute activations in backward: much less memory, ~30% slower", default=True)
     optimizer: str = _help("auto (paged 8-bit AdamW on a GPU, AdamW on CPU), adamw, adamw-8bit, paged-adamw-8bit",
                            default="auto")
-    attention: str = _help("attention implementation: sdpa or eager", default="sdpa")
+    attention: str = _help("attention implementation: sdpa, eager, or flash_attention_2 (CUDA with the flash-attn "
+                           "package; otherwise sdpa is used)", default="sdpa")
     seed: int = _help("random seed: same seed, same data order and initial adapter", default=42)
     eval_every: int = _help("steps between eval-loss measurements (0: only at the end)", default=50)
     save_every: int = _help("steps between checkpoints (resume points)", default=50)

@@ -158,3 +158,23 @@ def test_suggestions_offer_the_options_when_a_run_does_not_fit():
     assert {"shape.loss_chunk_tokens": 1024} in changes
     config = RunConfig().with_changes({"shape.loss_chunk_tokens": 1024, "precision.upcast_frozen": False})
     assert config.training.chunked_loss and config.training.loss_chunk_tokens == 1024 and not config.training.upcast_frozen
+
+
+# ---------------------------------------------------------------------------------------------
+# Flash attention where it exists, SDPA otherwise
+# ---------------------------------------------------------------------------------------------
+
+
+def test_flash_attention_falls_back_to_sdpa_without_cuda_and_says_so(tmp_path):
+    assert worker.attention_for("flash_attention_2", torch.device("cpu")) == "sdpa"
+    assert worker.attention_for("eager", torch.device("cpu")) == "eager"
+    info = resolve_model("demo")
+    shape = dict(seq_len=4096, batch_size=2)
+    flash = plan(info, AdapterSpec(), TrainShape(attention="flash_attention_2", **shape), Precision())
+    sdpa = plan(info, AdapterSpec(), TrainShape(attention="sdpa", **shape), Precision())
+    assert flash.total_bytes == sdpa.total_bytes  # no s×s matrix in either
+    run_dir = runs.create_run_dir(recipe(steps=2, attention="flash_attention_2"), tmp_path / "flash")
+    assert worker.run(run_dir, echo=None) == 0
+    events = read_events(run_dir / runs.EVENTS)
+    assert any(e["type"] == "log" and "uses SDPA attention instead" in e["message"] for e in events)
+    assert events[-1]["type"] == "finished" and events[-1].get("status") == "completed"

@@ -173,6 +173,17 @@ def sample_prompts(config: RunConfig, loaded) -> list:
 # ---------------------------------------------------------------------------------------------
 
 
+def attention_for(requested: str, device) -> str:
+    """flash_attention_2 needs CUDA and the flash-attn package; without them SDPA (same memory plan)."""
+    if requested != "flash_attention_2":
+        return requested
+    import importlib.util
+
+    if device.type == "cuda" and importlib.util.find_spec("flash_attn") is not None:
+        return requested
+    return "sdpa"
+
+
 def load_model(config: RunConfig, info, device, compute_dtype: str):
     import torch
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
@@ -180,7 +191,8 @@ def load_model(config: RunConfig, info, device, compute_dtype: str):
 
     dtype = getattr(torch, compute_dtype)
     t = config.training
-    kwargs: dict = {"dtype": dtype, "attn_implementation": t.attention, "trust_remote_code": config.model.trust_remote_code}
+    kwargs: dict = {"dtype": dtype, "attn_implementation": attention_for(t.attention, device),
+                    "trust_remote_code": config.model.trust_remote_code}
     if t.precision == "4bit":
         kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=t.quant_type,
                                                            bnb_4bit_use_double_quant=t.double_quant,
@@ -404,6 +416,9 @@ def train(run_dir: Path, config: RunConfig, events: EventWriter, stop: Stop, *, 
 
     set_seed(t.seed)
     StudioTrainer = _trainer_class()
+    if attention_for(t.attention, device) != t.attention:
+        events.emit("log", message="Flash attention needs an NVIDIA GPU and the flash-attn package "
+                    "(pip install flash-attn); this run uses SDPA attention instead, with the same memory plan.")
     model = load_model(config, info, device, compute_dtype)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     samples = sample_prompts(config, loaded)
