@@ -594,72 +594,16 @@ def cmd_models(args) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
-def doctor_report() -> dict:
-    import platform
-
-    from studio import __version__
-    from studio.core import paths
-    from studio.core.hardware import detect_gpus
-
-    report: dict = {"studio": __version__, "python": sys.version.split()[0], "platform": platform.platform()}
-    try:
-        import torch
-
-        report["torch"] = torch.__version__
-        report["cuda_build"] = torch.version.cuda or "none (CPU build)"
-        report["cuda_available"] = torch.cuda.is_available()
-    except Exception as exc:
-        report["torch"] = f"not importable: {exc}"
-    for lib in ("transformers", "peft", "bitsandbytes", "datasets", "accelerate"):
-        try:
-            report[lib] = __import__(lib).__version__
-        except Exception as exc:
-            report[lib] = f"not importable: {exc}"
-    report["bitsandbytes_backend"] = _bnb_backend()
-    report["gpus"] = [{"name": g.name, "total_gib": round(g.total_bytes / GiB, 2), "free_gib": round(g.free_bytes / GiB, 2),
-                       "compute_capability": ".".join(map(str, g.compute_capability or ())), "bf16": g.supports_bf16}
-                      for g in detect_gpus()]
-    try:
-        import PySide6
-        from PySide6 import QtCore
-
-        report["qt"] = f"PySide6 {PySide6.__version__}, Qt {QtCore.qVersion()}"
-    except Exception as exc:
-        report["qt"] = f"not importable: {exc}"
-    report["qt_platform"] = os.environ.get("QT_QPA_PLATFORM") or (
-        "wayland" if os.environ.get("WAYLAND_DISPLAY") else "xcb" if os.environ.get("DISPLAY") else "none (no display found)")
-    report["runs_folder"] = str(paths.runs_dir())
-    report["settings_folder"] = str(paths.user_config_dir())
-    return report
-
-
-def _bnb_backend() -> str:
-    try:
-        import torch
-
-        import bitsandbytes  # noqa: F401
-
-        if torch.cuda.is_available():
-            return "cuda (4-bit training on the GPU)"
-        return "cpu (4-bit works, slowly; no GPU found)"
-    except Exception as exc:
-        return f"unavailable: {exc}"
-
-
 def cmd_doctor(args) -> int:
-    report = doctor_report()
+    from studio.core.doctor import collect_report, details_text, explain, verdict_text
+
+    report = collect_report()
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    for key, value in report.items():
-        if key == "gpus":
-            if not value:
-                print(f"{'gpus':<22}none found (training will use the CPU, which is slow; see README: GPU setup)")
-            for i, g in enumerate(value):
-                print(f"{'gpu ' + str(i):<22}{g['name']}: {g['total_gib']} GiB ({g['free_gib']} free), "
-                      f"compute {g['compute_capability']}, bf16 {'yes' if g['bf16'] else 'no'}")
-        else:
-            print(f"{key:<22}{value}")
+    print(details_text(report))
+    print()
+    print(verdict_text(explain(report)))
     return 0
 
 

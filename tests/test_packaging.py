@@ -122,14 +122,14 @@ def test_the_desktop_entry_is_well_formed():
 
 
 def test_the_installers_and_the_doctor_agree_on_the_pytorch_version():
-    from studio.ui import doctor_dialog
+    from studio.core import doctor
 
     sh_version = re.search(r'^TORCH_VERSION="([^"]+)"', INSTALL_SH.read_text(), re.M).group(1)
     ps_version = re.search(r'^\$TorchVersion = "([^"]+)"', (PACKAGING / "install.ps1").read_text(), re.M).group(1)
     readme = (ROOT / "README.md").read_text()
     assert sh_version == ps_version == "2.13.0" and f"torch=={sh_version}" in readme
     bnb_sh = re.search(r'^BNB_REQUIREMENT="([^"]+)"', INSTALL_SH.read_text(), re.M).group(1)
-    assert bnb_sh == doctor_dialog.BNB_REQUIREMENT
+    assert bnb_sh == doctor.BNB_REQUIREMENT
 
 
 def test_the_frozen_entry_point_runs_modules_like_python_dash_m(tmp_path):

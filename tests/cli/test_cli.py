@@ -109,6 +109,14 @@ def test_doctor_reports_versions_and_gpus(capsys):
     assert report["gpus"] == [] or all("total_gib" in g for g in report["gpus"])
 
 
+def test_doctor_says_in_plain_words_what_the_computer_can_do(capsys):
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert "bitsandbytes_backend" in out and "runs_folder" in out
+    assert "4-bit training" in out  # the verdict, as the window's check says it
+    assert ("This computer is ready" in out) or ("No NVIDIA GPU was found" in out) or ("A GPU was found" in out)
+
+
 def test_console_script_runs(tmp_path):
     """The installed `studio` entry point, in a real process, as the README's first command runs it."""
     env = dict(os.environ, STUDIO_HOME=str(tmp_path))
