@@ -205,8 +205,9 @@ def measure_gpu(case: Case, model_dir: Path, data: Path, work: Path) -> Row:
     return Row(case, planned, measured, notes)
 
 
-def build_random_model(name: str, folder: Path) -> Path:
-    """The catalog architecture with random weights (bf16 safetensors) and the demo tokenizer."""
+def build_random_model(name: str, folder: Path, overrides: dict | None = None) -> Path:
+    """The catalog architecture with random weights (bf16 safetensors) and the demo tokenizer;
+    `overrides` replaces config values (e.g. smaller sizes for a CPU check)."""
     import shutil
 
     import torch
@@ -217,7 +218,7 @@ def build_random_model(name: str, folder: Path) -> Path:
     from studio.core.paths import demo_model_dir
 
     entry = catalog_entry(name)
-    raw = json.loads(entry.config_path.read_text())
+    raw = {**json.loads(entry.config_path.read_text()), **(overrides or {})}
     config = CONFIG_MAPPING[raw["model_type"]].from_dict(raw)
     with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
         model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)

@@ -362,7 +362,8 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-preflight", action="store_true", help="skip the check that runs the longest batch first")
     p.add_argument("--no-chunked-loss", action="store_true", help="transformers' loss over all logits at once (more memory)")
     p.add_argument("--loss-chunk", type=int, help="tokens per chunk of the chunked loss (default 1024)")
-    p.add_argument("--no-packing", action="store_true", help="pad each micro-batch instead of joining examples")
+    p.add_argument("--packing", choices=["auto", "on", "off"],
+                   help="padding-free batches: auto (default) = with flash attention; on = always; off = pad")
     p.add_argument("--no-fp32-frozen", action="store_true",
                    help="4/8-bit: keep embeddings, norms and lm_head in the compute dtype (no fp32 copy; less memory)")
     p.add_argument("--optim", choices=["auto", "adamw", "adamw-8bit", "paged-adamw-8bit"])
@@ -410,8 +411,9 @@ def recipe_from_args(args):
         t.gradient_checkpointing = False
     if args.loss_chunk is not None:
         t.loss_chunk_tokens = args.loss_chunk
-    for flag, field in (("no_preflight", "preflight"), ("no_chunked_loss", "chunked_loss"), ("no_packing", "packing"),
-                        ("no_fp32_frozen", "upcast_frozen")):
+    if args.packing is not None:
+        t.packing = args.packing
+    for flag, field in (("no_preflight", "preflight"), ("no_chunked_loss", "chunked_loss"), ("no_fp32_frozen", "upcast_frozen")):
         if getattr(args, flag):
             setattr(t, field, False)
     if args.steps is not None:

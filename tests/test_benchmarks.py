@@ -1,8 +1,12 @@
 """The benchmark harnesses run (on CPU here; the figures that matter come from a GPU, by hand)."""
 
+import json
+import math
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,3 +30,25 @@ def test_memory_calibration_harness_on_cpu():
 def test_data_inspect_benchmark_runs():
     out = run("benchmarks/data_inspect.py", "--rows", "3000")
     assert "rows 3,000" in out and "peak resident memory" in out
+
+
+def test_peak_vs_plain_on_cpu(tmp_path):
+    """The memory-options benchmark on a tiny Llama: every variant trains, from the same first loss."""
+    variants = ("plain", "studio-off", "chunked-loss", "packing", "no-fp32-copy", "all-options")
+    report = tmp_path / "peak.json"
+    out = run("benchmarks/peak_vs_plain.py", "--device", "cpu", "--steps", "2", "--jobs", "2", "--out", str(report))
+    rows = {line.split("|")[1].strip() for line in out.splitlines() if line.startswith("| ")}
+    assert set(variants) <= rows
+    assert "all-options vs plain:" in out
+    results = {r["variant"]: r for r in json.loads(report.read_text())["variants"]}
+    assert set(results) == set(variants)
+    for r in results.values():
+        assert "error" not in r, r
+        assert len(r["losses"]) == r["warmup_steps"] + 2 and all(math.isfinite(x) for x in r["losses"])
+        assert math.isfinite(r["eval_loss"]) and r["tokens_per_s"] > 0 and r["planned_bytes"] > 0
+    # same rows, same seed: the chunked loss starts where transformers' loss does
+    assert results["chunked-loss"]["losses"][0] == pytest.approx(results["plain"]["losses"][0], rel=1e-3)
+    # the options lower the peak of live tensors (the CPU's stand-in for the GPU allocator's peak)
+    peak = {name: r["peak_tensor_bytes"] for name, r in results.items()}
+    assert peak["chunked-loss"] < peak["plain"] and peak["no-fp32-copy"] < peak["plain"]
+    assert peak["all-options"] < min(peak["chunked-loss"], peak["no-fp32-copy"])

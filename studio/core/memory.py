@@ -100,6 +100,7 @@ class TrainShape:
     attention: str = "sdpa"
     loss_chunk_tokens: int = 0  # 0: transformers' loss over all logits at once; N: the chunked loss
     packing: bool = False  # padding-free: the worst micro-batch is unchanged, the average one smaller
+    # (without flash attention a packed micro-batch also needs a batch·seq square mask)
 
     def __post_init__(self) -> None:
         if self.loss_chunk_tokens < 0:
@@ -388,6 +389,13 @@ def plan(model: ModelInfo, adapter: AdapterSpec, shape: TrainShape, precision: P
         act_why = (f"Without gradient checkpointing every layer keeps its intermediate tensors for "
                    f"{shape.batch_size}×{shape.seq_len} tokens until backward.")
     act += rs * model.hidden_size * tokens * 2  # embedding output and final norm
+    if shape.packing and shape.attention != "flash_attention_2" and shape.batch_size > 1:
+        # SDPA/eager see a joined row as one sequence with a block-diagonal mask over all of it:
+        # a bool mask and its 16-bit additive form, batch·seq squared
+        mask = 3 * tokens * tokens
+        act += mask
+        act_why += (f" Packing without flash attention adds a {tokens:,}×{tokens:,} attention mask "
+                    f"({mask / 1024**2:,.0f} MiB).")
     components.append(Component("activations", act, act_why))
 
     if shape.loss_chunk_tokens and shape.loss_chunk_tokens < tokens:

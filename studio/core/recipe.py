@@ -58,6 +58,9 @@ class AdapterSection:
     use_rslora: bool = _help("rank-stabilised LoRA: scale by alpha / sqrt(rank)", default=False)
 
 
+PACKING = ("auto", "on", "off")
+
+
 @dataclass
 class TrainingSection:
     precision: str = _help("4bit (QLoRA), 8bit, or 16bit (LoRA on a 16-bit base)", default="4bit")
@@ -93,7 +96,9 @@ class TrainingSection:
     chunked_loss: bool = _help("compute the loss a chunk of tokens at a time: same result, without the vocabulary-sized "
                                "peak (Llama, Mistral, Qwen, Gemma, Phi-3 families)", default=True)
     loss_chunk_tokens: int = _help("tokens per chunk of the chunked loss", default=1024)
-    packing: bool = _help("padding-free batches: examples are joined without padding, attention kept apart", default=True)
+    packing: str = _help("padding-free batches (examples joined, attention kept apart): auto = with flash attention, "
+                         "where it costs nothing; on = always (other attention needs a mask over the whole batch); "
+                         "off", default="auto")
     upcast_frozen: bool = _help("4/8-bit: keep an fp32 copy of embeddings, norms and lm_head, as "
                                 "prepare_model_for_kbit_training does (off: keep them in the compute dtype)", default=True)
 
@@ -119,17 +124,20 @@ class RunConfig:
         return AdapterSpec(rank=a.rank, alpha=a.alpha, dropout=a.dropout, targets=tuple(a.targets), use_dora=a.use_dora,
                            use_rslora=a.use_rslora)
 
-    def train_shape(self, on_gpu: bool = True, model_type: str | None = None) -> TrainShape:
+    def train_shape(self, on_gpu: bool = True, model_type: str | None = None, attention: str | None = None) -> TrainShape:
         """The planner's view of the training settings; with `model_type`, the chunked loss counts only
-        where the worker can use it."""
+        where the worker can use it; `attention`: the implementation the run really gets (the worker
+        falls back from flash attention to SDPA where flash-attn is missing)."""
         from studio.core.training.chunked_loss import supports
 
         t = self.training
         chunked = t.chunked_loss and (model_type is None or supports(model_type))
+        attention = attention or t.attention
+        packing = t.packing == "on" or (t.packing == "auto" and attention == "flash_attention_2")
         return TrainShape(batch_size=t.batch_size, seq_len=t.seq_len, grad_accum=t.grad_accum,
                           gradient_checkpointing=t.gradient_checkpointing, optimizer=self.optimizer_for(on_gpu),
-                          attention=t.attention, loss_chunk_tokens=t.loss_chunk_tokens if chunked else 0,
-                          packing=t.packing)
+                          attention=attention, loss_chunk_tokens=t.loss_chunk_tokens if chunked else 0,
+                          packing=packing)
 
     def precision_for(self, compute_dtype: str) -> Precision:
         t = self.training
@@ -177,6 +185,10 @@ class RunConfig:
                                   ("sample_every", t.sample_every, "--sample-every")):
             if value < 0:
                 bad(value, name, flag, "0 or more")
+        if isinstance(t.packing, bool):  # recipes written before packing had its three modes
+            t.packing = "auto" if t.packing else "off"
+        if t.packing not in PACKING:
+            bad(t.packing, "Packing", "--packing", "auto, on or off")
         if t.loss_chunk_tokens < 64:
             bad(t.loss_chunk_tokens, "The loss chunk", "the recipe's loss_chunk_tokens", "at least 64 tokens")
         if t.keep_checkpoints < 1:

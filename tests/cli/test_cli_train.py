@@ -64,10 +64,10 @@ def test_memory_options_and_the_preflight_switch_reach_the_recipe_and_the_run(ca
     run_dir = tmp_path / "lean"
     code = main(["train", "--model", "demo", "--data", "demo", "--steps", "2", "--batch-size", "2", "--seq-len", "128",
                  "--save-every", "0", "--sample-every", "0", "--eval-fraction", "0", "--run-dir", str(run_dir), "--quiet",
-                 "--no-preflight", "--no-chunked-loss", "--no-packing", "--no-fp32-frozen"])
+                 "--no-preflight", "--no-chunked-loss", "--packing", "off", "--no-fp32-frozen"])
     assert code == 0, capsys.readouterr().out
     t = RunConfig.load(run_dir / "run.toml").training
-    assert (t.preflight, t.chunked_loss, t.packing, t.upcast_frozen) == (False, False, False, False)
+    assert (t.preflight, t.chunked_loss, t.packing, t.upcast_frozen) == (False, False, "off", False)
     events = read_events(run_dir / runs.EVENTS)
     assert not [e for e in events if e["type"] == "preflight"] and events[-1]["type"] == "finished"
 
@@ -79,4 +79,4 @@ def test_memory_options_and_the_preflight_switch_reach_the_recipe_and_the_run(ca
 
     args = build_parser().parse_args(["train", "--recipe", str(path), "--loss-chunk", "256"])
     t = recipe_from_args(args).training
-    assert (t.preflight, t.chunked_loss, t.packing, t.upcast_frozen, t.loss_chunk_tokens) == (True, True, True, True, 256)
+    assert (t.preflight, t.chunked_loss, t.packing, t.upcast_frozen, t.loss_chunk_tokens) == (True, True, "auto", True, 256)

@@ -125,7 +125,9 @@ def test_the_memory_options_reach_the_recipe_and_the_plan(window):
     adapter.upcast_frozen.setChecked(False)
     assert not state.config.training.upcast_frozen and component("unquantized_weights") < frozen
     adapter.packing.setChecked(False)
-    assert not state.config.training.packing
+    assert state.config.training.packing == "off"
+    adapter.packing.setChecked(True)
+    assert state.config.training.packing == "auto"
     adapter.chunked_loss.setChecked(True)
     assert state.config.training.chunked_loss and component("logits") == logits
 

@@ -344,26 +344,38 @@ def _make_callback(events: EventWriter, stop: Stop, run_dir: Path, *, start_step
 
 
 def _trainer_class():
-    """transformers' Trainer, with the chunked loss when the recipe asks for it (chunked_loss.py)."""
+    """transformers' Trainer, with the chunked loss when the recipe asks for it (chunked_loss.py),
+    in training and in evaluation alike (the eval batch must not bring back the logits peak)."""
+    import torch
     from transformers import Trainer
 
-    from studio.core.training.chunked_loss import chunked_causal_lm_loss
+    from studio.core.training.chunked_loss import chunked_causal_lm_loss, usable_for
 
     class StudioTrainer(Trainer):
         def __init__(self, *args, loss_chunk_tokens: int = 0, **kwargs):
             super().__init__(*args, **kwargs)
-            self.loss_chunk_tokens = loss_chunk_tokens
+            self.loss_chunk_tokens = loss_chunk_tokens if usable_for(self.model) else 0
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            if not self.loss_chunk_tokens or return_outputs or "labels" not in inputs:
+            if not self.loss_chunk_tokens or "labels" not in inputs:
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            autocast = torch.bfloat16 if self.args.bf16 else torch.float16 if self.args.fp16 else None
             loss = chunked_causal_lm_loss(model, inputs, chunk_tokens=self.loss_chunk_tokens,
-                                          num_items_in_batch=num_items_in_batch)
+                                          num_items_in_batch=num_items_in_batch, autocast_dtype=autocast)
             if self.args.average_tokens_across_devices and num_items_in_batch is not None and self.accelerator.num_processes > 1:
                 loss = loss * self.accelerator.num_processes  # as Trainer does for model-computed losses
-            return loss
+            # evaluation asks for the outputs too; with prediction_loss_only it reads none of them
+            return (loss, {}) if return_outputs else loss
 
     return StudioTrainer
+
+
+def liger_available(on_gpu: bool) -> bool:
+    """Liger's fused linear cross-entropy (Trainer's use_liger_kernel) needs CUDA and the
+    liger-kernel package; where it is, it replaces the studio's chunked loss."""
+    import importlib.util
+
+    return on_gpu and importlib.util.find_spec("liger_kernel") is not None
 
 
 def estimate_checkpoint_bytes(trainable: int, optimizer: str) -> int:
@@ -393,7 +405,7 @@ def train(run_dir: Path, config: RunConfig, events: EventWriter, stop: Stop, *, 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     per_step = t.batch_size * t.grad_accum * world
     total = t.steps or max(1, math.ceil((t.epochs or 1) * len(train_ds) / per_step))
-    shape = config.train_shape(on_gpu, info.model_type)
+    shape = config.train_shape(on_gpu, info.model_type, attention=attention_for(t.attention, device))
     precision = config.precision_for("bfloat16" if compute_dtype == "float32" and not on_gpu else compute_dtype)
     memory = plan(info, config.adapter_spec(), shape, precision)
 
@@ -425,6 +437,10 @@ def train(run_dir: Path, config: RunConfig, events: EventWriter, stop: Stop, *, 
     callback = _make_callback(events, stop, run_dir, start_step=start_step, samples=samples, tokenizer=tokenizer, config=config,
                               checkpoint_bytes=estimate_checkpoint_bytes(trainable, shape.optimizer))
     eval_every = t.eval_every or total
+    liger = bool(shape.loss_chunk_tokens) and liger_available(on_gpu)
+    if liger and is_main_process():
+        events.emit("log", message="The loss runs through Liger's fused linear cross-entropy (liger-kernel) "
+                    "instead of the studio's chunked loss.")
     args = TrainingArguments(
         output_dir=str(run_dir / runs.CHECKPOINTS),
         max_steps=total,
@@ -456,16 +472,18 @@ def train(run_dir: Path, config: RunConfig, events: EventWriter, stop: Stop, *, 
         include_num_input_tokens_seen="non_padding",
         dataloader_pin_memory=on_gpu,
         ddp_find_unused_parameters=False if world > 1 else None,
+        use_liger_kernel=liger,  # fused linear cross-entropy on CUDA, where liger-kernel is installed
     )
-    if t.packing:
-        # padding-free: a micro-batch's examples joined in one row; position ids restart per example
-        # and transformers' attention masks keep the examples apart
+    if shape.packing:
+        # padding-free: a micro-batch's examples joined in one row; position ids restart per example,
+        # so flash attention runs each example on its own (varlen) and SDPA/eager get a block mask
         collator = DataCollatorWithFlattening(return_position_ids=True, separator_id=-100)
     else:
         collator = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=-100,
                                           pad_to_multiple_of=8 if on_gpu else None)
     trainer = StudioTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, data_collator=collator,
-                            processing_class=tokenizer, callbacks=[callback], loss_chunk_tokens=shape.loss_chunk_tokens)
+                            processing_class=tokenizer, callbacks=[callback],
+                            loss_chunk_tokens=0 if liger else shape.loss_chunk_tokens)
     trainer.remove_callback(PrinterCallback)  # its log lines would mix with the events on stdout
     if is_main_process():
         events.emit("started", total_steps=total, resumed_from_step=start_step, device=_device_name(device),
