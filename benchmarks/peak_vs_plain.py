@@ -322,7 +322,7 @@ def run_one(a) -> dict:
     import torch
     from datasets import Dataset
     from datasets.utils.logging import disable_progress_bar
-    from transformers import (AutoTokenizer, DataCollatorForSeq2Seq, DataCollatorWithFlattening, PrinterCallback, Trainer,
+    from transformers import (AutoTokenizer, DataCollatorForSeq2Seq, PrinterCallback, Trainer,
                               TrainingArguments, set_seed)
 
     from studio.core.memory import plan
@@ -368,11 +368,7 @@ def run_one(a) -> dict:
         model = worker.load_model(config, info, device, compute_dtype)
         tokenizer = load_tokenizer(info)
         trainer_class, extra = worker._trainer_class(), {"loss_chunk_tokens": shape.loss_chunk_tokens}
-        if shape.packing:  # as worker.train builds its collator
-            collator = DataCollatorWithFlattening(return_position_ids=True, separator_id=-100)
-        else:
-            collator = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=-100,
-                                              pad_to_multiple_of=8 if on_gpu else None)
+        collator = worker.make_collator(shape, tokenizer, on_gpu)  # as worker.train builds it
     load_s = time.perf_counter() - t_load
     loaded_allocated = torch.cuda.memory_allocated() if on_gpu else None
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)

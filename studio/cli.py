@@ -79,14 +79,13 @@ def _add_plan_arguments(p: argparse.ArgumentParser) -> None:
 
 def _choices_from_args(args, model_type: str):
     from studio.core.memory import AdapterSpec, TrainShape
-    from studio.core.training.chunked_loss import supports
+    from studio.core.training.chunked_loss import planned_chunk
 
     targets = tuple(t.strip() for t in args.targets.split(",") if t.strip())
     adapter = AdapterSpec(rank=args.rank, alpha=args.alpha, dropout=args.dropout, targets=targets, use_dora=args.dora)
-    chunk = 0 if args.no_chunked_loss or not supports(model_type) else args.loss_chunk
     shape = TrainShape(batch_size=args.batch_size, seq_len=args.seq_len, grad_accum=args.grad_accum,
                        gradient_checkpointing=not args.no_grad_ckpt, optimizer=args.optim, attention=args.attention,
-                       loss_chunk_tokens=chunk)
+                       loss_chunk_tokens=planned_chunk(not args.no_chunked_loss, args.loss_chunk, model_type))
     return adapter, shape
 
 

@@ -19,8 +19,6 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 
-GiB = 1024**3
-
 PYTORCH_INDEX = "https://download.pytorch.org/whl"
 BNB_REQUIREMENT = "bitsandbytes>=0.45"
 INSTALLER_HINT = ("packaging/install.sh on Linux, packaging/install.ps1 on Windows; see packaging/README.md")
@@ -50,14 +48,6 @@ def nvidia_smi_info() -> dict:
         info["nvidia_driver"] = query.strip().splitlines()[0].strip()
     info["nvidia_smi"] = exe
     return info
-
-
-def collect_report() -> dict:
-    """The environment report, plus what nvidia-smi says about the driver (what the advice needs)."""
-    report = doctor_report()
-    report.update(nvidia_smi_info())
-    report["frozen"] = bool(getattr(sys, "frozen", False))
-    return report
 
 
 def torch_index_tag(cuda_driver: str | None) -> str:
@@ -241,12 +231,15 @@ def report_text(report: dict) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def doctor_report() -> dict:
+def collect_report() -> dict:
+    """Versions, GPUs, bitsandbytes' backend, Qt, the folders in use, and what nvidia-smi says about
+    the driver (what the advice needs): `studio doctor --json`."""
     import platform
+    from importlib.metadata import PackageNotFoundError, version
 
     from studio import __version__
     from studio.core import paths
-    from studio.core.hardware import detect_gpus
+    from studio.core.hardware import GiB, detect_gpus
 
     report: dict = {"studio": __version__, "python": sys.version.split()[0], "platform": platform.platform()}
     try:
@@ -266,21 +259,19 @@ def doctor_report() -> dict:
     report["gpus"] = [{"name": g.name, "total_gib": round(g.total_bytes / GiB, 2), "free_gib": round(g.free_bytes / GiB, 2),
                        "compute_capability": ".".join(map(str, g.compute_capability or ())), "bf16": g.supports_bf16}
                       for g in detect_gpus()]
-    try:  # from the package metadata: the core never imports Qt (PySide6 x.y.z bundles Qt x.y.z)
-        from importlib.metadata import version
-
-        report["qt"] = f"PySide6 {version('PySide6_Essentials')}"
-    except Exception:
+    report["qt"] = "not installed"
+    for dist in ("PySide6_Essentials", "PySide6"):  # metadata only: the core never imports Qt
         try:
-            from importlib.metadata import version
-
-            report["qt"] = f"PySide6 {version('PySide6')}"
-        except Exception as exc:
-            report["qt"] = f"not installed: {exc}"
+            report["qt"] = f"PySide6 {version(dist)}"  # PySide6 x.y.z bundles Qt x.y.z
+            break
+        except PackageNotFoundError:
+            continue
     report["qt_platform"] = os.environ.get("QT_QPA_PLATFORM") or (
         "wayland" if os.environ.get("WAYLAND_DISPLAY") else "xcb" if os.environ.get("DISPLAY") else "none (no display found)")
     report["runs_folder"] = str(paths.runs_dir())
     report["settings_folder"] = str(paths.user_config_dir())
+    report.update(nvidia_smi_info())
+    report["frozen"] = bool(getattr(sys, "frozen", False))
     return report
 
 

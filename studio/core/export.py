@@ -500,7 +500,7 @@ def modelfile_text(facts: RunFacts, template: OllamaTemplate, *, merged: bool) -
                       "# to the base at Ollama's own precision, so answers can differ a little from the studio's.",
                       "# `studio export --merged` gives a model that does not depend on this."]
         if facts.model_type and facts.model_type not in OLLAMA_ADAPTER_TYPES:
-            lines += [f"# Note: Ollama documents adapters only for Llama, Mistral and Gemma models; this base is",
+            lines += ["# Note: Ollama documents adapters only for Llama, Mistral and Gemma models; this base is",
                       f"# '{facts.model_type}', which `ollama create` may refuse. Use `studio export --merged` then."]
         lines += [f"FROM {where}", "ADAPTER ."]
     lines.append("")

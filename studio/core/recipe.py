@@ -128,15 +128,14 @@ class RunConfig:
         """The planner's view of the training settings; with `model_type`, the chunked loss counts only
         where the worker can use it; `attention`: the implementation the run really gets (the worker
         falls back from flash attention to SDPA where flash-attn is missing)."""
-        from studio.core.training.chunked_loss import supports
+        from studio.core.training.chunked_loss import planned_chunk
 
         t = self.training
-        chunked = t.chunked_loss and (model_type is None or supports(model_type))
         attention = attention or t.attention
         packing = t.packing == "on" or (t.packing == "auto" and attention == "flash_attention_2")
         return TrainShape(batch_size=t.batch_size, seq_len=t.seq_len, grad_accum=t.grad_accum,
                           gradient_checkpointing=t.gradient_checkpointing, optimizer=self.optimizer_for(on_gpu),
-                          attention=attention, loss_chunk_tokens=t.loss_chunk_tokens if chunked else 0,
+                          attention=attention, loss_chunk_tokens=planned_chunk(t.chunked_loss, t.loss_chunk_tokens, model_type),
                           packing=packing)
 
     def precision_for(self, compute_dtype: str) -> Precision:

@@ -29,6 +29,12 @@ def supports(model_type: str) -> bool:
     return model_type in SUPPORTED
 
 
+def planned_chunk(enabled: bool, chunk_tokens: int, model_type: str | None) -> int:
+    """The loss chunk a run of `model_type` really gets (0: the whole-logits loss); an unknown
+    model type is taken as supported."""
+    return chunk_tokens if enabled and (model_type is None or supports(model_type)) else 0
+
+
 def usable_for(model) -> bool:
     """Whether this loaded model can use the chunked loss: a supported architecture whose final norm
     the loss can listen to, and no router auxiliary loss (MoE with output_router_logits adds one

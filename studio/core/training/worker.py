@@ -370,6 +370,18 @@ def _trainer_class():
     return StudioTrainer
 
 
+def make_collator(shape, tokenizer, on_gpu: bool):
+    """How micro-batches are built: padded to their longest example, or (shape.packing) padding-free."""
+    from transformers import DataCollatorForSeq2Seq, DataCollatorWithFlattening
+
+    if shape.packing:
+        # padding-free: a micro-batch's examples joined in one row; position ids restart per example,
+        # so flash attention runs each example on its own (varlen) and SDPA/eager get a block mask
+        return DataCollatorWithFlattening(return_position_ids=True, separator_id=-100)
+    return DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=-100,
+                                  pad_to_multiple_of=8 if on_gpu else None)
+
+
 def liger_available(on_gpu: bool) -> bool:
     """Liger's fused linear cross-entropy (Trainer's use_liger_kernel) needs CUDA and the
     liger-kernel package; where it is, it replaces the studio's chunked loss."""
@@ -387,7 +399,7 @@ def estimate_checkpoint_bytes(trainable: int, optimizer: str) -> int:
 def train(run_dir: Path, config: RunConfig, events: EventWriter, stop: Stop, *, resume: bool = False) -> dict:
     """Train the run in `run_dir`; returns the finished event's fields."""
     import torch
-    from transformers import DataCollatorForSeq2Seq, DataCollatorWithFlattening, PrinterCallback, TrainingArguments, set_seed
+    from transformers import PrinterCallback, TrainingArguments, set_seed
 
     from studio.core.memory import plan, suggest_changes
     from studio.core.models import load_tokenizer
@@ -428,7 +440,7 @@ def train(run_dir: Path, config: RunConfig, events: EventWriter, stop: Stop, *, 
 
     set_seed(t.seed)
     StudioTrainer = _trainer_class()
-    if attention_for(t.attention, device) != t.attention:
+    if shape.attention != t.attention:  # flash attention asked for, not available here
         events.emit("log", message="Flash attention needs an NVIDIA GPU and the flash-attn package "
                     "(pip install flash-attn); this run uses SDPA attention instead, with the same memory plan.")
     model = load_model(config, info, device, compute_dtype)
@@ -474,13 +486,7 @@ def train(run_dir: Path, config: RunConfig, events: EventWriter, stop: Stop, *, 
         ddp_find_unused_parameters=False if world > 1 else None,
         use_liger_kernel=liger,  # fused linear cross-entropy on CUDA, where liger-kernel is installed
     )
-    if shape.packing:
-        # padding-free: a micro-batch's examples joined in one row; position ids restart per example,
-        # so flash attention runs each example on its own (varlen) and SDPA/eager get a block mask
-        collator = DataCollatorWithFlattening(return_position_ids=True, separator_id=-100)
-    else:
-        collator = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=-100,
-                                          pad_to_multiple_of=8 if on_gpu else None)
+    collator = make_collator(shape, tokenizer, on_gpu)
     trainer = StudioTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, data_collator=collator,
                             processing_class=tokenizer, callbacks=[callback],
                             loss_chunk_tokens=0 if liger else shape.loss_chunk_tokens)
