@@ -35,8 +35,9 @@ from xml.sax.saxutils import escape
 
 from studio.core import paths, runs
 from studio.core.errors import StudioError
-from studio.core.models import card_license
+from studio.core.models import card_license, is_demo
 from studio.core.recipe import RunConfig
+from studio.core.runs import DISK_MARGIN, free_bytes
 from studio.core.training.events import read_events
 
 MARKER = "studio-export.json"
@@ -45,21 +46,12 @@ PLOT = "loss.svg"
 MODELFILE = "Modelfile"
 DTYPES = {"bf16": "bfloat16", "fp16": "float16"}
 DEFAULT_SHARD_SIZE = "4GB"
-DISK_MARGIN = 64 * 1024**2  # kept free beyond the export's expected size
 # Ollama documents `ADAPTER` (safetensors LoRA) for Llama, Mistral/Mixtral and Gemma 1/2 models
 # (docs/import.md, "Importing a fine tuned adapter from Safetensors weights").
 OLLAMA_ADAPTER_TYPES = ("llama", "mistral", "mixtral", "gemma", "gemma2")
 ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_config.json")
 # Files of the run's adapter folder that are not tokenizer files.
 _NOT_TOKENIZER = {"README.md", "studio.json", *ADAPTER_WEIGHTS}
-
-
-def free_bytes(path: Path) -> int:
-    """Free space where `path` will be (its nearest existing folder); tests replace it."""
-    path = Path(path)
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return shutil.disk_usage(path).free
 
 
 # ---------------------------------------------------------------------------------------------
@@ -121,12 +113,7 @@ def read_run(run_dir: Path) -> RunFacts:
         advice = ("Resume it from its last checkpoint (studio train --resume RUN_DIR) and export when it has finished."
                   if runs.resume_point(run_dir) else "Train it again: `studio train --recipe run.toml` with the recipe in the run folder.")
         raise StudioError(f"The run {run_dir.name} has no trained adapter to export.{why}", advice)
-    meta: dict = {}
-    if (adapter_dir / "studio.json").is_file():
-        try:
-            meta = json.loads((adapter_dir / "studio.json").read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            meta = {}
+    meta = _read_json(adapter_dir / "studio.json")  # {} when missing or unreadable
     series = runs.metrics(events)
     started = next((e for e in reversed(events) if e["type"] == "started"), None) or {}
     finished = next((e for e in reversed(events) if e["type"] == "finished"), None) or {}
@@ -177,7 +164,7 @@ def locate_base(meta: dict, config: RunConfig, adapter_dir: Path) -> tuple[Path 
         except Exception:  # a broken catalog must not stop an export
             entry = None
         hub_id = entry.hub_id if entry is not None else None
-    folders = [recorded, source] if source.lower() not in ("demo", "demo-model", "builtin:demo") else [recorded, paths.demo_model_dir()]
+    folders = [recorded, source] if not is_demo(source) else [recorded, paths.demo_model_dir()]
     for folder in folders:
         if folder and (Path(folder).expanduser() / "config.json").is_file():
             return Path(folder).expanduser(), hub_id

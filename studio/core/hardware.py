@@ -56,26 +56,36 @@ class GPU:
         return "bfloat16" if self.supports_bf16 else "float16"
 
 
+_NVML = None
+
+
+def _nvml():
+    """pynvml, initialised once per process: init is a round trip to the driver, too slow for every
+    training step or every poll of the window's gauge. Raises where there is no driver."""
+    global _NVML
+    if _NVML is None:
+        import pynvml
+
+        pynvml.nvmlInit()
+        _NVML = pynvml
+    return _NVML
+
+
 def nvml_gpus() -> list[GPU]:
     """GPUs as the driver sees them, without a CUDA context (safe to poll from the window every second)."""
-    import pynvml
-
-    pynvml.nvmlInit()
-    try:
-        gpus = []
-        for i in range(pynvml.nvmlDeviceGetCount()):
-            handle = pynvml.nvmlDeviceGetHandleByIndex(i)
-            name = pynvml.nvmlDeviceGetName(handle)
-            name = name.decode() if isinstance(name, bytes) else name
-            mem = pynvml.nvmlDeviceGetMemoryInfo(handle)
-            try:
-                cc = tuple(pynvml.nvmlDeviceGetCudaComputeCapability(handle))
-            except pynvml.NVMLError:
-                cc = None
-            gpus.append(GPU(i, name, int(mem.total), int(mem.free), cc, "nvml"))
-        return gpus
-    finally:
-        pynvml.nvmlShutdown()
+    pynvml = _nvml()
+    gpus = []
+    for i in range(pynvml.nvmlDeviceGetCount()):
+        handle = pynvml.nvmlDeviceGetHandleByIndex(i)
+        name = pynvml.nvmlDeviceGetName(handle)
+        name = name.decode() if isinstance(name, bytes) else name
+        mem = pynvml.nvmlDeviceGetMemoryInfo(handle)
+        try:
+            cc = tuple(pynvml.nvmlDeviceGetCudaComputeCapability(handle))
+        except pynvml.NVMLError:
+            cc = None
+        gpus.append(GPU(i, name, int(mem.total), int(mem.free), cc, "nvml"))
+    return gpus
 
 
 def _from_torch() -> list[GPU]:
@@ -133,23 +143,18 @@ def parse_gpu_memory(text: str) -> int:
     return int(value * scale)
 
 
-def process_gpu_bytes(index: int = 0, pid: int | None = None) -> int | None:
+def process_gpu_bytes(index: int = 0) -> int | None:
     """GPU memory the driver attributes to this process (CUDA context included), from NVML;
     None where NVML cannot tell (no driver, some containers)."""
     import os
 
-    pid = pid or os.getpid()
+    pid = os.getpid()
     try:
-        import pynvml
-
-        pynvml.nvmlInit()
-        try:
-            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-            for proc in pynvml.nvmlDeviceGetComputeRunningProcesses(handle):
-                if proc.pid == pid and proc.usedGpuMemory is not None:
-                    return int(proc.usedGpuMemory)
-            return None
-        finally:
-            pynvml.nvmlShutdown()
+        pynvml = _nvml()
+        handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+        for proc in pynvml.nvmlDeviceGetComputeRunningProcesses(handle):
+            if proc.pid == pid and proc.usedGpuMemory is not None:
+                return int(proc.usedGpuMemory)
+        return None
     except Exception:
         return None

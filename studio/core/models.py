@@ -566,6 +566,14 @@ def _fingerprint(source: str, cache_dir: str | None) -> tuple:
     return (str(folder), tuple(entries)) + env
 
 
+DEMO_NAMES = ("demo", "demo-model", "builtin:demo")
+
+
+def is_demo(source: str | None) -> bool:
+    """Whether a model source names the built-in demo model."""
+    return (source or "").strip().lower() in DEMO_NAMES
+
+
 @lru_cache(maxsize=32)
 def _resolve_cached(source: str, trust_remote_code: bool, cache_dir: str | None, fingerprint: tuple) -> ModelInfo:
     text = source.strip()
@@ -573,7 +581,7 @@ def _resolve_cached(source: str, trust_remote_code: bool, cache_dir: str | None,
         raise StudioError("No model was given.", "Name a model: a folder, a hub id like Qwen/Qwen2.5-0.5B, or 'demo'.")
     cache = Path(cache_dir) if cache_dir else None
 
-    if text.lower() in ("demo", "demo-model", "builtin:demo"):
+    if is_demo(text):
         folder = paths.demo_model_dir()
         if not (folder / CONFIG_NAME).is_file():
             raise StudioError("The built-in demo model is missing from this installation.", "Reinstall LoRA Studio.")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +27,18 @@ from studio.core import paths
 from studio.core.errors import StudioError
 from studio.core.recipe import RunConfig
 from studio.core.training.events import read_events
+
+DISK_MARGIN = 64 * 1024**2  # bytes kept free beyond what a checkpoint or an export needs
+
+
+def free_bytes(path: Path) -> int:
+    """Free disk space where `path` is or will be (its nearest existing folder). The worker and the
+    export import it by name, so a test can simulate a full disk in either module."""
+    path = Path(path)
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return shutil.disk_usage(path).free
+
 
 RECIPE = "run.toml"
 EVENTS = "events.jsonl"

@@ -110,7 +110,6 @@ def apply_offline(offline: bool) -> None:
     elif _offline_set_by_us:
         os.environ.pop(OFFLINE_ENV, None)
         _offline_set_by_us = False
-_token_from_keyring_in_env = False
 
 
 # ---------------------------------------------------------------------------------------------

@@ -351,7 +351,7 @@ class MainWindow(QMainWindow):
     def check_runs(self) -> None:
         """A run still going, or one that can be resumed, from an earlier session."""
         root = self.state.runs_folder()
-        start_task("check runs", lambda s: runs.list_runs(root), on_done=self._runs_checked)
+        start_task("check runs", lambda s: runs.list_runs(root, with_size=False), on_done=self._runs_checked)
 
     def _runs_checked(self, summaries) -> None:
         train: TrainPage = self.pages["train"]

@@ -48,7 +48,7 @@ def matching_preset(config: RunConfig) -> str | None:
 
 def first_run_config(model: str, data: str) -> RunConfig:
     """What `studio` opens with: the demo gets the Balanced preset and CPU-sized training."""
-    from studio.ui.state import is_demo
+    from studio.core.models import is_demo
 
     config = RunConfig()
     config.model.source, config.data.source = model, data

@@ -17,7 +17,7 @@ from PySide6.QtCore import QObject, Signal
 from studio.core import memory
 from studio.core.errors import StudioError
 from studio.core.memory import MemoryPlan, Suggestion
-from studio.core.models import ModelInfo
+from studio.core.models import ModelInfo, is_demo
 from studio.core.recipe import RunConfig
 from studio.core.settings import Settings, load_settings
 from studio.ui.presets import DEMO_TRAINING, REAL_TRAINING
@@ -26,12 +26,6 @@ from studio.ui.tasks import Task, heavy_imports, start_task
 GiB = 1024**3
 DEFAULT_GPU_GB = 24
 GPU_SIZES_GB = (8, 12, 16, 24, 32, 48, 80)
-DEMO_NAMES = ("demo", "demo-model", "builtin:demo")
-
-
-
-def is_demo(source: str | None) -> bool:
-    return (source or "").strip().lower() in DEMO_NAMES
 
 
 @dataclass(frozen=True)

@@ -30,11 +30,11 @@ from pathlib import Path
 from studio.core import runs
 from studio.core.errors import StudioError
 from studio.core.recipe import RunConfig
+from studio.core.runs import DISK_MARGIN, free_bytes  # by name: tests replace worker.free_bytes
 from studio.core.training.events import EventWriter
 
 OPTIMIZER_NAMES = {"adamw": "adamw_torch", "adamw-8bit": "adamw_bnb_8bit", "paged-adamw-8bit": "paged_adamw_8bit"}
 DEFAULT_SAMPLE_PROMPTS = 2  # rows of the eval split (or the data) used as sample prompts when none are set
-DISK_MARGIN = 64 * 1024**2  # bytes kept free beyond a checkpoint's size
 
 
 class RunFailure(Exception):
@@ -51,15 +51,6 @@ class Stop:
 
     cancel_requested: bool = False
     failure: RunFailure | None = None
-
-
-# ---------------------------------------------------------------------------------------------
-# Probes that tests may replace (in-process) to simulate a full disk
-# ---------------------------------------------------------------------------------------------
-
-
-def free_bytes(path: Path) -> int:
-    return shutil.disk_usage(path).free
 
 
 def rank() -> int:

@@ -23,8 +23,8 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.data import FORMATS
+from studio.core.models import is_demo
 from studio.ui.pages.base import Page
-from studio.ui.state import is_demo
 from studio.ui.widgets.histogram import TokenHistogram
 from studio.ui.widgets.problems_table import ProblemsTable
 from studio.ui.widgets.text import help_label, set_state_style

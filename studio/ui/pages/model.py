@@ -23,8 +23,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.core.models import is_demo
 from studio.ui.pages.base import Page
-from studio.ui.state import is_demo
 from studio.ui.tasks import start_task
 from studio.ui.units import gb, params
 from studio.ui.widgets.text import help_label, set_state_style, subheading

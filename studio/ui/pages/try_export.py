@@ -181,7 +181,7 @@ class TryExportPage(Page):
         def work(_state):
             from studio.core.runs import list_runs
 
-            return [r for r in list_runs(root) if r.adapter is not None]
+            return [r for r in list_runs(root, with_size=False) if r.adapter is not None]  # sizes are not shown here
 
         start_task("list runs", work, on_done=self._fill_runs)
 
