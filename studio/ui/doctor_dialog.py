@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import os
 import re
+from html import escape
 from pathlib import Path
 from typing import Callable
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QFont, QGuiApplication
 from PySide6.QtWidgets import (
     QDialog,
@@ -68,7 +69,6 @@ def mark_first_run_done() -> None:
 class DoctorDialog(QDialog):
     """Non-modal: the window stays usable while the check runs."""
 
-    report_ready = Signal(dict)
 
     def __init__(self, parent: QWidget | None = None, *, collect: Callable[[], dict] = collect_report):
         super().__init__(parent)
@@ -160,13 +160,12 @@ class DoctorDialog(QDialog):
         self.details.setPlainText(details_text(report))
         self.copy_button.setEnabled(True)
         self.again_button.setEnabled(True)
-        self.report_ready.emit(report)
 
     def _show_failure(self, message: str, advice: str) -> None:
         self.report = {"error": message, "advice": advice}
         self.verdict = None
         self.headline.setText("The check itself failed.")
-        self.findings_label.setText(f"<p>{_escape(message)}</p><p>{_escape(advice)}</p>")
+        self.findings_label.setText(f"<p>{escape(message, quote=False)}</p><p>{escape(advice, quote=False)}</p>")
         self.details.setPlainText(report_text(self.report))
         self.copy_button.setEnabled(True)
         self.again_button.setEnabled(True)
@@ -185,23 +184,19 @@ class DoctorDialog(QDialog):
         self.details_button.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
 
 
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def _inline_code(text: str) -> str:
     """`code` in a finding's text as monospace."""
-    return re.sub(r"`([^`]+)`", r"<code>\1</code>", _escape(text))
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", escape(text, quote=False))
 
 
 def _findings_html(findings: list[Finding]) -> str:
     parts = []
     for f in findings:
         mark = '<span style="color:#2e9d4f">✔</span>' if f.ok else '<span style="color:#d9822b">✘</span>'
-        html = f"<p>{mark} <b>{_escape(f.title)}</b><br>{_inline_code(f.text)}"
+        part = f"<p>{mark} <b>{escape(f.title, quote=False)}</b><br>{_inline_code(f.text)}"
         for command in f.fixes:
-            html += f'<br><code style="white-space:pre-wrap">{_escape(command)}</code>'
-        parts.append(html + "</p>")
+            part += f'<br><code style="white-space:pre-wrap">{escape(command, quote=False)}</code>'
+        parts.append(part + "</p>")
     return "".join(parts)
 
 

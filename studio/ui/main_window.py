@@ -9,7 +9,7 @@ import os
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -44,7 +44,6 @@ KEY_ROLE = Qt.ItemDataRole.UserRole
 
 
 class MainWindow(QMainWindow):
-    first_painted = Signal()
 
     def __init__(self, state: StudioState | None = None, *, model: str | None = "demo", data: str | None = "demo",
                  parent=None):
@@ -183,7 +182,6 @@ class MainWindow(QMainWindow):
         help_menu.addAction(doctor)
         help_menu.addAction(keys)
         help_menu.addAction(about)
-        self.settings_action = settings
         self.doctor_action = doctor
 
     def open_settings(self) -> None:
@@ -294,15 +292,8 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(0, self._after_first_paint)
         return super().event(event)
 
-    def paintEvent(self, event) -> None:
-        super().paintEvent(event)
-        if not self._painted:
-            self._painted = True
-            QTimer.singleShot(0, self._after_first_paint)
-
     def _after_first_paint(self) -> None:
         self._report_startup()
-        self.first_painted.emit()
         # Only now the heavy work begins, off the UI thread: torch and transformers load in the
         # background while the window is already there.
         start_task("hub token", lambda s: _export_token(), on_done=self._token_ready, on_failed=self._token_ready)
@@ -346,7 +337,6 @@ class MainWindow(QMainWindow):
         else:
             message, _advice = self.state.model_error or ("", "")
             self.status(f"The model cannot be used: {message}")
-        self.pages["train"]._update_buttons()
 
     def check_runs(self) -> None:
         """A run still going, or one that can be resumed, from an earlier session."""

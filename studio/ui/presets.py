@@ -7,7 +7,7 @@ settings so that pressing Train at once gives a run of about a minute.
 
 from __future__ import annotations
 
-from studio.core.recipe import RunConfig
+from studio.core.recipe import RunConfig, TrainingSection
 
 PRESETS = {
     "quick": {"label": "&Quick", "rank": 8, "alpha": 16, "dropout": 0.05, "epochs": 1.0,
@@ -25,8 +25,7 @@ PRESETS = {
 # the "Plant doctor says:" style by step 30, in about 25 s of training (under a minute in all).
 DEMO_TRAINING = {"batch_size": 8, "grad_accum": 1, "seq_len": 256, "learning_rate": 2e-3,
                  "eval_every": 15, "save_every": 15, "sample_every": 15}
-REAL_TRAINING = {"batch_size": 1, "grad_accum": 8, "seq_len": 2048, "learning_rate": 2e-4,
-                 "eval_every": 50, "save_every": 50, "sample_every": 50}
+REAL_TRAINING = {key: getattr(TrainingSection(), key) for key in DEMO_TRAINING}  # the recipe's own defaults
 
 
 def apply_preset(config: RunConfig, key: str) -> None:
@@ -55,8 +54,6 @@ def first_run_config(model: str, data: str) -> RunConfig:
     if is_demo(model):
         for key, value in DEMO_TRAINING.items():
             setattr(config.training, key, value)
-        apply_preset(config, "balanced")
         config.output.name = "demo"
-    else:
-        apply_preset(config, "balanced")
+    apply_preset(config, "balanced")
     return config

@@ -12,6 +12,7 @@ import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from studio.core import memory
@@ -44,19 +45,20 @@ class DataView:
     by a new sequence length is exact without tokenizing again)."""
 
     report: dict
-    lengths: list[int] = field(default_factory=list)
+    lengths: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # the core's array, as it is
 
     def truncated_share(self, seq_len: int) -> float:
-        if not self.lengths:
+        if not len(self.lengths):
             return self.report.get("stats", {}).get("truncated_share", 0.0)
-        return sum(1 for n in self.lengths if n > seq_len) / len(self.lengths)
+        from studio.core.data.stats import truncated_share  # not at start-up: the data package is heavy
+
+        return truncated_share(self.lengths, seq_len)
 
 
 class StudioState(QObject):
     config_changed = Signal()  # any field of the recipe
     model_loading = Signal(str)
     model_changed = Signal()  # .model is new (None after a failure)
-    model_failed = Signal(str, str)
     data_loading = Signal(str)
     data_changed = Signal()  # .data is new
     data_failed = Signal(str, str, object)  # message, advice, problems (list of dicts) or None
@@ -171,7 +173,6 @@ class StudioState(QObject):
                 return
             self.model, self.smaller_models = None, []
             self.model_error = (message, advice)
-            self.model_failed.emit(message, advice)
             self.model_changed.emit()
             self.changed()
 
@@ -217,7 +218,7 @@ class StudioState(QObject):
                 tokenizer = load_tokenizer(model)
                 report = inspect_data(source, model=model, fmt=fmt, mapping=mapping, seq_len=seq_len, skip_bad_rows=skip,
                                       split=split, subset=subset, assistant_only=assistant_only, tokenizer=tokenizer)
-            return DataView(report.as_dict(), [int(n) for n in report.lengths])
+            return DataView(report.as_dict(), report.lengths if report.lengths is not None else np.zeros(0, dtype=np.int64))
 
         def done(view):
             if generation != self._data_generation:
@@ -260,32 +261,33 @@ class StudioState(QObject):
         self.gpu = choice
         self.gpu_changed.emit()
 
+    def _plan_inputs(self) -> tuple:
+        """(model, adapter, shape, precision) as the planner takes them, for the current settings."""
+        c = self.config
+        return (self.model, c.adapter_spec(), c.train_shape(on_gpu=True, model_type=self.model.model_type),
+                c.precision_for(self.gpu.compute_dtype))
+
     def plan(self) -> MemoryPlan | None:
         if self.model is None:
             return None
-        c = self.config
         try:
-            return memory.plan(self.model, c.adapter_spec(), c.train_shape(on_gpu=True, model_type=self.model.model_type), c.precision_for(self.gpu.compute_dtype))
+            return memory.plan(*self._plan_inputs())
         except StudioError:
             return None
 
     def suggestions(self) -> list[Suggestion]:
         if self.model is None:
             return []
-        c = self.config
         try:
-            return memory.suggest_changes(self.model, c.adapter_spec(), c.train_shape(on_gpu=True, model_type=self.model.model_type),
-                                          c.precision_for(self.gpu.compute_dtype), self.gpu.bytes, self.smaller_models)
+            return memory.suggest_changes(*self._plan_inputs(), self.gpu.bytes, self.smaller_models)
         except StudioError:
             return []
 
     def comparison(self) -> dict[str, MemoryPlan]:
         if self.model is None:
             return {}
-        c = self.config
         try:
-            return memory.compare_precisions(self.model, c.adapter_spec(), c.train_shape(on_gpu=True, model_type=self.model.model_type),
-                                             c.precision_for(self.gpu.compute_dtype))
+            return memory.compare_precisions(*self._plan_inputs())
         except StudioError:
             return {}
 

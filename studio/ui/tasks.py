@@ -50,9 +50,6 @@ class TaskState:
     def cancelled(self) -> bool:
         return self._cancel.is_set()
 
-    # Orange3's name for the same thing
-    is_interruption_requested = cancelled
-
     def report(self, value: Any, *, force: bool = False) -> None:
         now = time.monotonic()
         with self._lock:
@@ -112,8 +109,6 @@ class Task(QObject):
         self.name = name
         self.state = TaskState(self, interval)
         self.running = True
-        self.result: Any = None
-        self.error: tuple[str, str] | None = None
         # The worker thread emits the private signals; queued connections bring them to this
         # object's (the UI) thread, where the public signals and callbacks run.
         self._progress.connect(self._on_progress, Qt.ConnectionType.QueuedConnection)
@@ -123,10 +118,6 @@ class Task(QObject):
     def cancel(self) -> None:
         self.state._cancel.set()
 
-    @property
-    def cancelled(self) -> bool:
-        return self.state.cancelled()
-
     @Slot(object)
     def _on_progress(self, value) -> None:
         if self.running:
@@ -135,14 +126,12 @@ class Task(QObject):
     @Slot(object)
     def _on_done(self, result) -> None:
         self.running = False
-        self.result = result
         _safe(self.succeeded.emit, result)
         self._end()
 
     @Slot(str, str)
     def _on_failed(self, message: str, advice: str) -> None:
         self.running = False
-        self.error = (message, advice)
         _safe(self.failed.emit, message, advice)
         self._end()
 
@@ -202,10 +191,6 @@ def heavy_imports():
         settle_heap()
         if enabled:
             gc.enable()
-
-
-def running_tasks() -> list[Task]:
-    return [t for t in _ALIVE if t.running]
 
 
 def wait_for_all(timeout_ms: int = 5000) -> bool:

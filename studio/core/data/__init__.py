@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from studio.core.data.formats import CHAT_FORMATS, FORMATS, FormatChoice
 from studio.core.data.loading import LoadedData, load_data
 from studio.core.data.problems import ERROR, FATAL, WARNING, Problem
-from studio.core.data.stats import TokenStats, summarize, token_lengths
+from studio.core.data.stats import TokenStats, summarize, token_lengths, truncated_share
 from studio.core.data.tokens import IGNORE_INDEX, Encoded, Renderer, encode_conversation, encode_text, marked_segments
 
 __all__ = [
@@ -52,9 +52,7 @@ class DataReport:
 
     def truncated_share(self, seq_len: int) -> float:
         """The share of rows a sequence length would cut, without tokenizing again."""
-        if self.lengths is None or not len(self.lengths):
-            return 0.0
-        return float((self.lengths > seq_len).mean())
+        return 0.0 if self.lengths is None else truncated_share(self.lengths, seq_len)
 
     def as_dict(self) -> dict:
         d = self.loaded

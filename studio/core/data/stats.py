@@ -127,6 +127,11 @@ def token_lengths(dataset, tokenizer, renderer: Renderer | None) -> tuple[np.nda
     return lengths, turns, n_rows - len(exact_idx)
 
 
+def truncated_share(lengths: np.ndarray, seq_len: int) -> float:
+    """The share of rows a sequence length would cut (0.0 for no rows), without tokenizing again."""
+    return float((lengths > seq_len).mean()) if len(lengths) else 0.0
+
+
 def summarize(lengths: np.ndarray, seq_len: int, turns: int = 0, bins: int = 30, estimated_rows: int = 0) -> TokenStats:
     if len(lengths) == 0:
         return TokenStats(0, 0, 0, 0.0, 0.0, 0, 0.0, seq_len, 0)

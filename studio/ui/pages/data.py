@@ -345,7 +345,7 @@ class DataPage(Page):
             self._fill_mapping(r["columns"], r["format_detail"])
         # lengths
         st = r["stats"]
-        if view.lengths:
+        if len(view.lengths):
             self.histogram.set_lengths(view.lengths, self.state.config.training.seq_len)
         else:
             self.histogram.set_histogram(st["histogram"], st["bin_edges"], self.state.config.training.seq_len)

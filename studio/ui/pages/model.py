@@ -223,9 +223,6 @@ class ModelPage(Page):
     def use(self, source: str) -> None:
         self.state.load_model(source)
 
-    def item_sources(self) -> list[str]:
-        return [self.tree.topLevelItem(i).data(0, SOURCE_ROLE) for i in range(self.tree.topLevelItemCount())]
-
     def select_source(self, source: str) -> None:
         """Pick a model in the list as a user would (tests, keyboard)."""
         for i in range(self.tree.topLevelItemCount()):

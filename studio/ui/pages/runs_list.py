@@ -40,7 +40,6 @@ class RunsPage(Page):
     title = "Runs"
     intro = "Every run keeps its recipe, events, checkpoints and adapter in its own folder; open one to see it again."
     resume_requested = Signal(object)  # run folder
-    show_on_train = Signal(object)
 
     def __init__(self, state, parent=None):
         super().__init__(state, parent)
@@ -196,7 +195,6 @@ class RunsPage(Page):
             return  # another run was chosen meanwhile
         summary = view.summary
         self.opened = view.run_dir
-        self.opened_summary = summary
         series = view.series
         self.plot.set_history(series["loss"], series["eval_loss"], series["lr"])
         self.recipe.setPlainText(view.recipe_text)

@@ -194,6 +194,7 @@ class TrainPage(Page):
         samples_box.setToolTip("The model answers the same prompts every few steps: watch its answers change.")
         sv = QVBoxLayout(samples_box)
         self.samples = QTextBrowser(samples_box)
+        self._sample_blocks: list[str] = []  # the HTML of each sample answer, oldest first
         self.samples.setToolTip("Answers to the sample prompts, newest first.")
         self.samples.setPlaceholderText("Sample answers appear here every few steps.")
         sv.addWidget(self.samples)
@@ -320,7 +321,7 @@ class TrainPage(Page):
         self.banner.setVisible(False)
         self.try_button.setVisible(False)
         self.plot.clear()
-        self.samples.clear()
+        self._show_samples([])
         self.log.clear()
         self.gauge.reset()
         self.progress.setRange(0, 1)
@@ -405,8 +406,12 @@ class TrainPage(Page):
     def _on_sample(self, e: dict) -> None:
         from studio.ui.run_view import sample_html
 
-        block = sample_html(e)
-        self.samples.setHtml(block + self.samples.toHtml() if self.samples.toPlainText() else block)
+        self._show_samples([*self._sample_blocks, sample_html(e)])
+
+    def _show_samples(self, blocks: list[str]) -> None:
+        """The sample answers, newest first, set at once (no round trip through the document's HTML)."""
+        self._sample_blocks = blocks
+        self.samples.setHtml("".join(reversed(blocks)))
 
     def _on_log(self, lines: list[str]) -> None:
         self.log.appendPlainText("\n".join(lines))
@@ -485,8 +490,7 @@ class TrainPage(Page):
         if not suggestions and s.model is not None:
             plan = s.plan()
             target = int(plan.total_bytes * 0.8) if plan else s.gpu.bytes
-            suggestions = memory.suggest_changes(s.model, c.adapter_spec(), c.train_shape(on_gpu=True, model_type=s.model.model_type),
-                                                 c.precision_for(s.gpu.compute_dtype), target, s.smaller_models)
+            suggestions = memory.suggest_changes(*s._plan_inputs(), target, s.smaller_models)
         if suggestions:
             self.log.appendPlainText(f"[studio] applying: {suggestions[0].change}")
             s.apply_changes(suggestions[0].changes)
@@ -518,9 +522,9 @@ class TrainPage(Page):
             return
         series = view.series
         self.plot.set_history(series["loss"], series["eval_loss"], series["lr"])
-        self.samples.clear()
-        for e in view.samples:
-            self._on_sample(e)
+        from studio.ui.run_view import sample_html
+
+        self._show_samples([sample_html(e) for e in view.samples])
         if view.started:
             self.total_steps = view.started.get("total_steps")
             if self.total_steps:

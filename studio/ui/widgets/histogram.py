@@ -47,9 +47,9 @@ class TokenHistogram(QWidget):
         self.edges: list[float] = []
         self._apply_palette()
 
-    def set_lengths(self, lengths: list[int], seq_len: int, bins: int = 30) -> None:
+    def set_lengths(self, lengths, seq_len: int, bins: int = 30) -> None:
         """Bins over the rows' own range, so short rows are not squeezed against a long sequence length."""
-        if not lengths:
+        if not len(lengths):
             self.set_histogram([], [], seq_len)
             return
         arr = np.asarray(lengths)

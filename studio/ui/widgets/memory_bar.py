@@ -206,10 +206,3 @@ class MemoryBar(QWidget):
                 QToolTip.showText(event.globalPos(), self.toolTip(), self)
             return True
         return super().event(event)
-
-    def tooltip_for(self, name: str) -> str:
-        """The text a segment shows on hover (its `why`)."""
-        for c in self.components:
-            if c[0] == name:
-                return c[2]
-        return ""
