@@ -204,9 +204,11 @@ def folder_size(path: Path) -> int:
     return total
 
 
-def summarize_run(run_dir: Path, *, with_size: bool = True) -> RunSummary:
+def summarize_run(run_dir: Path, *, with_size: bool = True, events: list[dict] | None = None) -> RunSummary:
+    """`events`: the run's events when the caller has read them already."""
     run_dir = Path(run_dir)
-    events = read_events(run_dir / EVENTS)
+    if events is None:
+        events = read_events(run_dir / EVENTS)
     series = metrics(events)
     status = status_of(run_dir, events)
     started = next((e for e in events if e["type"] == "started"), None)

@@ -23,9 +23,9 @@ class RunView:
 def read_run_view(run_dir: Path) -> RunView:
     """Raises StudioError or OSError when the folder is not a run."""
     run_dir = Path(run_dir)
-    summary = runs.summarize_run(run_dir)
     recipe_text = (run_dir / runs.RECIPE).read_text(encoding="utf-8")
     events = read_events(run_dir / runs.EVENTS)
+    summary = runs.summarize_run(run_dir, events=events, with_size=False)  # the runs table has the size
     return RunView(run_dir, summary, recipe_text, runs.metrics(events), [e for e in events if e["type"] == "sample"],
                    next((e for e in reversed(events) if e["type"] == "started"), None))
 
