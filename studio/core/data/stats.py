@@ -10,7 +10,7 @@ import numpy as np
 from studio.core.data.tokens import Renderer
 
 BATCH = 1000
-LONGEST_KEPT = 64  # indices of the longest rows, for the worst-batch preflight
+LONGEST_KEPT = 64  # indices of the longest rows kept in the report (the preflight finds its own, after the split)
 # Up to this many rows every row is tokenized. Beyond it (byte-level BPE runs at ~4 MB/s per core
 # here, so 200 MB would take a minute on two cores) a seeded random sample of this many rows, plus
 # the LONGEST_BY_CHARS longest rows, are tokenized exactly; the others are estimated from their
