@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import shutil
 import struct
@@ -37,7 +36,7 @@ from studio.core import paths, runs
 from studio.core.errors import StudioError
 from studio.core.models import card_license, is_demo
 from studio.core.recipe import RunConfig
-from studio.core.runs import DISK_MARGIN, free_bytes
+from studio.core.runs import DISK_MARGIN, free_bytes, write_atomically
 from studio.core.training.events import read_events
 
 MARKER = "studio-export.json"
@@ -622,64 +621,6 @@ def check_target(target: Path, run_dir: Path, *, force: bool = False) -> None:
     if target.is_dir() and any(target.iterdir()) and not is_export(target) and not force:
         raise StudioError(f"{target} already holds files that are not a LoRA Studio export.",
                           "Choose a new or empty folder, or add --force to replace everything in it.")
-
-
-def _stamp() -> str:
-    return f"{os.getpid()}-{time.monotonic_ns()}"
-
-
-def _pid_of(name: str) -> int | None:
-    m = re.search(r"\.(?:partial|old)-(\d+)-\d+$", name)
-    return int(m.group(1)) if m else None
-
-
-def _clean_stale(target: Path) -> None:
-    """Leftovers of an export that was killed: a partial folder goes; an earlier export that was moved
-    aside for the swap goes back where it was if nothing took its place."""
-    parent = target.parent
-    if not parent.is_dir():
-        return
-    for leftover in parent.iterdir():
-        if not leftover.name.startswith(f".{target.name}."):
-            continue
-        pid = _pid_of(leftover.name)
-        if pid is None or (pid != os.getpid() and runs.pid_alive(pid)):
-            continue
-        if ".old-" in leftover.name and not target.exists():
-            leftover.rename(target)
-        else:
-            shutil.rmtree(leftover, ignore_errors=True)
-
-
-def write_atomically(target: Path, build: Callable[[Path], None]) -> bool:
-    """Build the folder in a hidden sibling, then swap it in; returns whether an older folder was replaced."""
-    target = Path(target)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StudioError(f"The folder {target.parent} cannot be created: {exc.strerror}.", "Choose a folder you can write to.") from exc
-    _clean_stale(target)
-    work = target.parent / f".{target.name}.partial-{_stamp()}"
-    try:
-        work.mkdir()
-        build(work)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    old = None
-    if target.exists():
-        old = target.parent / f".{target.name}.old-{_stamp()}"
-        target.rename(old)
-    try:
-        work.rename(target)
-    except BaseException:
-        if old is not None:
-            old.rename(target)
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-    return old is not None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Callable
 
 from studio.core import paths
 from studio.core.errors import StudioError
@@ -253,3 +254,66 @@ def wait_for_status(run_dir: Path, statuses: tuple[str, ...], timeout: float) ->
         if status in statuses or time.monotonic() > deadline:
             return status
         time.sleep(0.2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Folders written whole or not at all (the run's adapter, exports)
+# ---------------------------------------------------------------------------------------------
+
+
+def _stamp() -> str:
+    return f"{os.getpid()}-{time.monotonic_ns()}"
+
+
+def _pid_of(name: str) -> int | None:
+    m = re.search(r"\.(?:partial|old)-(\d+)-\d+$", name)
+    return int(m.group(1)) if m else None
+
+
+def _clean_stale(target: Path) -> None:
+    """Leftovers of a write that was killed (an export, a run's adapter): a partial folder goes; an earlier export that was moved
+    aside for the swap goes back where it was if nothing took its place."""
+    parent = target.parent
+    if not parent.is_dir():
+        return
+    for leftover in parent.iterdir():
+        if not leftover.name.startswith(f".{target.name}."):
+            continue
+        pid = _pid_of(leftover.name)
+        if pid is None or (pid != os.getpid() and pid_alive(pid)):
+            continue
+        if ".old-" in leftover.name and not target.exists():
+            leftover.rename(target)
+        else:
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def write_atomically(target: Path, build: Callable[[Path], None]) -> bool:
+    """Build the folder in a hidden sibling, then swap it in; returns whether an older folder was replaced."""
+    target = Path(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StudioError(f"The folder {target.parent} cannot be created: {exc.strerror}.", "Choose a folder you can write to.") from exc
+    _clean_stale(target)
+    work = target.parent / f".{target.name}.partial-{_stamp()}"
+    try:
+        work.mkdir()
+        build(work)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    old = None
+    if target.exists():
+        old = target.parent / f".{target.name}.old-{_stamp()}"
+        target.rename(old)
+    try:
+        work.rename(target)
+    except BaseException:
+        if old is not None:
+            old.rename(target)
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return old is not None

@@ -18,7 +18,6 @@ import json
 import logging
 import math
 import os
-import shutil
 import signal
 import sys
 import time
@@ -534,24 +533,19 @@ def save_adapter(model, tokenizer, run_dir: Path, config: RunConfig, info, preci
     """Write the adapter beside its final place, then rename: a crash never leaves half an adapter."""
     from studio.core.data.tokens import chat_template_of
 
+    def build(work: Path) -> None:
+        model.save_pretrained(work)
+        template, is_default = chat_template_of(tokenizer)
+        tokenizer.chat_template = template  # saved with the adapter, so inference renders prompts as training did
+        tokenizer.save_pretrained(work)
+        meta = {"base_model": config.model.source, "base_model_path": str(info.path) if info.path else info.hub_id,
+                "base_model_name": info.name, "base_hub_id": info.hub_id, "license": info.license,
+                "model_type": info.model_type, "architecture": info.architecture, "precision": precision,
+                "chat_template_is_default": is_default, "data_format": data_format, "recipe": config.to_dict()}
+        (work / "studio.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+
     final = run_dir / runs.ADAPTER
-    work = run_dir / f".{runs.ADAPTER}.partial"
-    shutil.rmtree(work, ignore_errors=True)
-    model.save_pretrained(work)
-    template, is_default = chat_template_of(tokenizer)
-    tokenizer.chat_template = template  # saved with the adapter, so inference renders prompts as training did
-    tokenizer.save_pretrained(work)
-    meta = {"base_model": config.model.source, "base_model_path": str(info.path) if info.path else info.hub_id,
-            "base_model_name": info.name, "base_hub_id": info.hub_id, "license": info.license, "model_type": info.model_type,
-            "architecture": info.architecture, "precision": precision, "chat_template_is_default": is_default,
-            "data_format": data_format, "recipe": config.to_dict()}
-    (work / "studio.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
-    old = run_dir / f".{runs.ADAPTER}.old"
-    if final.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        final.rename(old)
-    work.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
+    runs.write_atomically(final, build)
     return final
 
 
