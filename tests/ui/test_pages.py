@@ -249,6 +249,16 @@ def test_the_sequence_length_moves_the_cut_and_the_share_it_truncates(window):
     assert window.state.config.training.seq_len == 304  # rounded to a multiple of 8
 
 
+def test_the_cut_label_stays_inside_the_plot(window):
+    """"cut at N" sits left of the line, except near the plot's left edge, where it would be clipped."""
+    page = window.page("data")
+    hist = page.histogram
+    page.seq_len.setValue(128)  # the demo's rows are 100-300 tokens: 128 is in the left third
+    assert hist.cut.label.anchors[0] == (0, 0)  # text to the right of the line
+    page.seq_len.setValue(256)
+    assert hist.cut.label.anchors[0] == (1, 0)  # text to the left of the line
+
+
 def test_a_broken_file_lists_its_problems(window, tmp_path):
     path = tmp_path / "broken.jsonl"
     path.write_text('{"messages": [{"role": "user", "content": "hi"}]\n{not json}\n', encoding="utf-8")

@@ -40,6 +40,7 @@ class TokenHistogram(QWidget):
                                    labelOpts={"position": 0.92, "color": CUT, "movable": True, "anchors": [(1, 0), (1, 0)]})
         self.plot.addItem(self.cut)
         self.cut.sigPositionChangeFinished.connect(self._dragged)
+        self.cut.sigPositionChanged.connect(self._place_label)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.view)
@@ -77,6 +78,15 @@ class TokenHistogram(QWidget):
         if self.edges:
             lo, hi = min(self.edges[0], seq_len * 0.95), max(self.edges[-1], seq_len * 1.05)
             self.plot.setXRange(lo, hi, padding=0.02)
+        self._place_label()
+
+    def _place_label(self) -> None:
+        """"cut at N" on the side of the line with room: left of it, unless the line is in the left
+        third of the plot (the label would be clipped at the axis)."""
+        lo, hi = self.plot.viewRange()[0]
+        left_side = self.cut.value() > lo + (hi - lo) / 3
+        self.cut.label.anchors = [(1, 0), (1, 0)] if left_side else [(0, 0), (0, 0)]
+        self.cut.label.updatePosition()
 
     def _dragged(self) -> None:
         value = int(round(self.cut.value() / 8) * 8) or 8
