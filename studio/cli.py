@@ -240,9 +240,10 @@ def _add_data_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_data_inspect(args) -> int:
-    from studio.core.data import inspect_data, parse_mapping
+    from studio.core.data import check_seq_len, inspect_data, parse_mapping
     from studio.core.models import resolve_model
 
+    check_seq_len(args.seq_len)  # before the model loads (inspect_data checks it too, for the window)
     model = resolve_model(args.model, trust_remote_code=args.trust_remote_code)
     try:
         report = inspect_data(args.source, model=model, fmt=args.format, mapping=parse_mapping(args.mapping),
@@ -293,9 +294,14 @@ def print_data_report(data: dict, out=None) -> None:
     w(f"Tokens   with the tokenizer of {data['model']} and {data['chat_template']} chat template; loss on {loss}\n")
     w(f"         length min {st['min']}, median {st['median']:.0f}, p95 {st['p95']:.0f}, max {st['max']}; "
       f"{st['total_tokens']:,} tokens in all\n")
-    if st.get("estimated_rows"):
-        w(f"         ({st['estimated_rows']:,} of {st['rows']:,} rows estimated from their length: a random sample and the "
+    sampled = st.get("estimated_rows", 0) - st.get("long_rows", 0)
+    if sampled:
+        w(f"         ({sampled:,} of {st['rows']:,} rows estimated from their length: a random sample and the "
           f"longest rows were counted exactly)\n")
+    if st.get("long_rows"):
+        rows = "1 row is" if st["long_rows"] == 1 else f"{st['long_rows']:,} rows are"
+        w(f"         ({rows} far longer than any sequence length: only the start was tokenized, the rest of the "
+          f"count is estimated from the length)\n")
     cut = "split" if data["format"] == "text" else "cut"
     w(f"         {st['truncated_rows']} rows ({100 * st['truncated_share']:.1f}%) are longer than --seq-len {st['seq_len']} "
       f"and would be {cut}\n")
@@ -307,8 +313,10 @@ def print_data_report(data: dict, out=None) -> None:
         _print_problems([Problem(**p) for p in data["problems"]], out)
     for ex in data["examples"]:
         where = f"{ex['file']}:{ex['line']}" if ex["file"] else f"line {ex['line']}"
-        w(f"\nExample ({where}; {ex['tokens']} tokens, {ex['trained_tokens']} trained{', cut' if ex['truncated'] else ''}) "
-          f"— trained text is between ⟦ and ⟧:\n")
+        about = "about " if ex.get("tokens_estimated") else ""
+        short = f"; shortened, {ex['hidden_chars']:,} characters not shown" if ex.get("hidden_chars") else ""
+        w(f"\nExample ({where}; {about}{ex['tokens']:,} tokens, {ex['trained_tokens']:,} trained"
+          f"{', cut' if ex['truncated'] else ''}{short}) — trained text is between ⟦ and ⟧:\n")
         text = "".join(f"⟦{s['text']}⟧" if s["trained"] else s["text"] for s in ex["segments"])
         w(_indent(text) + "\n")
 
@@ -524,6 +532,8 @@ def cmd_runs(args) -> int:
         loss = f"{r.final_loss:.4f}" if r.final_loss is not None else "-"
         ev = f"{r.eval_loss:.4f}" if r.eval_loss is not None else "-"
         print(f"{r.name:<36} {r.status:<12} {steps:>9} {loss:>8} {ev:>8} {r.size_bytes / 2**20:>7.1f}MB  {r.model}")
+    for r in (r for r in found if r.problem):
+        print(f"Problem with {r.name}: {r.problem}")
     return 0
 
 
@@ -544,7 +554,7 @@ def cmd_export(args) -> int:
         print(json.dumps(result.as_dict(), indent=2))
         return 0
     verb = "Replaced the earlier export in" if result.replaced else "Exported to"
-    print(f"{verb} {result.path} ({result.size_bytes / 2**20:.1f} MB):")
+    print(f"{verb} {result.path} ({result.size_bytes / 2**20:.1f} MB of the export's own files):")
     for name in result.files:
         print(f"  {name}")
     print(f"Model card: {result.path / 'README.md'}")
@@ -630,12 +640,17 @@ def build_parser() -> argparse.ArgumentParser:
     p_train.set_defaults(func=cmd_train)
     p_export = sub.add_parser("export", help="export a run: the adapter with a model card, or a merged model; Ollama Modelfile")
     p_export.add_argument("run_dir", type=Path, help="the run folder (or its name in the runs folder)")
-    p_export.add_argument("--to", type=Path, required=True, metavar="DIR", help="the folder to write (replaced only by a complete new export)")
+    p_export.add_argument("--to", type=Path, required=True, metavar="DIR",
+                          help="the folder to write; an earlier export there is updated once the new one is complete, "
+                               "and your own files in it are kept")
     p_export.add_argument("--merged", action="store_true", help="merge the adapter into a 16-bit copy of the base model (needs the base on disk)")
     p_export.add_argument("--dtype", choices=["bf16", "fp16"], default="bf16", help="with --merged: the weights' dtype (default bf16)")
     p_export.add_argument("--ollama", action="store_true", help="write an Ollama Modelfile (always written for Llama, Mistral and Gemma bases)")
-    p_export.add_argument("--force", action="store_true", help="replace a folder that is not an earlier export")
-    p_export.add_argument("--max-shard-size", default="4GB", help="with --merged: the largest weight file (default 4GB)")
+    p_export.add_argument("--force", action="store_true",
+                          help="export into a folder that holds other files, overwriting those of your files that have "
+                               "the names the export writes (the export names them first); nothing else is deleted")
+    p_export.add_argument("--max-shard-size", default="4GB",
+                          help="with --merged: the largest weight file, like 4GB, 500MB or 2GiB (default 4GB)")
     p_export.add_argument("--json", action="store_true", help="print the result as JSON")
     p_export.set_defaults(func=cmd_export)
     p_runs = sub.add_parser("runs", help="the runs: status, steps, final loss, size")

@@ -21,3 +21,40 @@ def _private_studio_home(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("studio-home")
     monkeypatch.setenv("STUDIO_HOME", str(home))
     yield home
+
+
+@pytest.fixture(autouse=True)
+def _fresh_hub_answer():
+    """Each test asks afresh whether the hub is reachable (hub.py remembers the answer for a while)."""
+    from studio.core import hub
+
+    hub._answer = None
+    yield
+    hub._answer = None
+
+
+@pytest.fixture
+def reachable_hub(monkeypatch):
+    """A real HTTP server on this machine at the hub's address, so the studio's "can the hub be
+    reached?" question gets a real answer; what it serves is up to each test's stand-in."""
+    import http.server
+    import threading
+
+    from huggingface_hub import constants
+
+    class Quiet(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self):
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # read once at import, from this file's setdefault
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{server.server_port}")
+    yield constants.ENDPOINT
+    server.shutdown()
+    server.server_close()

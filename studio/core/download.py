@@ -96,14 +96,13 @@ def plan_download(hub_id: str, *, token: str | None = None, include_pickle: bool
     """Which files a download of `hub_id` fetches, their sizes, and which are already cached."""
     import huggingface_hub as hub
 
-    from studio.core.models import HUB_ID, hf_cache_dir, hub_offline
+    from studio.core.hub import require_hub
+    from studio.core.models import HUB_ID, hf_cache_dir
 
     hub_id = hub_id.strip()
     if not HUB_ID.match(hub_id):
         raise StudioError(f"'{hub_id}' is not a hub id.", "Write it as organisation/name, e.g. Qwen/Qwen2.5-0.5B-Instruct.")
-    if hub_offline():
-        raise StudioError("The studio is offline, so nothing can be downloaded.",
-                          "Turn offline mode off in Settings (and connect to the internet), then try again.")
+    require_hub(f"the files of {hub_id}")
     try:
         infos = hub.snapshot_download(hub_id, cache_dir=str(cache_dir or hf_cache_dir()), token=token,
                                       allow_patterns=_patterns(include_pickle), ignore_patterns=list(SKIPPED), dry_run=True)

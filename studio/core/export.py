@@ -10,21 +10,30 @@ Modelfile for Ollama.
         run.toml                                          the recipe: `studio train --recipe run.toml` runs it again
         Modelfile                                         for `ollama create` (when asked, or when Ollama takes
                                                           adapters of this architecture)
-        studio-export.json                                what this folder is (so a later export may replace it)
+        studio-export.json                                what this folder is, and the manifest: the files this
+                                                          export wrote (a later export replaces only those)
 
-Everything is written into a hidden sibling folder first and renamed into place only once it is
-complete; an earlier export at DIR is replaced only then. An interrupted export never leaves half
-a model where a good one was.
+DIR may hold the user's own files too (notes, a GGUF converted from the export): they are kept. Only
+the files an earlier export wrote, unchanged since, are replaced or removed; a file of the user's
+with a name the export writes is "in the way", and the export refuses and names it unless --force.
+
+The new files are written into a hidden staging folder inside DIR and moved into place only once
+they are complete, with a journal (studio.core.atomic.write_files): an interrupted export leaves the
+earlier one as it was, or is finished by the next export into DIR.
 
 The core draws the loss plot itself (a small SVG): it imports neither Qt nor matplotlib.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import math
+import os
 import re
 import shutil
+import stat
 import struct
 import time
 from dataclasses import dataclass, field
@@ -33,11 +42,13 @@ from typing import Callable
 from xml.sax.saxutils import escape
 
 from studio.core import paths, runs
+from studio.core.atomic import files_in, recover, write_files
 from studio.core.errors import StudioError
 from studio.core.models import card_license, is_demo
 from studio.core.recipe import RunConfig
-from studio.core.runs import DISK_MARGIN, free_bytes, write_atomically
+from studio.core.runs import DISK_MARGIN, free_bytes
 from studio.core.training.events import read_events
+from studio.core.weights import check_adapter, check_base
 
 MARKER = "studio-export.json"
 CARD = "README.md"
@@ -103,6 +114,7 @@ def read_run(run_dir: Path) -> RunFacts:
     if status == "running":
         raise StudioError(f"The run {run_dir.name} is still training.",
                           "Wait until it finishes, or cancel it (it saves the adapter), then export.")
+    recover(adapter_dir)  # an adapter save that was cut off between its two renames (where there is no one-step swap)
     if not all((adapter_dir / name).is_file() for name in ADAPTER_WEIGHTS):
         finished = next((e for e in reversed(events) if e["type"] == "finished"), None) or {}
         error = finished.get("error") or {}
@@ -603,7 +615,7 @@ def _yaml(value: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Atomic folders
+# The target folder: what in it is an earlier export's, and what is the user's
 # ---------------------------------------------------------------------------------------------
 
 
@@ -611,16 +623,128 @@ def is_export(folder: Path) -> bool:
     return (Path(folder) / MARKER).is_file() and _read_json(Path(folder) / MARKER).get("exporter") == "lora-studio"
 
 
-def check_target(target: Path, run_dir: Path, *, force: bool = False) -> None:
+def check_target(target: Path, run_dir: Path) -> None:
     target, run_dir = Path(target).resolve(), Path(run_dir).resolve()
     adapter = run_dir / runs.ADAPTER
     if target == run_dir or target in run_dir.parents or target == adapter or adapter in target.parents:
         raise StudioError(f"{target} would replace the run's own files.", "Export to a folder outside the run folder (--to DIR).")
     if target.exists() and not target.is_dir():
         raise StudioError(f"{target} is a file, not a folder.", "Choose a new or empty folder for the export (--to DIR).")
-    if target.is_dir() and any(target.iterdir()) and not is_export(target) and not force:
-        raise StudioError(f"{target} already holds files that are not a LoRA Studio export.",
-                          "Choose a new or empty folder, or add --force to replace everything in it.")
+
+
+class FilesInTheWay(StudioError):
+    """The export would overwrite files that are not an earlier export's, or land among someone's files.
+    `files`: what it would overwrite (with --force); `others`: every file in the folder that is not an export's."""
+
+    def __init__(self, message: str, advice: str, *, target: Path, files: list[str], others: list[str]):
+        super().__init__(message, advice)
+        self.target, self.files, self.others = target, tuple(files), tuple(others)
+
+
+@dataclass(frozen=True)
+class TargetFolder:
+    earlier: bool  # it holds an earlier export (its marker)
+    owned: frozenset[str]  # that export's files, unchanged since: the new export replaces or removes them
+    changed: frozenset[str]  # that export's files that were changed since: the user's now
+    others: tuple[str, ...]  # every file that is not the earlier export's: kept, unless the export writes its name
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _manifest(folder: Path, names: list[str]) -> list[dict]:
+    """What an export wrote, so the next one knows which files are its own and whether they were changed."""
+    entries = []
+    for name in names:
+        st = (folder / name).stat()
+        entries.append({"path": name, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": _digest(folder / name)})
+    return entries
+
+
+def _inside(name: object) -> bool:
+    """A manifest's path that stays inside the folder (a hand-edited marker must not reach elsewhere)."""
+    return isinstance(name, str) and bool(name) and not Path(name).is_absolute() and ".." not in Path(name).parts
+
+
+def _unchanged(target: Path, entry: dict) -> bool:
+    path = target / entry["path"]
+    try:
+        st = path.lstat()
+    except OSError:
+        return False
+    if not stat.S_ISREG(st.st_mode) or st.st_size != entry.get("size"):
+        return False
+    return st.st_mtime_ns == entry.get("mtime_ns") or _digest(path) == entry.get("sha256")
+
+
+# What exports before the manifest wrote: the only names such a folder's export could have had.
+_LEGACY_NAMES = re.compile(r"adapter_model\.safetensors|adapter_config\.json|studio\.json|(generation_)?config\.json|"
+                           r"model(-\d+-of-\d+)?\.safetensors(\.index\.json)?|tokenizer.*|special_tokens_map\.json|"
+                           r"added_tokens\.json|chat_template\.jinja|vocab\.json|merges\.txt|README\.md|loss\.svg|"
+                           r"run\.toml|Modelfile")
+
+
+def _legacy_owned(target: Path, present: list[str]) -> set[str]:
+    """An export from before the manifest: its files are the export-named ones no newer than its marker
+    (written last); a file changed or added since is the user's."""
+    written = (target / MARKER).stat().st_mtime_ns
+    return {name for name in present if "/" not in name and _LEGACY_NAMES.fullmatch(name)
+            and (target / name).lstat().st_mtime_ns <= written}
+
+
+def survey(target: Path) -> TargetFolder:
+    """What is in the folder an export goes to."""
+    target = Path(target)
+    present = files_in(target) if target.is_dir() else []
+    if not is_export(target):
+        return TargetFolder(False, frozenset(), frozenset(), tuple(present))
+    entries = _read_json(target / MARKER).get("files")
+    if isinstance(entries, list):
+        listed = [e for e in entries if isinstance(e, dict) and _inside(e.get("path"))]
+        owned = {e["path"] for e in listed if _unchanged(target, e)}
+        changed = {e["path"] for e in listed if e["path"] in present} - owned
+    else:
+        owned, changed = _legacy_owned(target, present), set()
+    owned.add(MARKER)
+    return TargetFolder(True, frozenset(owned), frozenset(changed), tuple(p for p in present if p not in owned))
+
+
+def _listing(names, limit: int = 6) -> str:
+    names = list(names)
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _refuse_if_in_the_way(target: Path, folder: TargetFolder, writes: Callable[[str], bool], *, force: bool) -> list[str]:
+    """The user's files the export would overwrite (`writes(name)`: whether it writes that name); refused
+    unless `force`. A folder that is not an earlier export and holds files is refused unless `force` too."""
+    in_way = [name for name in folder.others if writes(name)]
+    # a folder where the export writes a file: not even --force removes a folder
+    blocked = [p.name for p in target.iterdir() if p.is_dir() and not p.is_symlink() and writes(p.name)] if target.is_dir() else []
+    if blocked:
+        raise StudioError(f"{target} holds folders where the export writes files: {_listing(blocked)}.",
+                          "Move or rename them, or export to another folder (--to DIR).")
+    if force or not (in_way or (folder.others and not folder.earlier)):
+        return in_way
+    changed = [name for name in in_way if name in folder.changed]
+    why = f" ({_listing(changed)} changed since the earlier export)" if changed else ""
+    if folder.earlier:
+        message = (f"{target} holds {len(in_way)} file(s) of yours with the names this export writes: "
+                   f"{_listing(in_way)}{why}. Nothing was written.")
+        advice = ("Move or rename them and export again, or add --force to overwrite just these files "
+                  "(your other files in the folder stay as they are).")
+    else:
+        message = (f"{target} is not an earlier LoRA Studio export and already holds {len(folder.others)} file(s): "
+                   f"{_listing(folder.others)}. Nothing was written.")
+        overwrite = f"only {_listing(in_way)} would be overwritten" if in_way else "none of them is overwritten"
+        advice = (f"Choose a new or empty folder, or add --force to write the export into this one: your files stay, "
+                  f"{overwrite}.")
+    raise FilesInTheWay(message, advice, target=target, files=in_way, others=list(folder.others))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -632,16 +756,19 @@ def check_target(target: Path, run_dir: Path, *, force: bool = False) -> None:
 class ExportResult:
     path: Path
     kind: str  # "adapter" or "merged"
-    files: tuple[str, ...]
-    size_bytes: int
+    files: tuple[str, ...]  # the export's own files (relative paths), its marker included
+    size_bytes: int  # of those files (the user's files in the folder are not counted)
     replaced: bool  # an earlier export at the same place was replaced
     modelfile: bool
     template: str | None  # the Modelfile's TEMPLATE: "chatml", "studio-default" or None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    kept: tuple[str, ...] = field(default_factory=tuple)  # the user's files in the folder, untouched
+    overwritten: tuple[str, ...] = field(default_factory=tuple)  # the user's files the export overwrote (force)
 
     def as_dict(self) -> dict:
         return {"path": str(self.path), "kind": self.kind, "files": list(self.files), "size_bytes": self.size_bytes,
-                "replaced": self.replaced, "modelfile": self.modelfile, "template": self.template, "notes": list(self.notes)}
+                "replaced": self.replaced, "modelfile": self.modelfile, "template": self.template, "notes": list(self.notes),
+                "kept": list(self.kept), "overwritten": list(self.overwritten)}
 
 
 def _safetensors_params(folder: Path) -> int:
@@ -674,7 +801,8 @@ def _check_space(target: Path, need: int) -> None:
                           f"Free some disk space in {target.parent}, or export somewhere else (--to DIR).")
 
 
-def _base_for_merge(facts: RunFacts) -> Path:
+def _base_for_merge(facts: RunFacts) -> tuple[Path, dict]:
+    """The base model's folder, its weights checked (weights.py), and what makes from_pretrained load exactly those."""
     base = facts.base_path
     recorded = facts.meta.get("base_model_path") or facts.base_reference
     if base is None:
@@ -682,16 +810,9 @@ def _base_for_merge(facts: RunFacts) -> Path:
                           "export needs its weights.",
                           "Put the base model back (download it again, or restore its folder), or export the adapter "
                           "alone (without --merged): it needs no base model.")
-    weights = list(base.glob("*.safetensors"))
-    if not weights:
-        pickled = list(base.glob("*.bin"))
-        if not pickled:
-            raise StudioError(f"The base model folder {base} has no weights (*.safetensors).",
-                              "Download the complete model, or export the adapter alone (without --merged).")
-        if not facts.config.model.allow_pickle:
-            raise StudioError(f"{base} stores its weights as pickled .bin files, which can run code when loaded.",
-                              "Convert them to safetensors, or allow pickled weights in the recipe (allow_pickle) if you trust the source.")
-    return base
+    allow = facts.config.model.allow_pickle
+    check_adapter(facts.adapter_dir, allow_pickle=allow)
+    return base, check_base(base, facts.base_name, allow_pickle=allow)
 
 
 def _copy_tokenizer(facts: RunFacts, work: Path, *, with_adapter: bool) -> None:
@@ -711,7 +832,7 @@ def _write_adapter(facts: RunFacts, work: Path) -> None:
         config_path.write_text(json.dumps(adapter_config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-def _write_merged(facts: RunFacts, work: Path, dtype: str, max_shard_size: str) -> None:
+def _write_merged(facts: RunFacts, work: Path, dtype: str, max_shard_size: int | str) -> None:
     import warnings
 
     import torch
@@ -719,10 +840,8 @@ def _write_merged(facts: RunFacts, work: Path, dtype: str, max_shard_size: str) 
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
 
-    base = _base_for_merge(facts)
-    kwargs: dict = {"dtype": getattr(torch, DTYPES[dtype]), "trust_remote_code": facts.config.model.trust_remote_code}
-    if not list(base.glob("*.safetensors")):
-        kwargs["use_safetensors"] = False
+    base, safe = _base_for_merge(facts)
+    kwargs: dict = {"dtype": getattr(torch, DTYPES[dtype]), "trust_remote_code": facts.config.model.trust_remote_code, **safe}
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # the CLI and the window show their own progress
     with warnings.catch_warnings():
@@ -761,46 +880,147 @@ def _write_card(facts: RunFacts, work: Path, *, merged: bool, dtype: str | None,
     (work / CARD).write_text(card, encoding="utf-8")
 
 
+def shard_size_bytes(value: str | int) -> int:
+    """The merged model's largest weight file, in bytes, from `4GB`, `500MB`, `2GiB` (transformers' own reading of
+    sizes; a lowercase `gb` means gigabytes here, not gigabits). Checked before any model is loaded."""
+    try:
+        from transformers.utils import convert_file_size_to_int
+    except ImportError:  # transformers 5 keeps it in transformers.utils.hub
+        from transformers.utils.hub import convert_file_size_to_int
+    try:
+        size = convert_file_size_to_int(value if isinstance(value, int) else str(value).replace(" ", "").upper())
+    except (ValueError, TypeError):
+        size = 0
+    if isinstance(value, bool) or size <= 0:
+        raise StudioError(f"The largest weight file size {value!r} is not a size.",
+                          "Give a whole number with a unit: 4GB, 500MB or 2GiB, for example (--max-shard-size).")
+    return size
+
+
+# The merged model's weight files: model.safetensors, or model-00001-of-00003.safetensors and its index.
+_WEIGHT_FILES = re.compile(r"model(-\d+-of-\d+)?\.safetensors(\.index\.json)?")
+
+
+def _predicted_names(facts: RunFacts, merged: bool, ollama: bool) -> Callable[[str], bool]:
+    """Whether the export will write a file of this name (known before anything is built; checked exactly after)."""
+    skip = _NOT_TOKENIZER if merged else {"README.md"}
+    names = {p.name for p in facts.adapter_dir.iterdir() if p.is_file() and p.name not in skip}
+    names |= {runs.RECIPE, PLOT, CARD, MARKER} | ({MODELFILE} if wants_modelfile(facts, ollama) else set())
+    if not merged:
+        return names.__contains__
+    names |= {"config.json", "generation_config.json"}
+    return lambda name: name in names or bool(_WEIGHT_FILES.fullmatch(name))
+
+
+def _disk_error(exc: BaseException) -> OSError | None:
+    """The system's error inside another library's: safetensors reports a full disk as 'I/O error: ... (os error 28)'."""
+    if isinstance(exc, OSError):
+        return exc
+    m = re.search(r"\(os error (\d+)\)", str(exc)) if type(exc).__name__ == "SafetensorError" else None
+    return OSError(int(m.group(1)), os.strerror(int(m.group(1)))) if m else None
+
+
+def _write_failed(exc: OSError, target: Path, earlier: bool, need: int) -> StudioError:
+    what = exc.strerror or str(exc)
+    file = f" (writing {Path(exc.filename).name})" if getattr(exc, "filename", None) else ""
+    kept = "the earlier export there is still complete, as it was" if earlier else "no file there was written or removed"
+    message = f"The export stopped: {what}{file}. Nothing in {target} changed: {kept}."
+    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        advice = (f"The disk is full. Free some space on it (the export needs about {need / 1e6:,.0f} MB) and "
+                  "export again, or export to another disk (--to DIR).")
+    elif exc.errno == errno.EFBIG:
+        advice = ("A file was larger than this disk or this system allows. Export to another disk (--to DIR), or, for "
+                  "a merged model, use smaller weight files (--max-shard-size 1GB).")
+    else:
+        advice = f"Check that you can write to {target} and that its disk is connected, then export again."
+    return StudioError(message, advice)
+
+
 def export_run(run_dir: Path, target: Path, *, merged: bool = False, dtype: str = "bf16", ollama: bool = False,
-               force: bool = False, max_shard_size: str = DEFAULT_SHARD_SIZE,
+               force: bool = False, max_shard_size: str | int = DEFAULT_SHARD_SIZE,
                progress: Callable[[str, float], None] | None = None) -> ExportResult:
     """Export the run in `run_dir` to the folder `target` (see the module docstring for what it holds).
-    `progress(message, fraction)` hears of each stage, for the window's progress bar."""
+    An earlier export there is updated; the user's other files in it are kept. `force` overwrites the
+    user's files that have the names the export writes (nothing else). `progress(message, fraction)`
+    hears of each stage, for the window's progress bar."""
     say = progress or (lambda message, fraction: None)
     say("Checking the run and the target folder", 0.0)
     if merged and dtype not in DTYPES:
         raise StudioError(f"The merged model's dtype is {dtype!r}, but it must be bf16 or fp16.",
                           "Use --dtype bf16 (most GPUs since 2020) or --dtype fp16.")
+    shard_bytes = shard_size_bytes(max_shard_size)
     facts = read_run(run_dir)
     target = Path(target).expanduser().absolute()
-    check_target(target, facts.run_dir, force=force)
+    check_target(target, facts.run_dir)
+    recover(target)  # an export that was interrupted while moving its files into place is finished first
+    folder = survey(target)
+    _refuse_if_in_the_way(target, folder, _predicted_names(facts, merged, ollama), force=force)
     if merged:
         _base_for_merge(facts)
     _check_space(target, expected_bytes(facts, merged))
-    outcome: dict = {}
-
-    def build(work: Path) -> None:
-        if merged:
-            say("Loading the base model in 16-bit and merging the adapter", 0.1)
-            _write_merged(facts, work, dtype, max_shard_size)
-        else:
-            say("Copying the adapter and tokenizer", 0.2)
-            _write_adapter(facts, work)
-        say("Writing the model card, loss plot and recipe", 0.85)
-        outcome["template"] = _write_extras(facts, work, merged=merged, dtype=dtype if merged else None, target=target, ollama=ollama)
-        marker = {"exporter": "lora-studio", "kind": "merged" if merged else "adapter", "run": str(facts.run_dir.absolute()),
-                  "step": facts.step, "dtype": DTYPES[dtype] if merged else None, "base_model": facts.base_reference,
-                  "time": round(time.time(), 3)}
-        (work / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
-
-    replaced = write_atomically(target, build)
+    plan = _ExportPlan(facts, target, merged, dtype, ollama, force, shard_bytes, folder, say)
+    try:
+        written = write_files(target, plan.build, plan.finish, last=MARKER)
+    except Exception as exc:  # a full disk, a file too large, a folder gone: the target is as it was
+        error = _disk_error(exc)
+        if error is None:
+            raise
+        raise _write_failed(error, target, folder.earlier, expected_bytes(facts, merged)) from exc
     say("Done", 1.0)
-    template = outcome.get("template")
-    notes = []
-    if template is not None and template.template is None:
-        notes.append("The Modelfile has no TEMPLATE: this run's chat template is not one the studio can translate "
-                     "(see the comment in the Modelfile).")
-    files = tuple(sorted(p.name for p in target.iterdir()))
-    return ExportResult(path=target, kind="merged" if merged else "adapter", files=files, size_bytes=runs.folder_size(target),
-                        replaced=replaced, modelfile=template is not None, template=template.kind if template else None,
-                        notes=tuple(notes))
+    return plan.result(written)
+
+
+class _ExportPlan:
+    """The steps of one export: what `write_files` calls to build the new files, and to check them before the swap."""
+
+    def __init__(self, facts: RunFacts, target: Path, merged: bool, dtype: str, ollama: bool, force: bool,
+                 shard_bytes: int, folder: TargetFolder, say: Callable[[str, float], None]):
+        self.facts, self.target, self.merged, self.dtype, self.ollama = facts, target, merged, dtype, ollama
+        self.force, self.shard_bytes, self.folder, self.say = force, shard_bytes, folder, say
+        self.template: OllamaTemplate | None = None
+        self.overwritten: list[str] = []
+        self.sizes: dict[str, int] = {}
+
+    def build(self, work: Path) -> None:
+        if self.merged:
+            self.say("Loading the base model in 16-bit and merging the adapter", 0.1)
+            _write_merged(self.facts, work, self.dtype, self.shard_bytes)
+        else:
+            self.say("Copying the adapter and tokenizer", 0.2)
+            _write_adapter(self.facts, work)
+        self.say("Writing the model card, loss plot and recipe", 0.85)
+        self.template = _write_extras(self.facts, work, merged=self.merged, dtype=self.dtype if self.merged else None,
+                                      target=self.target, ollama=self.ollama)
+
+    def finish(self, work: Path, names: list[str]) -> list[str]:
+        """The new files are complete: refuse if they would overwrite the user's files, write the marker
+        with the manifest, and name the earlier export's files that go."""
+        new = set(names) | {MARKER}
+        self.folder = survey(self.target)  # again: a merge takes minutes, and the user may have added files meanwhile
+        self.overwritten = _refuse_if_in_the_way(self.target, self.folder, new.__contains__, force=self.force)
+        self.say("Recording the files of this export", 0.95)
+        manifest = _manifest(work, names)
+        self.sizes = {entry["path"]: entry["size"] for entry in manifest}
+        f = self.facts
+        marker = {"exporter": "lora-studio", "kind": "merged" if self.merged else "adapter", "run": str(f.run_dir.absolute()),
+                  "step": f.step, "dtype": DTYPES[self.dtype] if self.merged else None, "base_model": f.base_reference,
+                  "time": round(time.time(), 3), "files": manifest}
+        (work / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+        return sorted(self.folder.owned - new)
+
+    def result(self, written: list[str]) -> ExportResult:
+        kept = tuple(name for name in self.folder.others if name not in written)
+        notes = []
+        if self.template is not None and self.template.template is None:
+            notes.append("The Modelfile has no TEMPLATE: this run's chat template is not one the studio can translate "
+                         "(see the comment in the Modelfile).")
+        if self.overwritten:
+            notes.append(f"Overwrote {len(self.overwritten)} file(s) of yours with the export's own, as you asked: "
+                         f"{_listing(self.overwritten)}.")
+        if kept:
+            notes.append(f"Kept {len(kept)} file(s) of yours in the folder, untouched: {_listing(kept)}.")
+        size = sum(self.sizes.values()) + (self.target / MARKER).stat().st_size
+        return ExportResult(path=self.target, kind="merged" if self.merged else "adapter", files=tuple(written),
+                            size_bytes=size, replaced=self.folder.earlier, modelfile=self.template is not None,
+                            template=self.template.kind if self.template else None, notes=tuple(notes), kept=kept,
+                            overwritten=tuple(self.overwritten))

@@ -11,6 +11,7 @@ from typing import Callable
 
 from studio.core.data.tokens import Renderer
 from studio.core.errors import StudioError
+from studio.core.weights import check_adapter, check_base
 
 
 @dataclass(frozen=True)
@@ -117,8 +118,10 @@ class TryModel:
         self.renderer = renderer
 
     @classmethod
-    def load(cls, adapter_dir: Path, *, base: str | None = None, precision: str = "auto") -> "TryModel":
-        """Load the base (as the run trained it, or 16-bit on CPU) and the adapter saved in `adapter_dir`."""
+    def load(cls, adapter_dir: Path, *, base: str | None = None, precision: str = "auto",
+             allow_pickle: bool | None = None) -> "TryModel":
+        """Load the base (as the run trained it, or 16-bit on CPU) and the adapter saved in `adapter_dir`.
+        `allow_pickle`: load pickled weights; by default, as the run's recipe allowed."""
         import json
 
         import torch
@@ -139,11 +142,16 @@ class TryModel:
 
             found, hub_id = locate_base(meta, RunConfig.from_dict(meta["recipe"]), adapter_dir)
             base_path = str(found) if found else (hub_id or base_path)
+        if allow_pickle is None:
+            allow_pickle = bool(((meta.get("recipe") or {}).get("model") or {}).get("allow_pickle"))
+        check_adapter(adapter_dir, allow_pickle=allow_pickle)
+        local = Path(str(base_path)).expanduser()
+        safe = check_base(local if local.is_dir() else None, str(base_path), allow_pickle=allow_pickle)
         tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         on_gpu = torch.cuda.is_available()
-        kwargs: dict = {"dtype": torch.bfloat16 if on_gpu else torch.float32}
+        kwargs: dict = {"dtype": torch.bfloat16 if on_gpu else torch.float32, **safe}
         if on_gpu and (precision == "4bit" or (precision == "auto" and meta.get("precision") == "4bit")):
             from transformers import BitsAndBytesConfig
 

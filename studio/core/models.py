@@ -22,6 +22,8 @@ from typing import Iterable
 
 from studio.core import paths
 from studio.core.errors import StudioError
+from studio.core.hub import hub_offline, require_hub
+from studio.core.weights import base_weights, safetensors_problem
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +102,10 @@ class ModelInfo:
 
     def target_layers(self, targets: Iterable[str]) -> list[LinearLayer]:
         """The Linear layers a LoRA `target_modules` list selects ("all-linear" selects every one)."""
+        if not self.linear_layers:
+            raise StudioError(f"{self.name} has no layers an adapter can attach to (its configuration has "
+                              f"{self.num_layers} layers and no Linear layer).",
+                              "Its config.json is broken or it is not a text-generation model: choose another model.")
         wanted = set(targets)
         if "all-linear" in wanted:
             return list(self.linear_layers)
@@ -205,11 +211,6 @@ def hf_cache_dir() -> Path:
     return Path(constants.HF_HUB_CACHE)
 
 
-def hub_offline() -> bool:
-    value = os.environ.get("HF_HUB_OFFLINE", "") or os.environ.get("TRANSFORMERS_OFFLINE", "")
-    return value.strip().lower() in ("1", "true", "yes", "on")
-
-
 def cached_snapshot(hub_id: str, cache_dir: Path | None = None) -> Path | None:
     """The snapshot folder of `hub_id` in the local cache if its config.json is there."""
     from huggingface_hub import try_to_load_from_cache
@@ -263,6 +264,7 @@ def _download_planning_files(hub_id: str, cache_dir: Path | None = None) -> Path
         RepositoryNotFoundError,
     )
 
+    require_hub(f"the configuration of {hub_id}")
     folder = str(cache_dir or hf_cache_dir())
     try:
         config = hf_hub_download(hub_id, CONFIG_NAME, cache_dir=folder)
@@ -276,13 +278,13 @@ def _download_planning_files(hub_id: str, cache_dir: Path | None = None) -> Path
             f"There is no model called {hub_id} on the Hugging Face hub (or it is private).",
             "Check the spelling (organisation/name), or log in if it is a private model.",
         ) from exc
-    except EntryNotFoundError as exc:
-        raise StudioError(f"{hub_id} has no config.json, so it is not a transformers model.", "Pick another model.") from exc
-    except (LocalEntryNotFoundError, OSError) as exc:
+    except (LocalEntryNotFoundError, OSError) as exc:  # LocalEntryNotFoundError is an EntryNotFoundError: first
         raise StudioError(
             f"{hub_id} is not in the local model cache and the Hugging Face hub cannot be reached.",
             "Connect to the internet once to fetch its configuration, or pick a built-in catalog model or a local folder.",
         ) from exc
+    except EntryNotFoundError as exc:
+        raise StudioError(f"{hub_id} has no config.json, so it is not a transformers model.", "Pick another model.") from exc
     for name in PLANNING_FILES[1:]:
         try:
             hf_hub_download(hub_id, name, cache_dir=folder)
@@ -342,17 +344,17 @@ def card_license(folder: Path | None) -> str | None:
     return found.group(1) if found else None
 
 
-def _weights_on_disk(folder: Path | None) -> tuple[int, str | None]:
-    if folder is None:
-        return 0, None
-    safetensors = [p for p in folder.glob("*.safetensors") if p.is_file()]
-    if safetensors:
-        return sum(p.stat().st_size for p in safetensors), "safetensors"
-    pickled = [p for p in folder.glob("*.bin") if p.is_file() and "training_args" not in p.name]
-    pickled += [p for p in folder.glob("*.pt") if p.is_file()]
-    if pickled:
-        return sum(p.stat().st_size for p in pickled), "bin"
-    return 0, None
+def _weights_on_disk(folder: Path | None) -> tuple[int, str | None, str | None]:
+    """(bytes, "safetensors" / "bin" / None, why the files are damaged or None) of the weights
+    from_pretrained would load (weights.py decides which, by transformers' own file names)."""
+    found = base_weights(folder)
+    damaged = None
+    for path in found.files:
+        problem = "missing" if not path.is_file() else safetensors_problem(path) if path.suffix == ".safetensors" else None
+        if problem:
+            damaged = f"{path.name}: {problem}"
+            break
+    return found.size_bytes, {"safetensors": "safetensors", "pickle": "bin"}.get(found.kind or ""), damaged
 
 
 # ---------------------------------------------------------------------------------------------
@@ -490,9 +492,11 @@ def inspect_folder(
     head_dim = int(getattr(text, "head_dim", 0) or (hidden // heads if heads else 0))
     kv_heads = int(getattr(text, "num_key_value_heads", 0) or heads)
     dtype = raw.get("torch_dtype") or raw.get("dtype") or (raw.get("text_config") or {}).get("torch_dtype")
-    weights_bytes, weights_format = _weights_on_disk(weights_folder if weights_folder is not None else folder)
+    weights_bytes, weights_format, damaged = _weights_on_disk(weights_folder if weights_folder is not None else folder)
     context = getattr(text, "max_position_embeddings", None)
     notes = []
+    if damaged:
+        notes.append(f"A weight file is damaged ({damaged}): download the model again before training.")
     if weights_format == "bin":
         notes.append("Weights are pickled .bin files, which can run code when loaded; the studio asks before loading them.")
     quantizable = sum(layer.weight_params for layer in shape.linears)
@@ -601,11 +605,6 @@ def _resolve_cached(source: str, trust_remote_code: bool, cache_dir: str | None,
             return inspect_folder(snapshot, source=source, hub_id=text, entry=None, trust_remote_code=trust_remote_code).with_catalog(entry)
         if entry is not None:
             return _from_catalog(entry, source, cache)
-        if hub_offline():
-            raise StudioError(
-                f"{text} is not in the local model cache, and the studio is offline (HF_HUB_OFFLINE is set).",
-                "Go online once to fetch its configuration, or pick a built-in catalog model (studio models) or a local folder.",
-            )
         snapshot = _download_planning_files(text, cache)
         return inspect_folder(snapshot, source=source, hub_id=text, trust_remote_code=trust_remote_code)
 
@@ -655,6 +654,8 @@ def load_tokenizer(info: ModelInfo):
     if where is None and info.hub_id:
         snapshot = cached_snapshot(info.hub_id)
         where = str(snapshot) if snapshot else info.hub_id
+        if snapshot is None:
+            require_hub(f"the tokenizer of {info.name}")
     if where is None:
         raise StudioError(f"{info.name} has no tokenizer on this computer.", "Choose a model folder that holds its tokenizer files.")
     try:

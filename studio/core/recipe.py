@@ -184,8 +184,6 @@ class RunConfig:
                                   ("sample_every", t.sample_every, "--sample-every")):
             if value < 0:
                 bad(value, name, flag, "0 or more")
-        if isinstance(t.packing, bool):  # recipes written before packing had its three modes
-            t.packing = "auto" if t.packing else "off"
         if t.packing not in PACKING:
             bad(t.packing, "Packing", "--packing", "auto, on or off")
         if t.loss_chunk_tokens < 64:
@@ -198,8 +196,10 @@ class RunConfig:
             bad(a.alpha, "LoRA alpha", "--alpha", "positive (often 2 × rank)")
         if not 0 <= a.dropout < 1:
             bad(a.dropout, "LoRA dropout", "--dropout", "in [0, 1)")
-        if not a.targets:
+        if not a.targets or isinstance(a.targets, str) or not all(isinstance(x, str) and x for x in a.targets):
             bad(a.targets, "LoRA targets", "--targets", "all-linear or a list of layer names")
+        if d.mapping is not None and not all(isinstance(v, str) for v in d.mapping.values()):
+            bad(d.mapping, "The column mapping", "--map", "column names, e.g. prompt=question,response=answer")
         if not 0 <= d.eval_fraction < 0.9:
             bad(d.eval_fraction, "The eval fraction", "--eval-fraction", "in [0, 0.9)")
         if not re.fullmatch(r"[\w.-]{1,64}", self.output.name or ""):
@@ -227,6 +227,8 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "RunConfig":
+        """A recipe from its TOML tables; every value is checked against its field's type first, so a
+        wrong value is named here rather than failing later inside training."""
         sections = {"model": ModelSection, "data": DataSection, "adapter": AdapterSection,
                     "training": TrainingSection, "output": OutputSection}
         unknown = set(data) - set(sections)
@@ -235,12 +237,16 @@ class RunConfig:
                               f"Use only: {', '.join(sections)}.")
         built = {}
         for name, kind in sections.items():
-            values = dict(data.get(name) or {})
-            known = {f.name for f in fields(kind)}
-            extra = set(values) - known
+            values = data.get(name) or {}
+            if not isinstance(values, dict):
+                raise StudioError(f"The recipe's {name} is the value {values!r}, but it must be a section.",
+                                  f"Write it as a table: a line [{name}] followed by its settings, one per line.")
+            known = {f.name: f for f in fields(kind)}
+            extra = set(values) - set(known)
             if extra:
                 raise StudioError(f"The recipe's [{name}] section has unknown settings: {', '.join(sorted(extra))}.",
                                   f"Known settings there: {', '.join(sorted(known))}.")
+            values = {key: _typed(name, known[key], value) for key, value in _migrated(name, values).items()}
             if name == "training" and values.get("steps") is not None and "epochs" not in values:
                 values["epochs"] = None  # a step count was chosen: epochs were left out on purpose
             built[name] = kind(**values)
@@ -252,6 +258,13 @@ class RunConfig:
             data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError as exc:
             raise StudioError(f"There is no recipe at {path}.", "Check the path, or write one with `studio train --model ... --data ...`.") from exc
+        except UnicodeDecodeError as exc:
+            raise StudioError(f"The recipe {path} is not UTF-8 text (byte {exc.start} cannot be read).",
+                              "Save it as UTF-8 in a text editor, or write a new one with `studio train --model ... --data ...`.") from exc
+        except IsADirectoryError as exc:
+            raise StudioError(f"The recipe {path} is a folder, not a file.", "Give the path of a run.toml file.") from exc
+        except OSError as exc:
+            raise StudioError(f"The recipe {path} cannot be read: {exc.strerror}.", "Check the file's permissions.") from exc
         except tomllib.TOMLDecodeError as exc:
             raise StudioError(f"The recipe {path} is not valid TOML: {exc}.", "Fix the line it names.") from exc
         return cls.from_dict(data)
@@ -272,6 +285,38 @@ class RunConfig:
             elif group == "precision":
                 setattr(config.training, {"mode": "precision"}.get(name, name), value)
         return config
+
+
+def _migrated(section: str, values: dict) -> dict:
+    """Settings as recipes from older studios wrote them, in today's form."""
+    if section == "training" and isinstance(values.get("packing"), bool):  # before packing had its three modes
+        values = {**values, "packing": "auto" if values["packing"] else "off"}
+    return values
+
+
+# What each annotation accepts from TOML, and how the error names it.
+_KINDS = {"str": (str, "text in quotes"), "bool": (bool, "true or false"), "int": (int, "a whole number"),
+          "float": (float, "a number"), "list": (list, "a list in brackets, e.g. [\"q_proj\", \"v_proj\"]"),
+          "dict": (dict, "a table, e.g. {prompt = \"question\", response = \"answer\"}")}
+
+
+def _typed(section: str, spec, value):
+    """`value` as the type the field declares (a whole-number float counts as an int, an int as a
+    float); a StudioError that names the field and the type it wants otherwise."""
+    names = [n.strip() for n in str(spec.type).split("|")]
+    if "None" in names and value is None:
+        return value
+    for name in (n for n in names if n in _KINDS):
+        kind = _KINDS[name][0]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if kind is int and isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+            return value
+    wanted = " or ".join(_KINDS[n][1] for n in names if n in _KINDS)
+    raise StudioError(f"The recipe's {section}.{spec.name} is {value!r}, but it must be {wanted}.",
+                      f"Change {spec.name} in the [{section}] section ({spec.metadata.get('help', '')}).")
 
 
 def help_of(section: type, name: str) -> str:

@@ -4,12 +4,13 @@
         run.toml        the recipe (RunConfig)
         events.jsonl    what the worker reported, one JSON object per line
         stderr.log      the worker's full log and tracebacks
-        worker.pid      the worker's process id while it runs
+        worker.lock     locked by the one worker that owns the folder, for its whole life
+        worker.pid      that worker's process id and start time (for a forced stop)
         checkpoints/    checkpoint-<step>/ folders Trainer can resume from
         adapter/        the trained adapter (written atomically at the end)
 
-A run's status is derived from its events, never stored separately: a folder copied from another
-machine reads the same.
+A run's status is derived from its events and its lock, never stored separately: a folder copied
+from another machine reads the same.
 """
 
 from __future__ import annotations
@@ -18,15 +19,17 @@ import json
 import os
 import re
 import shutil
+import struct
 import time
+import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
 
 from studio.core import paths
 from studio.core.errors import StudioError
 from studio.core.recipe import RunConfig
+from studio.core.training import ownership
 from studio.core.training.events import read_events
 
 DISK_MARGIN = 64 * 1024**2  # bytes kept free beyond what a checkpoint or an export needs
@@ -44,12 +47,14 @@ def free_bytes(path: Path) -> int:
 RECIPE = "run.toml"
 EVENTS = "events.jsonl"
 STDERR = "stderr.log"
-PID = "worker.pid"
+PID = ownership.PID
+LOCK = ownership.LOCK
 CANCEL = "cancel.request"
 CHECKPOINTS = "checkpoints"
 ADAPTER = "adapter"
 # Files a Trainer checkpoint needs to resume a PEFT run.
 CHECKPOINT_FILES = ("trainer_state.json", "adapter_model.safetensors", "adapter_config.json", "optimizer.pt", "scheduler.pt")
+TORCH_FILES = ("optimizer.pt", "scheduler.pt", "rng_state.pth")  # torch.save's zip archives; rng_state is optional
 
 
 def runs_root(config: RunConfig | None = None) -> Path:
@@ -62,6 +67,8 @@ def create_run_dir(config: RunConfig, run_dir: Path | None = None) -> Path:
     """A new run folder holding the recipe: `<runs>/<YYYY-MM-DD-HHMM>-<name>`, never reusing one."""
     if run_dir is not None:
         folder = Path(run_dir).expanduser()
+        if folder.exists() and not folder.is_dir():
+            raise StudioError(f"{folder} is a file, not a folder.", "Give --run-dir a new or empty folder for the run.")
         if folder.exists() and any(folder.iterdir()):
             raise StudioError(f"{folder} already holds files.", "Choose an empty or new folder for the run, or resume it with --resume.")
     else:
@@ -93,32 +100,68 @@ def checkpoint_step(path: Path) -> int | None:
 
 
 def is_complete_checkpoint(path: Path) -> bool:
-    """A checkpoint is a resume point only if every file is there and its state parses
-    (a worker killed mid-save leaves a partial folder behind)."""
-    if not all((path / name).is_file() and (path / name).stat().st_size > 0 for name in CHECKPOINT_FILES):
-        return False
+    return checkpoint_problem(path) is None
+
+
+def checkpoint_problem(path: Path) -> str | None:
+    """Why a checkpoint cannot be resumed from (a worker killed mid-save, a full disk, a cut copy),
+    in a few words; None when every file is there, whole, and its state names its step."""
+    for name in CHECKPOINT_FILES:
+        if not (path / name).is_file() or (path / name).stat().st_size == 0:
+            return f"its {name} is missing or empty"
+    if not _safetensors_whole(path / "adapter_model.safetensors"):
+        return "its adapter_model.safetensors is cut short"
+    for name in TORCH_FILES:
+        if (path / name).is_file() and not _zip_whole(path / name):
+            return f"its {name} is cut short"
     try:
         state = json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return "its trainer_state.json cannot be read"
+    if not isinstance(state, dict) or state.get("global_step") != checkpoint_step(path):
+        return "its trainer_state.json is for another step"
+    return None
+
+
+def _safetensors_whole(path: Path) -> bool:
+    """A safetensors file is an 8-byte header length, a JSON header, then the tensors' bytes: whole
+    when its size is exactly what the header describes."""
+    try:
+        with path.open("rb") as fh:
+            (length,) = struct.unpack("<Q", fh.read(8))
+            if length > 100_000_000:
+                return False
+            header = json.loads(fh.read(length))
+        ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
+        return path.stat().st_size == 8 + length + max(ends, default=0)
+    except (OSError, struct.error, ValueError, KeyError, TypeError, IndexError, AttributeError):
         return False
-    return state.get("global_step") == checkpoint_step(path)
+
+
+def _zip_whole(path: Path) -> bool:
+    """torch.save writes a zip archive whose directory comes last: a cut file has none (read without
+    unpickling anything)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return False
+    size = path.stat().st_size
+    return bool(entries) and all(e.header_offset + e.compress_size <= size for e in entries)
 
 
 def resume_point(run_dir: Path) -> Path | None:
     """The newest complete checkpoint of a run, or None."""
+    return next((p for p in checkpoints(run_dir) if is_complete_checkpoint(p)), None)
+
+
+def checkpoints(run_dir: Path) -> list[Path]:
+    """The run's checkpoint folders, newest first."""
     folder = Path(run_dir) / CHECKPOINTS
     if not folder.is_dir():
-        return None
-    found = sorted((p for p in folder.iterdir() if p.is_dir() and checkpoint_step(p) is not None),
-                   key=checkpoint_step, reverse=True)
-    return next((p for p in found if is_complete_checkpoint(p)), None)
-
-
-def worker_pid(run_dir: Path) -> int | None:
-    try:
-        return int((Path(run_dir) / PID).read_text().strip())
-    except (OSError, ValueError):
-        return None
+        return []
+    return sorted((p for p in folder.iterdir() if p.is_dir() and checkpoint_step(p) is not None),
+                  key=checkpoint_step, reverse=True)
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -142,7 +185,7 @@ def pid_alive(pid: int | None) -> bool:
 class RunSummary:
     path: Path
     name: str
-    status: str  # running, completed, cancelled, failed, interrupted, created
+    status: str  # running, completed, cancelled, failed, interrupted, created; unreadable (see `problem`)
     step: int = 0
     total_steps: int | None = None
     final_loss: float | None = None
@@ -153,12 +196,13 @@ class RunSummary:
     error: dict | None = None
     adapter: Path | None = None
     losses: list[tuple[int, float]] = field(default_factory=list)
+    problem: str | None = None  # what in the folder cannot be read, and what to do
 
     def as_dict(self) -> dict:
         return {"path": str(self.path), "name": self.name, "status": self.status, "step": self.step,
                 "total_steps": self.total_steps, "final_loss": self.final_loss, "eval_loss": self.eval_loss,
                 "started": self.started, "model": self.model, "size_bytes": self.size_bytes, "error": self.error,
-                "adapter": str(self.adapter) if self.adapter else None}
+                "adapter": str(self.adapter) if self.adapter else None, "problem": self.problem}
 
 
 def metrics(events: list[dict]) -> dict[str, list[tuple[int, float]]]:
@@ -183,15 +227,29 @@ def metrics(events: list[dict]) -> dict[str, list[tuple[int, float]]]:
     return {k: sorted(v.items()) for k, v in series.items()}
 
 
-def status_of(run_dir: Path, events: list[dict] | None = None) -> str:
-    events = read_events(Path(run_dir) / EVENTS) if events is None else events
+def last_finished(events: list[dict]) -> dict | None:
+    """How the last attempt ended: the `finished` event after the last `started`, if any."""
     last_start = max((i for i, e in enumerate(events) if e["type"] == "started"), default=None)
-    finished = [e for e in events[last_start or 0:] if e["type"] == "finished"] if last_start is not None else []
-    if finished:
-        return finished[-1].get("status", "failed")
-    if pid_alive(worker_pid(run_dir)):
+    if last_start is None:
+        return None
+    return next((e for e in reversed(events[last_start:]) if e["type"] == "finished"), None)
+
+
+def status_of(run_dir: Path, events: list[dict] | None = None) -> str:
+    if ownership.is_held(run_dir):
         return "running"
-    return "interrupted" if last_start is not None else "created"
+    events = read_events(Path(run_dir) / EVENTS) if events is None else events
+    finished = last_finished(events)
+    if finished is not None:
+        return finished.get("status", "failed")
+    return "interrupted" if any(e["type"] == "started" for e in events) else "created"
+
+
+def is_completed(run_dir: Path, events: list[dict] | None = None) -> bool:
+    """Trained to its last step: the last attempt ended `completed` and its adapter is there."""
+    events = read_events(Path(run_dir) / EVENTS) if events is None else events
+    finished = last_finished(events) or {}
+    return finished.get("status") == "completed" and (Path(run_dir) / ADAPTER / "adapter_model.safetensors").is_file()
 
 
 def folder_size(path: Path) -> int:
@@ -215,10 +273,12 @@ def summarize_run(run_dir: Path, *, with_size: bool = True, events: list[dict] |
     started = next((e for e in events if e["type"] == "started"), None)
     last_started = next((e for e in reversed(events) if e["type"] == "started"), None)
     finished = next((e for e in reversed(events) if e["type"] == "finished"), None)
+    model, problem = "?", None
     try:
         model = load_recipe(run_dir).model.source
-    except StudioError:
-        model = "?"
+    except Exception as exc:  # noqa: BLE001 - one broken recipe must not hide the run, or the others
+        problem = (f"Its recipe ({RECIPE}) cannot be read: {_reason(exc)} Fix or replace {run_dir / RECIPE}; "
+                   "its events, checkpoints and adapter are untouched.")
     adapter = run_dir / ADAPTER
     return RunSummary(
         path=run_dir,
@@ -234,7 +294,22 @@ def summarize_run(run_dir: Path, *, with_size: bool = True, events: list[dict] |
         error=(finished or {}).get("error") if status == "failed" else None,
         adapter=adapter if (adapter / "adapter_model.safetensors").is_file() else None,
         losses=series["loss"],
+        problem=problem,
     )
+
+
+def _reason(exc: Exception) -> str:
+    text = exc.message if isinstance(exc, StudioError) else f"{exc}"
+    return text if text.endswith(".") else f"{text}."
+
+
+def _summary_or_problem(run_dir: Path, with_size: bool) -> RunSummary:
+    try:
+        return summarize_run(run_dir, with_size=with_size)
+    except Exception as exc:  # noqa: BLE001 - list the others, flag this one
+        return RunSummary(path=run_dir, name=run_dir.name, status="unreadable", model="?",
+                          problem=f"This run's files cannot be read: {_reason(exc)} Look at {run_dir} "
+                                  "(its run.toml and events.jsonl); the other runs are not affected.")
 
 
 def list_runs(root: Path | None = None, *, with_size: bool = True) -> list[RunSummary]:
@@ -242,7 +317,7 @@ def list_runs(root: Path | None = None, *, with_size: bool = True) -> list[RunSu
     root = Path(root) if root else paths.runs_dir()
     if not root.is_dir():
         return []
-    runs = [summarize_run(p, with_size=with_size) for p in root.iterdir() if p.is_dir() and (p / RECIPE).is_file()]
+    runs = [_summary_or_problem(p, with_size) for p in root.iterdir() if p.is_dir() and (p / RECIPE).is_file()]
     return sorted(runs, key=lambda r: r.started or os.path.getmtime(r.path), reverse=True)
 
 
@@ -254,66 +329,3 @@ def wait_for_status(run_dir: Path, statuses: tuple[str, ...], timeout: float) ->
         if status in statuses or time.monotonic() > deadline:
             return status
         time.sleep(0.2)
-
-
-# ---------------------------------------------------------------------------------------------
-# Folders written whole or not at all (the run's adapter, exports)
-# ---------------------------------------------------------------------------------------------
-
-
-def _stamp() -> str:
-    return f"{os.getpid()}-{time.monotonic_ns()}"
-
-
-def _pid_of(name: str) -> int | None:
-    m = re.search(r"\.(?:partial|old)-(\d+)-\d+$", name)
-    return int(m.group(1)) if m else None
-
-
-def _clean_stale(target: Path) -> None:
-    """Leftovers of a write that was killed (an export, a run's adapter): a partial folder goes; an earlier export that was moved
-    aside for the swap goes back where it was if nothing took its place."""
-    parent = target.parent
-    if not parent.is_dir():
-        return
-    for leftover in parent.iterdir():
-        if not leftover.name.startswith(f".{target.name}."):
-            continue
-        pid = _pid_of(leftover.name)
-        if pid is None or (pid != os.getpid() and pid_alive(pid)):
-            continue
-        if ".old-" in leftover.name and not target.exists():
-            leftover.rename(target)
-        else:
-            shutil.rmtree(leftover, ignore_errors=True)
-
-
-def write_atomically(target: Path, build: Callable[[Path], None]) -> bool:
-    """Build the folder in a hidden sibling, then swap it in; returns whether an older folder was replaced."""
-    target = Path(target)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StudioError(f"The folder {target.parent} cannot be created: {exc.strerror}.", "Choose a folder you can write to.") from exc
-    _clean_stale(target)
-    work = target.parent / f".{target.name}.partial-{_stamp()}"
-    try:
-        work.mkdir()
-        build(work)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    old = None
-    if target.exists():
-        old = target.parent / f".{target.name}.old-{_stamp()}"
-        target.rename(old)
-    try:
-        work.rename(target)
-    except BaseException:
-        if old is not None:
-            old.rename(target)
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-    return old is not None

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from studio.core import paths
 from studio.core.errors import StudioError
+from studio.core.hub import hub_offline
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -98,7 +99,7 @@ _token_from_keyring_in_env = False
 
 
 def apply_offline(offline: bool) -> None:
-    """Turn the hub off (or back on) for this process: `models.hub_offline()` reads the environment.
+    """Turn the hub off (or back on) for this process: `hub.hub_offline()` reads the environment.
 
     Offline set from outside (HF_HUB_OFFLINE in the user's environment) is left alone.
     """
@@ -110,6 +111,9 @@ def apply_offline(offline: bool) -> None:
     elif _offline_set_by_us:
         os.environ.pop(OFFLINE_ENV, None)
         _offline_set_by_us = False
+    constants = sys.modules.get("huggingface_hub.constants")
+    if constants is not None:  # it read the variable once, at its import: tell it the new state too
+        constants.HF_HUB_OFFLINE = hub_offline()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -57,7 +57,7 @@ class FakeHub:
 
 
 @pytest.fixture
-def fake_hub(tmp_path, monkeypatch):
+def fake_hub(tmp_path, monkeypatch, reachable_hub):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     hub = FakeHub(tmp_path / "cache")
     monkeypatch.setattr(huggingface_hub, "snapshot_download", hub.snapshot_download)

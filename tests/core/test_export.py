@@ -3,7 +3,9 @@ writes and the errors a user can act on — all on one real 6-step QLoRA run of 
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 import shutil
 import sys
@@ -16,7 +18,8 @@ import torch
 from studio.core import export, paths, runs
 from studio.core.data.tokens import DEFAULT_CHAT_TEMPLATE
 from studio.core.errors import StudioError
-from studio.core.recipe import DataSection, ModelSection, OutputSection, RunConfig, TrainingSection
+from studio.core.recipe import RunConfig
+from tests.demo_runs import finished_demo_run
 
 pytestmark = pytest.mark.slow
 
@@ -26,23 +29,9 @@ PROMPT = [{"role": "user", "content": "The lower leaves on my rubber plant are t
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory) -> Path:
-    """One finished QLoRA run of the demo model, trained in-process by the worker."""
-    from studio.core.training import worker
-
-    home = tmp_path_factory.mktemp("export-home")
-    config = RunConfig(
-        model=ModelSection(source="demo"), data=DataSection(source="demo"), output=OutputSection(name="export-test"),
-        training=TrainingSection(steps=6, epochs=None, batch_size=4, grad_accum=1, seq_len=256, learning_rate=1e-3,
-                                 eval_every=3, save_every=3, sample_every=0, gradient_checkpointing=False,
-                                 sample_max_tokens=1))  # the worker answers its sample prompts once at the end
-    if hasattr(config.training, "preflight"):
-        config.training.preflight = False  # its trial batch costs seconds on a CPU and is tested elsewhere
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("STUDIO_HOME", str(home))  # the data cache goes here, not to the developer's own folder
-        run_dir = runs.create_run_dir(config, home / "run")
-        assert worker.run(run_dir, echo=None) == 0, (run_dir / runs.STDERR).read_text() if (run_dir / runs.STDERR).exists() else ""
-    assert runs.status_of(run_dir) == "completed"
-    return run_dir
+    """One finished QLoRA run of the demo model, trained in-process by the worker; the worker answers
+    its sample prompts once at the end."""
+    return finished_demo_run(tmp_path_factory.mktemp("export-home"), "export-test", eval_every=3, save_every=3)
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +77,35 @@ def _copy_run(run_dir: Path, to: Path) -> Path:
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def _state(folder: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file under `folder`, hidden ones included: its bytes and when it was last written."""
+    return {p.relative_to(folder).as_posix(): (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+USERS_FILES = {"notes.txt": b"what I tried, and what worked", "model.gguf": b"GGUF\x03" + bytes(range(256)) * 4,
+               "ggufs/model-q4_k_m.gguf": b"GGUF\x03 quantized"}
+
+
+def _add_users_files(folder: Path) -> dict[str, tuple[bytes, int]]:
+    """What a user puts into an export folder afterwards: notes, a GGUF converted from it, a subfolder."""
+    for name, data in USERS_FILES.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+    return {name: state for name, state in _state(folder).items() if name in USERS_FILES}
+
+
+def _complete_export(folder: Path) -> dict:
+    """The folder holds one complete export: every file its manifest lists, byte for byte, and no half-written
+    leftovers; returns the marker."""
+    marker = json.loads((folder / export.MARKER).read_text())
+    for entry in marker["files"]:
+        data = (folder / entry["path"]).read_bytes()
+        assert len(data) == entry["size"] and hashlib.sha256(data).hexdigest() == entry["sha256"], entry["path"]
+    assert not [p.name for p in folder.iterdir() if p.name.startswith(".")]
+    return marker
 
 
 # ---------------------------------------------------------------------------------------------
@@ -258,6 +276,119 @@ def test_a_failed_export_leaves_the_earlier_one_intact(finished_run, tmp_path, m
 
 
 # ---------------------------------------------------------------------------------------------
+# The user's files in an export folder
+# ---------------------------------------------------------------------------------------------
+
+
+def test_a_new_export_replaces_only_the_earlier_exports_files_and_keeps_the_users(finished_run, tmp_path):
+    target = tmp_path / "plant-doctor"
+    export.export_run(finished_run, target, merged=True, max_shard_size="2MB")
+    merged_files = {entry["path"] for entry in _complete_export(target)["files"]}
+    assert "config.json" in merged_files and len([n for n in merged_files if n.startswith("model-")]) >= 2
+    users = _add_users_files(target)
+
+    result = export.export_run(finished_run, target)  # the adapter, into the folder of the merged model
+    after = _state(target)
+    assert {name: after[name] for name in USERS_FILES} == users  # the same bytes, not even rewritten
+    assert not list(target.glob("model*.safetensors")) and not (target / "config.json").exists()  # the merge's own files
+    marker = _complete_export(target)
+    listed = {entry["path"] for entry in marker["files"]}
+    assert "adapter_model.safetensors" in listed and marker["kind"] == "adapter"
+    assert set(after) == listed | {export.MARKER} | set(USERS_FILES)  # nothing else is left over
+    assert set(result.files) == listed | {export.MARKER} and result.replaced
+    assert set(result.kept) == set(USERS_FILES) and any("Kept 3 file(s) of yours" in note for note in result.notes)
+    assert result.size_bytes == sum(entry["size"] for entry in marker["files"]) + (target / export.MARKER).stat().st_size
+
+
+def test_a_users_file_with_a_name_the_export_writes_is_in_the_way(finished_run, tmp_path):
+    target = tmp_path / "out"
+    export.export_run(finished_run, target)
+    (target / "README.md").write_text("# What this adapter is for (my words)\n")  # the model card, edited by the user
+    (target / "notes.txt").write_text("mine")
+    before = _state(target)
+    with pytest.raises(export.FilesInTheWay) as err:
+        export.export_run(finished_run, target)
+    assert err.value.files == ("README.md",) and "README.md" in err.value.message
+    assert "changed since the earlier export" in err.value.message and "Nothing was written" in err.value.message
+    assert "--force to overwrite just these files" in err.value.advice
+    assert _state(target) == before
+
+    result = export.export_run(finished_run, target, force=True)
+    assert result.overwritten == ("README.md",) and "LoRA Studio" in (target / "README.md").read_text()
+    assert (target / "notes.txt").read_text() == "mine" and result.kept == ("notes.txt",)
+    _complete_export(target)
+
+
+def test_an_export_from_before_the_manifest_is_updated_without_losing_the_users_files(finished_run, tmp_path):
+    target = tmp_path / "older"
+    export.export_run(finished_run, target)
+    marker = json.loads((target / export.MARKER).read_text())
+    del marker["files"]  # what exports wrote before they listed their files
+    (target / export.MARKER).write_text(json.dumps(marker, indent=2) + "\n")
+    written = (target / export.MARKER).stat().st_mtime_ns
+    users = _add_users_files(target)
+    os.utime(target / "run.toml", ns=(written + 10**9, written + 10**9))  # the user edited the recipe afterwards
+    with pytest.raises(export.FilesInTheWay) as err:
+        export.export_run(finished_run, target)
+    assert err.value.files == ("run.toml",)
+    result = export.export_run(finished_run, target, force=True)
+    after = _state(target)
+    assert {name: after[name] for name in USERS_FILES} == users
+    assert set(result.kept) == set(USERS_FILES) and result.overwritten == ("run.toml",)
+    _complete_export(target)
+
+
+class _Killed(BaseException):
+    """The process ends here (a BaseException: no `except Exception` on the way stops it)."""
+
+
+def test_an_export_killed_at_any_step_leaves_the_users_files_and_the_next_one_finds_a_complete_export(
+        finished_run, tmp_path, monkeypatch):
+    second = _copy_run(finished_run, tmp_path / "second-run")  # another run: its card, plot and marker differ
+    template = tmp_path / "template"
+    export.export_run(finished_run, template)
+    _add_users_files(template)
+    steps = {"count": 0, "crash_at": 0}
+
+    def counted(fn):
+        def step(*args, **kwargs):
+            steps["count"] += 1
+            if steps["count"] == steps["crash_at"]:
+                raise _Killed()
+            return fn(*args, **kwargs)
+        return step
+
+    def export_killed_at(k: int, target: Path) -> None:
+        steps.update(count=0, crash_at=k)
+        with monkeypatch.context() as mp:
+            for module, name in ((os, "replace"), (os, "rename"), (os, "unlink"), (shutil, "rmtree")):
+                mp.setattr(module, name, counted(getattr(module, name)))
+            if k:
+                with pytest.raises(_Killed):
+                    export.export_run(second, target)
+            else:
+                export.export_run(second, target)
+
+    shutil.copytree(template, tmp_path / "count")
+    export_killed_at(0, tmp_path / "count")
+    total = steps["count"]
+    assert total >= 10  # the journal, a dozen files moved into place, the staging folder, the journal again
+    for k in range(1, total + 1):
+        target = tmp_path / f"killed-{k}"
+        shutil.copytree(template, target)
+        users = {name: state for name, state in _state(target).items() if name in USERS_FILES}
+        export_killed_at(k, target)
+        after = _state(target)
+        assert {name: after[name] for name in USERS_FILES} == users, k
+        export.recover(target)  # what the next export does first
+        marker = _complete_export(target)
+        assert marker["run"] in (str(finished_run), str(second)), k
+        after = _state(target)
+        assert set(after) == {e["path"] for e in marker["files"]} | {export.MARKER} | set(USERS_FILES), k
+        assert {name: after[name] for name in USERS_FILES} == users, k
+
+
+# ---------------------------------------------------------------------------------------------
 # Errors for people
 # ---------------------------------------------------------------------------------------------
 
@@ -276,16 +407,23 @@ def test_a_run_without_an_adapter_is_refused(finished_run, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_a_folder_that_is_not_an_export_is_replaced_only_with_force(finished_run, tmp_path):
+def test_a_folder_that_is_not_an_export_gets_one_only_with_force_and_keeps_its_files(finished_run, tmp_path):
     target = tmp_path / "mine"
     target.mkdir()
     (target / "notes.txt").write_text("precious")
-    with pytest.raises(StudioError) as err:
+    (target / "README.md").write_text("my own readme")
+    before = _state(target)
+    with pytest.raises(export.FilesInTheWay) as err:
         export.export_run(finished_run, target)
-    assert "--force" in err.value.advice
-    assert (target / "notes.txt").read_text() == "precious"
-    export.export_run(finished_run, target, force=True)
-    assert not (target / "notes.txt").exists() and (target / "adapter_model.safetensors").is_file()
+    assert "notes.txt" in err.value.message and "--force" in err.value.advice
+    assert "README.md" in err.value.advice and err.value.files == ("README.md",)  # what --force would overwrite
+    assert _state(target) == before
+    # --force writes the export into it: the export's names are overwritten, nothing else is deleted
+    result = export.export_run(finished_run, target, force=True)
+    assert (target / "notes.txt").read_text() == "precious" and (target / "adapter_model.safetensors").is_file()
+    assert result.overwritten == ("README.md",) and result.kept == ("notes.txt",)
+    assert "LoRA Studio" in (target / "README.md").read_text()
+    assert any("README.md" in note for note in result.notes) and any("notes.txt" in note for note in result.notes)
     with pytest.raises(StudioError):  # nor inside the run folder itself
         export.export_run(finished_run, finished_run / runs.ADAPTER / "x")
 
@@ -315,6 +453,49 @@ def test_not_enough_disk_space_is_refused_before_writing(finished_run, tmp_path,
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_shard_size_that_is_not_a_size_is_refused_before_any_model_loads(finished_run, tmp_path, monkeypatch):
+    def merge(*args, **kwargs):
+        raise AssertionError("the base model was loaded before the shard size was checked")
+
+    monkeypatch.setattr(export, "_write_merged", merge)
+    for bad in ("banana", "4", "1.5GB", "0MB", "-1GB", "GB"):
+        with pytest.raises(StudioError) as err:
+            export.export_run(finished_run, tmp_path / "merged", merged=True, max_shard_size=bad)
+        assert repr(bad) in err.value.message and "4GB" in err.value.advice and "500MB" in err.value.advice, bad
+    assert not (tmp_path / "merged").exists()
+    # transformers' own reading of sizes, with a lowercase unit meaning bytes (not bits)
+    assert export.shard_size_bytes("500mb") == 500 * 10**6 and export.shard_size_bytes("2GiB") == 2 * 2**30
+    assert export.shard_size_bytes("4 GB") == 4 * 10**9 and export.shard_size_bytes(123) == 123
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a file size limit (RLIMIT_FSIZE) as Linux sets it")
+@pytest.mark.parametrize("merged", [False, True], ids=["adapter", "merged"])
+def test_a_write_that_fails_mid_export_keeps_the_earlier_export_and_says_so(finished_run, tmp_path, merged):
+    import resource
+    import signal
+
+    target = tmp_path / "out"
+    export.export_run(finished_run, target)
+    (target / "notes.txt").write_text("mine")
+    before = _state(target)
+    # The system refuses to let a file grow past the limit (EFBIG), as a full disk refuses (ENOSPC): a real
+    # write error from the kernel, in the middle of writing the weights.
+    limit = 1_000_000 if merged else (finished_run / runs.ADAPTER / "adapter_model.safetensors").stat().st_size // 2
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        with pytest.raises(StudioError) as err:
+            export.export_run(finished_run, target, merged=merged, max_shard_size="2MB")
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
+    assert "File too large" in err.value.message
+    assert f"Nothing in {target} changed: the earlier export there is still complete" in err.value.message
+    assert "another disk" in err.value.advice
+    assert _state(target) == before  # no staging folder left, nothing replaced
+
+
 # ---------------------------------------------------------------------------------------------
 # The command line
 # ---------------------------------------------------------------------------------------------
@@ -336,3 +517,21 @@ def test_studio_export_command(finished_run, tmp_path, capsys):
     code = main(["export", str(finished_run), "--to", str(tmp_path / "taken")])
     err = capsys.readouterr().err
     assert code == 2 and "Error:" in err and "--force" in err
+
+
+def test_studio_export_force_keeps_the_users_files_and_a_bad_size_is_a_plain_error(finished_run, tmp_path, capsys):
+    from studio.cli import main
+
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "x.txt").write_text("x")
+    code = main(["export", str(finished_run), "--to", str(taken), "--force"])
+    out = capsys.readouterr().out
+    assert code == 0 and (taken / "x.txt").read_text() == "x" and (taken / "adapter_model.safetensors").is_file()
+    assert "Kept 1 file(s) of yours" in out and "x.txt" in out
+
+    code = main(["export", str(finished_run), "--to", str(tmp_path / "m"), "--merged", "--max-shard-size", "banana"])
+    err = capsys.readouterr().err
+    assert code == 2 and "'banana'" in err and "500MB" in err and "bug" not in err.lower()
+    assert not (tmp_path / "m").exists()
+

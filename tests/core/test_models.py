@@ -165,7 +165,7 @@ def test_catalog_hub_id_plans_offline(tmp_path, monkeypatch):
         ("unknown_arch", "not known to transformers"),
         ("remote_code", "ships its own Python code"),
         ("not_causal", "not a text-generation"),
-        ("not_cached_offline", "not in the local model cache"),
+        ("not_cached_offline", "is offline"),
         ("weights_file", "is a file, not a model folder"),
         ("nonsense", "neither a folder"),
     ],

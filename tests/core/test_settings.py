@@ -71,15 +71,18 @@ def test_default_location_is_under_studio_home(_private_studio_home):
 
 
 def test_offline_mode_reaches_the_hub_checks(monkeypatch):
-    from studio.core.models import hub_offline
+    from studio.core.hub import hub_offline
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     monkeypatch.setattr(st, "_offline_set_by_us", False)
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", constants.HF_HUB_OFFLINE)  # restored after the test
     st.apply_offline(True)
-    assert hub_offline()
+    assert hub_offline() and constants.is_offline_mode()  # huggingface_hub read the variable at its import
     st.apply_offline(False)
-    assert not hub_offline()
+    assert not hub_offline() and not constants.is_offline_mode()
 
 
 def test_offline_set_by_the_user_is_left_alone(monkeypatch):

@@ -174,6 +174,85 @@ def test_resume_after_kill_9_continues_the_curve(tmp_path):
     assert runs.summarize_run(handle.run_dir).status == "completed"
 
 
+def _tensors(path: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def test_a_completed_run_resumes_to_nothing(full_run):
+    from studio.core.errors import StudioError
+
+    run_dir, _ = full_run
+    adapter = (run_dir / "adapter" / "adapter_model.safetensors").read_bytes()
+    events = (run_dir / runs.EVENTS).read_bytes()
+    with pytest.raises(StudioError) as refused:
+        launcher.resume(run_dir)
+    assert "already finished" in refused.value.message and "--recipe" in refused.value.advice
+    # the worker refuses too, should it be started by hand
+    assert worker.run(run_dir, resume=True, echo=None) == 2
+    assert "already finished" in (run_dir / runs.STDERR).read_text()
+    assert (run_dir / "adapter" / "adapter_model.safetensors").read_bytes() == adapter
+    assert (run_dir / runs.EVENTS).read_bytes() == events
+
+
+def test_killed_in_the_final_save_resume_writes_the_adapter_and_stops(tmp_path):
+    config = recipe(steps=4, save_every=2, eval_every=0, sample_every=3, sample_max_tokens=96, preflight=False)
+    handle = launcher.start(config, tmp_path / "run")
+    # after the last checkpoint come the final samples, evaluation and the adapter save (a second or so)
+    while not events_of(handle.run_dir, "checkpoint") or events_of(handle.run_dir, "checkpoint")[-1]["step"] < 4:
+        assert handle.alive(), (handle.run_dir / runs.STDERR).read_text()[-2000:]
+        time.sleep(0.005)
+    os.kill(handle.pid, signal.SIGKILL)
+    handle.process.wait(timeout=30)
+    assert not (handle.run_dir / "adapter").exists() and launcher.classify(handle)["error"]["kind"] == "killed"
+    offset = os.path.getsize(handle.run_dir / runs.EVENTS)
+
+    finished = launcher.wait(launcher.resume(handle.run_dir), timeout=300)
+    assert finished["status"] == "completed" and finished["step"] == 4
+    new = read_events(handle.run_dir / runs.EVENTS, offset=offset)
+    assert not [e for e in new if e["type"] == "step"]  # no step past the recipe's last
+    assert [e["resumed_from_step"] for e in new if e["type"] == "started"] == [4]
+    saved = _tensors(handle.run_dir / "adapter" / "adapter_model.safetensors")
+    trained = _tensors(handle.run_dir / "checkpoints" / "checkpoint-4" / "adapter_model.safetensors")
+    assert saved.keys() == trained.keys() and all(torch.equal(saved[k], trained[k]) for k in saved)
+    assert runs.summarize_run(handle.run_dir).status == "completed"
+
+
+def test_a_truncated_checkpoint_is_skipped_on_resume(tmp_path):
+    import shutil
+
+    handle = launcher.start(recipe(steps=6, save_every=2, eval_every=0, keep_checkpoints=3, preflight=False), tmp_path / "run")
+    wait_for_event(handle.run_dir, lambda e: e["type"] == "checkpoint" and e["step"] == 4)
+    os.kill(handle.pid, signal.SIGKILL)
+    handle.process.wait(timeout=30)
+    launcher.classify(handle)
+    newest = runs.resume_point(handle.run_dir)  # checkpoint-4 (or -6, had the kill come late)
+    step = runs.checkpoint_step(newest)
+
+    # each file cut short (as by a full disk or an interrupted copy) is found, without unpickling anything
+    for name in ("adapter_model.safetensors", "optimizer.pt", "scheduler.pt", "rng_state.pth"):
+        copy = tmp_path / "copies" / name / newest.name
+        shutil.copytree(newest, copy)
+        data = (copy / name).read_bytes()
+        (copy / name).write_bytes(data[: len(data) - 100])
+        assert name in runs.checkpoint_problem(copy)
+    assert runs.checkpoint_problem(newest) is None
+
+    optimizer = newest / "optimizer.pt"
+    optimizer.write_bytes(optimizer.read_bytes()[: optimizer.stat().st_size // 2])
+    previous = f"checkpoint-{step - 2}"
+    assert runs.resume_point(handle.run_dir).name == previous
+    offset = os.path.getsize(handle.run_dir / runs.EVENTS)
+    finished = launcher.wait(launcher.resume(handle.run_dir), timeout=300)
+    assert finished["status"] == "completed", finished
+    new = read_events(handle.run_dir / runs.EVENTS, offset=offset)
+    logs = [e["message"] for e in new if e["type"] == "log"]
+    assert any(newest.name in m and "optimizer.pt" in m and previous in m for m in logs), logs
+    assert [e["resumed_from_step"] for e in new if e["type"] == "started"] == [step - 2]
+    assert [e["step"] for e in new if e["type"] == "step"] == list(range(step - 1, 7))
+
+
 def test_first_cancel_stops_at_the_step_and_saves(tmp_path):
     handle = launcher.start(recipe(steps=500, save_every=0, eval_every=0), tmp_path / "cancel")
     wait_for_event(handle.run_dir, lambda e: e["type"] == "step" and e["step"] >= 2)

@@ -6,22 +6,36 @@ line numbers, and show how each example will be seen by the model — before a G
     loading.py   one validating pass into a memory-mapped Arrow file (cached)
     tokens.py    chat template, token ids and the assistant-only loss mask
     stats.py     token lengths, truncation, histogram
+    model_files.py  a model's files given as data: recognised and refused (or left out of a folder)
+
+Memory and time stay bounded on hostile data. Inspecting a dataset needs at most about
+    base + 6 × the largest record + 200 MB + 200 bytes × the number of records
+of memory (base: Python, datasets and the tokenizer, ~0.45 GB), plus the pages of the memory-mapped
+Arrow cache file it reads (page cache: shared, and dropped by the kernel when memory is short). It
+tokenizes at most stats.EXACT_CHARS characters, plus about a million (stats.EXACT_TOKENS × 8) of
+each of the longest rows: records are read, written and tokenized in batches bounded in characters
+as well as rows; a row longer than any sequence length the studio offers is tokenized only as far
+as needed (counted from a prefix and estimated beyond, marked as estimated; encoded for training
+from a prefix, with the same ids and mask); examples are shown shortened, with a note of what is
+left out. Measured in benchmarks/RESULTS.md ("Hostile data"). A .json file (not JSON Lines) is
+parsed whole: for it, the largest record is the file.
 """
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 
 from studio.core.data.formats import CHAT_FORMATS, FORMATS, FormatChoice
 from studio.core.data.loading import LoadedData, load_data
 from studio.core.data.problems import ERROR, FATAL, WARNING, Problem
-from studio.core.data.stats import TokenStats, summarize, token_lengths, truncated_share
+from studio.core.data.stats import TokenStats, count_lengths, summarize, truncated_share
 from studio.core.data.tokens import IGNORE_INDEX, Encoded, Renderer, encode_conversation, encode_text, marked_segments
 
 __all__ = [
     "CHAT_FORMATS", "FORMATS", "ERROR", "FATAL", "WARNING", "IGNORE_INDEX", "DataReport", "Encoded", "Example",
     "FormatChoice", "LoadedData", "Problem", "Renderer", "TokenStats", "encode_conversation", "encode_text",
-    "encode_row", "inspect_data", "load_data", "marked_segments", "parse_mapping",
+    "check_seq_len", "count_lengths", "encode_row", "inspect_data", "load_data", "marked_segments", "parse_mapping",
 ]
 
 
@@ -33,11 +47,14 @@ class Example:
     tokens: int
     trained_tokens: int
     truncated: bool
-    segments: list[dict]
+    segments: list[dict]  # shortened when long: "note" segments say how many characters are left out
+    tokens_estimated: bool = False  # the row is too long to count in full: `tokens` is an estimate
+    hidden_chars: int = 0  # characters of the row the shortened segments leave out
 
     def as_dict(self) -> dict:
         return {"index": self.index, "line": self.line, "file": self.file or None, "tokens": self.tokens,
-                "trained_tokens": self.trained_tokens, "truncated": self.truncated, "segments": self.segments}
+                "tokens_estimated": self.tokens_estimated, "trained_tokens": self.trained_tokens,
+                "truncated": self.truncated, "hidden_chars": self.hidden_chars, "segments": self.segments}
 
 
 @dataclass
@@ -124,22 +141,41 @@ def _pick_examples(dataset, count: int) -> list[int]:
     return picks[:count]
 
 
+MIN_SEQ_LEN = 16  # as training requires (recipe.py)
+
+
+def check_seq_len(seq_len) -> None:
+    """A sequence length training can use: a whole number of at least MIN_SEQ_LEN tokens."""
+    if isinstance(seq_len, bool) or not isinstance(seq_len, numbers.Integral) or seq_len < MIN_SEQ_LEN:
+        from studio.core.errors import StudioError
+
+        raise StudioError(f"The sequence length is {seq_len!r}, but it must be a whole number of at least {MIN_SEQ_LEN} tokens.",
+                          "Set --seq-len (Sequence length on the Data page) to the longest row, in tokens, the model "
+                          "should see in training, e.g. 2048.")
+
+
 def inspect_data(source, *, model="demo", fmt: str | None = None, mapping: dict | None = None, seq_len: int = 2048,
                  skip_bad_rows: bool = False, split: str | None = None, subset: str | None = None,
                  assistant_only: bool = True, examples: int = 3, tokenizer=None) -> DataReport:
     """Everything `studio data inspect` and the Data page show about a dataset."""
     from studio.core.models import ModelInfo, load_tokenizer, resolve_model
 
+    check_seq_len(seq_len)
     loaded = load_data(source, fmt=fmt, mapping=mapping, skip_bad_rows=skip_bad_rows, split=split, subset=subset)
     info = model if isinstance(model, ModelInfo) else resolve_model(model)
     tokenizer = tokenizer or load_tokenizer(info)
     renderer = Renderer(tokenizer)
-    lengths, turns, estimated = token_lengths(loaded.dataset, tokenizer, renderer if loaded.is_chat else None)
-    stats = summarize(lengths, seq_len, turns, estimated_rows=estimated)
-    shown = []
-    for index in _pick_examples(loaded.dataset, examples):
-        row = loaded.dataset[index]
-        enc = encode_row(row, renderer, assistant_only=assistant_only, max_length=seq_len)
-        shown.append(Example(index, row["line"], row["file"], int(lengths[index]), enc.trained_tokens, enc.truncated,
-                             marked_segments(enc)))
-    return DataReport(loaded, info.name, renderer.is_default, assistant_only, stats, shown, lengths)
+    counted = count_lengths(loaded.dataset, tokenizer, renderer if loaded.is_chat else None, exact_up_to=seq_len + 1)
+    stats = summarize(counted.lengths, seq_len, counted.turns, estimated_rows=int(counted.estimated.sum()),
+                      long_rows=counted.long_rows)
+    shown = [_example(loaded.dataset, index, renderer, assistant_only, seq_len, counted)
+             for index in _pick_examples(loaded.dataset, examples)]
+    return DataReport(loaded, info.name, renderer.is_default, assistant_only, stats, shown, counted.lengths)
+
+
+def _example(dataset, index: int, renderer: Renderer, assistant_only: bool, seq_len: int, counted) -> Example:
+    row = dataset[index]
+    enc = encode_row(row, renderer, assistant_only=assistant_only, max_length=seq_len)
+    segments = marked_segments(enc)
+    return Example(index, row["line"], row["file"], int(counted.lengths[index]), enc.trained_tokens, enc.truncated,
+                   segments, bool(counted.estimated[index]), sum(s.get("hidden", 0) for s in segments))

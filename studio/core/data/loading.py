@@ -3,7 +3,9 @@
 One streaming pass reads every record, converts it (formats.py), drops what cannot be used with a
 problem that names its line, drops exact duplicates, and writes the rest to an Arrow file in the
 studio's cache. The file is memory-mapped, so a million rows do not fill the RAM; the same data
-with the same options is not read twice (the cache key covers the files' sizes and times).
+with the same options is not read twice (the cache key covers the files' sizes and times). The
+records held at once (the detection sample, the rows waiting to be written) are bounded in
+characters as well as in number, so a few huge records cannot fill the memory either.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from studio.core.errors import StudioError
 
 LOADER_VERSION = "1"  # bump when the normalized shape changes, so old cache entries are not reused
 DETECTION_SAMPLE = 200
+DETECTION_CHARS = 8_000_000  # the detection sample stops early at this many characters
+WRITE_CHARS = 8_000_000  # rows waiting to be written to the Arrow file: at most this many characters
 CACHE_KEEP = 16  # loaded datasets kept in the cache, newest first
 
 
@@ -98,7 +102,7 @@ def load_data(source: str | os.PathLike | Source, *, fmt: str | None = None, map
 
     log = ProblemLog()
     records = src.records(log, skip_bad_rows)
-    head = list(itertools.islice(records, DETECTION_SAMPLE))
+    head = _head(records)
     _raise_if_fatal(log, bool(head))
     columns = columns_of(r.data for r in head)
     detected = detect_format([r.data for r in head], is_text_file=src.is_text)
@@ -121,7 +125,7 @@ def load_data(source: str | os.PathLike | Source, *, fmt: str | None = None, map
                 log.add(rejected.problem)
                 counters["dropped"] += 1
                 continue
-            digest = hashlib.blake2b(json.dumps(value, ensure_ascii=False, sort_keys=True).encode(), digest_size=12).digest()
+            digest = _digest(value)
             first = seen.get(digest)
             if first is not None:
                 counters["duplicates"] += 1
@@ -143,8 +147,7 @@ def load_data(source: str | os.PathLike | Source, *, fmt: str | None = None, map
 
         arrow_path = work / "data.arrow"
         with ArrowWriter(features=_features(is_chat), path=str(arrow_path), writer_batch_size=5000) as writer:
-            for row in rows():
-                writer.write(row)
+            _write_rows(writer, rows())
             writer.finalize()
         _raise_if_fatal(log, counters["read"] > 0)
         skipped = log.counts.get("malformed_json", 0) if skip_bad_rows else 0
@@ -168,6 +171,43 @@ def load_data(source: str | os.PathLike | Source, *, fmt: str | None = None, map
     if loaded.rows_kept == 0:
         raise _nothing_usable(loaded)
     return loaded
+
+
+def _digest(value) -> bytes:
+    """A fingerprint of one converted row, for finding exact duplicates (a huge row is hashed a
+    megabyte at a time, so that it is not copied whole)."""
+    parts = [("text", value)] if isinstance(value, str) else [(t["role"], t["content"]) for t in value]
+    h = hashlib.blake2b(digest_size=12)
+    if sum(len(text) for _, text in parts) <= 1 << 20:
+        h.update("".join(f"{role}\0{len(text)}\0{text}" for role, text in parts).encode("utf-8", "surrogatepass"))
+        return h.digest()
+    for role, text in parts:
+        h.update(f"{role}\0{len(text)}\0".encode())
+        for start in range(0, len(text), 1 << 20):
+            h.update(text[start:start + (1 << 20)].encode("utf-8", "surrogatepass"))
+    return h.digest()
+
+
+def _head(records) -> list:
+    """The first DETECTION_SAMPLE records (fewer when they pass DETECTION_CHARS): what detection sees."""
+    head, chars = [], 0
+    for record in records:
+        head.append(record)
+        chars += record.size
+        if len(head) >= DETECTION_SAMPLE or chars >= DETECTION_CHARS:
+            break
+    return head
+
+
+def _write_rows(writer, rows) -> None:
+    """Write rows in batches of at most 5,000 rows and WRITE_CHARS characters."""
+    pending = 0
+    for row in rows:
+        writer.write(row)
+        pending += sum(len(t["content"]) for t in row["messages"]) if "messages" in row else len(row["text"])
+        if pending >= WRITE_CHARS:
+            writer.write_examples_on_file()
+            pending = 0
 
 
 def _ensure(folder: Path) -> Path:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from studio.core.data import model_files
 from studio.core.data.problems import ERROR, FATAL, WARNING, Problem, ProblemLog
 from studio.core.errors import StudioError
 
@@ -33,6 +34,7 @@ class Record:
     line: int | None  # where the record starts: a line number, or a record/row number
     data: dict
     file: str | None = None
+    size: int = 0  # characters the record takes in the file (0: not known), to keep batches small in memory
 
 
 @dataclass
@@ -46,6 +48,7 @@ class Source:
     split: str | None = None
     subset: str | None = None
     encodings: dict = field(default_factory=dict)  # file name -> encoding used, where not UTF-8
+    skipped: list = field(default_factory=list)  # (file, what it is): a model's files found in a data folder
 
     @property
     def is_text(self) -> bool:
@@ -59,13 +62,16 @@ class Source:
         for f in self.files:
             st = f.stat()
             h.update(f"{f}:{st.st_size}:{st.st_mtime_ns}".encode())
-        h.update(f"{self.hub_id}:{self.split}:{self.subset}".encode())
+        h.update(f"{self.hub_id}:{self.split}:{self.subset}:{self.skipped}".encode())
         return h.hexdigest()[:32]
 
     def records(self, log: ProblemLog, skip_bad_rows: bool = False) -> Iterator[Record]:
         if self.hub_id:
             yield from _hub_records(self)
             return
+        for name, kind in self.skipped:
+            log.add(Problem(None, None, f"{name} is {kind}, not training data: left out.", model_files.SKIPPED_ADVICE,
+                            WARNING, name, "not_training_data"))
         for path in self.files:
             label = str(path.relative_to(self.root)) if self.root and len(self.files) > 1 else None
             yield from _file_records(path, label, log, skip_bad_rows, self.encodings)
@@ -82,6 +88,9 @@ def open_source(source: str | os.PathLike, *, split: str | None = None, subset: 
         text = str(demo_data_dir() / "demo.jsonl")
     path = Path(text).expanduser()
     if path.is_file():
+        kind = model_files.kind_of_file(path)
+        if kind:
+            raise StudioError(f"{path.name} is {kind}, not training data.", model_files.REFUSED_ADVICE)
         if path.suffix.lower() not in SUPPORTED:
             raise StudioError(
                 f"{path.name} is a {path.suffix or 'extensionless'} file, which the studio cannot read as training data.",
@@ -89,26 +98,43 @@ def open_source(source: str | os.PathLike, *, split: str | None = None, subset: 
             )
         return Source(text, [path], path.parent)
     if path.is_dir():
-        files = sorted(
-            p for p in path.rglob("*")
-            if p.is_file() and p.suffix.lower() in SUPPORTED
-            and not any(part.startswith(".") for part in p.relative_to(path).parts)
-        )
-        if not files:
-            raise StudioError(
-                f"The folder {path} holds no data files.",
-                f"Put files of these kinds in it: {', '.join(SUPPORTED)}.",
-            )
-        kinds = {("text" if f.suffix.lower() in TEXT else "records") for f in files}
-        if len(kinds) > 1:
-            raise StudioError(
-                f"The folder {path} mixes raw text files with record files (JSON/CSV/Parquet).",
-                "Keep one kind per folder: raw text for continued pretraining, or records for instruction tuning.",
-            )
-        return Source(text, files, path)
+        return _open_folder(text, path)
     if _looks_like_hub_id(text):
         return Source(text, hub_id=text, split=split, subset=subset)
     raise StudioError(f"There is no file or folder at {text}.", "Check the path, or drop the file onto the Data page.")
+
+
+def _open_folder(text: str, path: Path) -> Source:
+    """A folder of data files; a model's folder is refused, a model's files among the data are left out."""
+    found = model_files.model_folder_files(path)
+    if found:
+        raise StudioError(f"{path} is a model folder (it holds {', '.join(found)}), not training data.",
+                          model_files.REFUSED_ADVICE)
+    files, skipped = [], []
+    for p in sorted(path.rglob("*")):
+        if not p.is_file() or p.suffix.lower() not in SUPPORTED or any(part.startswith(".") for part in p.relative_to(path).parts):
+            continue
+        kind = model_files.kind_of_file(p)
+        if kind:
+            skipped.append((p.relative_to(path).as_posix(), kind))
+        else:
+            files.append(p)
+    if not files and skipped:
+        names = ", ".join(f"{name} ({kind})" for name, kind in skipped)
+        raise StudioError(f"The folder {path} holds only a model's files, which are not training data: {names}.",
+                          model_files.REFUSED_ADVICE)
+    if not files:
+        raise StudioError(
+            f"The folder {path} holds no data files.",
+            f"Put files of these kinds in it: {', '.join(SUPPORTED)}.",
+        )
+    kinds = {("text" if f.suffix.lower() in TEXT else "records") for f in files}
+    if len(kinds) > 1:
+        raise StudioError(
+            f"The folder {path} mixes raw text files with record files (JSON/CSV/Parquet).",
+            "Keep one kind per folder: raw text for continued pretraining, or records for instruction tuning.",
+        )
+    return Source(text, files, path, skipped=skipped)
 
 
 def _looks_like_hub_id(text: str) -> bool:
@@ -210,17 +236,19 @@ def _jsonl_records(path: Path, label: str | None, log: ProblemLog, skip: bool, e
     loads = json.loads
     with path.open("r", encoding=encoding, newline="") as fh:
         for number, line in enumerate(fh, start=1):
-            if not line.strip():
+            if not line or line.isspace():  # (not strip(): that copies the line)
                 continue
             try:
                 value = loads(line)
             except json.JSONDecodeError as exc:
                 log.add(_bad_line(number, label, f"Malformed JSON at column {exc.colno}: {exc.msg}", skip))
                 continue
+            size = len(line)
+            del line  # not held while the record is used: a line can be tens of megabytes
             if not isinstance(value, dict):
                 log.add(_bad_line(number, label, f"This line is a JSON {type(value).__name__}, not an object with fields", skip))
                 continue
-            yield Record(number, value, label)
+            yield Record(number, value, label, size)
 
 
 def _json_records(path: Path, label: str | None, log: ProblemLog, skip: bool, encoding: str) -> Iterator[Record]:
@@ -244,6 +272,10 @@ def _json_records(path: Path, label: str | None, log: ProblemLog, skip: bool, en
                         "Fix the file at that place (a missing comma or quote is the usual cause).", FATAL, label, "malformed_json"))
         return
     if isinstance(value, dict):
+        kind = model_files.kind_of_json(value, path.name)
+        if kind:
+            log.add(_not_data(label or path.name, kind, alone=label is None))
+            return
         for key in WRAPPER_KEYS + tuple(value):
             rows = value.get(key)
             if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows[:100]) and key not in ("messages",):
@@ -264,6 +296,14 @@ def _json_records(path: Path, label: str | None, log: ProblemLog, skip: bool, en
         return
     log.add(Problem(None, None, f"The file holds a JSON {type(value).__name__}, not a list of records.",
                     "Export the data as a JSON list of objects, or as JSON Lines.", FATAL, label, "not_records"))
+
+
+def _not_data(name: str, kind: str, alone: bool) -> Problem:
+    if alone:
+        return Problem(None, None, f"{name} is {kind}, not training data.", model_files.REFUSED_ADVICE, FATAL, None,
+                       "not_training_data")
+    return Problem(None, None, f"{name} is {kind}, not training data: left out.", model_files.SKIPPED_ADVICE, WARNING,
+                   name, "not_training_data")
 
 
 def _json_array_records(text: str, label: str | None, log: ProblemLog, skip: bool) -> Iterator[Record]:
@@ -293,7 +333,7 @@ def _json_array_records(text: str, label: str | None, log: ProblemLog, skip: boo
             return
         index += 1
         if isinstance(value, dict):
-            yield Record(line, value, label)
+            yield Record(line, value, label, end - pos)
         else:
             log.add(Problem(line, None, f"Record {index} is a JSON {type(value).__name__}, not an object with fields.",
                             "Make every record an object with fields.", ERROR, label, "not_an_object"))
@@ -347,7 +387,7 @@ def _table_records(path: Path, label: str | None, log: ProblemLog, skip: bool, e
                 log.add(Problem(line, None, f"This row has {len(row)} fields but the header names {len(header)}.",
                                 "A value probably holds an unquoted comma or tab: put quotes around it.", ERROR, label, "extra_fields"))
                 continue
-            yield Record(line, dict(zip(header, row + [None] * (len(header) - len(row)))), label)
+            yield Record(line, dict(zip(header, row + [None] * (len(header) - len(row)))), label, sum(map(len, row)))
 
 
 def _parquet_records(path: Path, label: str | None, log: ProblemLog) -> Iterator[Record]:
@@ -360,10 +400,19 @@ def _parquet_records(path: Path, label: str | None, log: ProblemLog) -> Iterator
                         "Export it again, or use JSON Lines or CSV.", FATAL, label, "bad_parquet"))
         return
     row = 0
-    for batch in parquet.iter_batches(batch_size=4096):
+    for batch in parquet.iter_batches(batch_size=_parquet_batch_rows(parquet)):
+        size = batch.nbytes // max(batch.num_rows, 1)
         for data in batch.to_pylist():
             row += 1
-            yield Record(row, data, label)
+            yield Record(row, data, label, size)
+
+
+def _parquet_batch_rows(parquet, budget: int = 16 * 2**20) -> int:
+    """Rows a batch may hold so that it stays near `budget` bytes (rows of megabytes come a few at a time)."""
+    meta = parquet.metadata
+    total = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    per_row = total / meta.num_rows if meta.num_rows else 1
+    return int(max(1, min(4096, budget // max(per_row, 1))))
 
 
 def _text_records(path: Path, label: str | None, encoding: str, log: ProblemLog) -> Iterator[Record]:
@@ -384,7 +433,7 @@ def _text_records(path: Path, label: str | None, encoding: str, log: ProblemLog)
             if paragraph:
                 text = "".join(paragraph)
                 if buffer and size + len(text) > TEXT_CHUNK_CHARS:
-                    yield Record(start, {"text": "\n".join(buffer).strip()}, label)
+                    yield Record(start, {"text": "\n".join(buffer).strip()}, label, size)
                     buffer, size = [], 0
                 if not buffer:
                     start = p_start
@@ -395,8 +444,9 @@ def _text_records(path: Path, label: str | None, encoding: str, log: ProblemLog)
             if not buffer:
                 start = p_start
             buffer.append("".join(paragraph))
+            size += len(buffer[-1])
     if buffer:
-        yield Record(start, {"text": "\n".join(buffer).strip()}, label)
+        yield Record(start, {"text": "\n".join(buffer).strip()}, label, size)
     elif line_no:
         log.add(Problem(None, None, f"{label or path.name} holds only blank lines.", "Choose the file that holds your text.",
                         FATAL, label, "empty_file"))

@@ -1,4 +1,12 @@
-"""Token statistics of a loaded dataset: what the memory planner and the Data page need."""
+"""Token statistics of a loaded dataset: what the memory planner and the Data page need.
+
+Bounded work: up to EXACT_ROWS rows and EXACT_CHARS characters every row is tokenized; beyond, a
+seeded sample and the longest rows are, and the rest is estimated (see EXACT_ROWS). A row longer
+than the longest sequence length the studio offers (EXACT_TOKENS) is counted exactly up to there
+and estimated beyond from the characters per token of that prefix: a 50 MB field costs a prefix
+of about a million characters, not a full tokenization. Rows are tokenized in batches of at most
+BATCH rows and BATCH_CHARS characters, so no batch holds more than a few megabytes of text.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +15,25 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from studio.core.data.tokens import Renderer
+from studio.core.data.tokens import (
+    PREFIX_CHARS_PER_TOKEN,
+    PREFIX_MARGIN_TOKENS,
+    Renderer,
+)
 
 BATCH = 1000
+BATCH_CHARS = 1_000_000  # tokenizing costs ~100 bytes of memory a character while a batch is encoded
 LONGEST_KEPT = 64  # indices of the longest rows kept in the report (the preflight finds its own, after the split)
 # Up to this many rows every row is tokenized. Beyond it (byte-level BPE runs at ~4 MB/s per core
 # here, so 200 MB would take a minute on two cores) a seeded random sample of this many rows, plus
 # the LONGEST_BY_CHARS longest rows, are tokenized exactly; the others are estimated from their
 # character and turn counts with a fit on the sample. The report says which.
 EXACT_ROWS = 50_000
+EXACT_CHARS = 64_000_000  # ... and no more characters than this (≈ 50,000 rows of 1.3 KB)
 LONGEST_BY_CHARS = 256
+# The longest sequence length the studio offers (the Data page's limit): every row is counted
+# exactly up to this many tokens, so the truncated share is exact for any sequence length.
+EXACT_TOKENS = 131_072
 
 
 @dataclass(frozen=True)
@@ -34,7 +51,8 @@ class TokenStats:
     bin_edges: list[float] = field(default_factory=list)
     turns: int = 0  # user + assistant turns over all rows (chat data)
     longest_rows: list[int] = field(default_factory=list)  # dataset indices, longest first
-    estimated_rows: int = 0  # rows whose length was estimated rather than counted (large datasets)
+    estimated_rows: int = 0  # rows whose length was estimated rather than counted (large datasets, long rows)
+    long_rows: int = 0  # rows longer than EXACT_TOKENS tokens: a prefix counted, the rest estimated
 
     @property
     def truncated_share(self) -> float:
@@ -45,7 +63,7 @@ class TokenStats:
                 "p95": self.p95, "max": self.max, "mean": round(self.mean, 1), "seq_len": self.seq_len,
                 "truncated_rows": self.truncated_rows, "truncated_share": round(self.truncated_share, 4),
                 "turns": self.turns, "histogram": self.histogram, "bin_edges": self.bin_edges,
-                "estimated_rows": self.estimated_rows}
+                "estimated_rows": self.estimated_rows, "long_rows": self.long_rows}
 
 
 def _count_tokens(tokenizer, texts: list[str], add_special_tokens: bool, eos_id: int | None = None) -> list[int]:
@@ -68,63 +86,139 @@ def _lengths_of(batch: dict, chat: bool, tokenizer, renderer, eos_id) -> list[in
     return _count_tokens(tokenizer, batch["text"], add_special_tokens=True, eos_id=eos_id)
 
 
-def _size_features(dataset, chat: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Characters and turns of every row: cheap, and nearly proportional to the token count."""
-    chars = np.zeros(len(dataset), dtype=np.int64)
-    turns = np.zeros(len(dataset), dtype=np.int64)
-    i = 0
-    column = "messages" if chat else "text"
-    for batch in dataset.iter(batch_size=5000):
-        for row in batch[column]:
-            if chat:
-                chars[i] = sum(len(t["content"]) for t in row)
-                turns[i] = len(row)
-            else:
-                chars[i] = len(row)
-                turns[i] = 1
-            i += 1
-    return chars, turns
+@dataclass
+class Lengths:
+    lengths: np.ndarray  # every row's token count
+    estimated: np.ndarray  # bool per row: estimated (from the sample's fit, or beyond a long row's prefix)
+    turns: int  # user and assistant turns over all rows (chat data)
+    long_rows: int  # rows longer than EXACT_TOKENS tokens: counted up to there, estimated beyond
+
+
+def row_sizes(dataset) -> tuple[np.ndarray, np.ndarray, int]:
+    """Size (UTF-8 bytes of the text: characters, near enough) and turns of every row, and the number
+    of system turns. Computed from Arrow's offsets: no row becomes a Python object, and the text
+    itself is not even read."""
+    import pyarrow.compute as pc
+
+    chat = "messages" in dataset.column_names
+    chars, turns, system = [], [], 0
+    for table in dataset.with_format("arrow").iter(batch_size=BATCH * 50):
+        for column in table.column("messages" if chat else "text").chunks:  # (combining them would copy the text)
+            if not chat:
+                chars.append(pc.fill_null(pc.binary_length(column), 0).to_numpy(zero_copy_only=False).astype(np.int64))
+                turns.append(np.ones(len(column), dtype=np.int64))
+                continue
+            flat = pc.list_flatten(column)
+            per_turn = pc.fill_null(pc.binary_length(pc.struct_field(flat, "content")), 0).to_numpy(zero_copy_only=False)
+            parents = pc.list_parent_indices(column).to_numpy(zero_copy_only=False)
+            chars.append(np.bincount(parents, weights=per_turn, minlength=len(column)).astype(np.int64))
+            turns.append(pc.fill_null(pc.list_value_length(column), 0).to_numpy(zero_copy_only=False).astype(np.int64))
+            system += int(pc.sum(pc.equal(pc.struct_field(flat, "role"), "system")).as_py() or 0)
+    if not chars:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), 0
+    return np.concatenate(chars), np.concatenate(turns), system
+
+
+def long_row_chars(keep: int) -> int:
+    """Rows with more characters than this are counted from a prefix (see tokens.tokenize_start)."""
+    return (keep + PREFIX_MARGIN_TOKENS) * PREFIX_CHARS_PER_TOKEN
+
+
+def _rows_to_count(chars: np.ndarray, keep: int) -> np.ndarray:
+    """The rows tokenized exactly: all of them, or a seeded sample plus the longest rows."""
+    n_rows = len(chars)
+    cost = np.minimum(chars, long_row_chars(keep))
+    if n_rows <= EXACT_ROWS and cost.sum() <= EXACT_CHARS:
+        return np.arange(n_rows)
+    rng = np.random.default_rng(0)
+    chosen = rng.choice(n_rows, size=min(EXACT_ROWS, n_rows), replace=False)
+    chosen = chosen[np.cumsum(cost[chosen]) <= EXACT_CHARS]
+    longest = np.argsort(chars)[::-1][:LONGEST_BY_CHARS]
+    longest = longest[np.cumsum(cost[longest]) <= EXACT_CHARS // 4]
+    return np.unique(np.concatenate([chosen, longest, np.array([np.argmax(chars)])]))
+
+
+def _batches(sizes: np.ndarray, long_chars: int):
+    """(lo, hi) ranges of rows tokenized together: at most BATCH rows and BATCH_CHARS characters; a long row alone."""
+    lo, total = 0, 0
+    for i, size in enumerate(sizes.tolist()):
+        alone = size > long_chars
+        if i > lo and (alone or i - lo >= BATCH or total + size > BATCH_CHARS):
+            yield lo, i
+            lo, total = i, 0
+        total += size
+        if alone:
+            yield i, i + 1
+            lo, total = i + 1, 0
+    if lo < len(sizes):
+        yield lo, len(sizes)
+
+
+def _rows(dataset, part: np.ndarray) -> dict:
+    first, last = int(part[0]), int(part[-1])
+    if last - first + 1 == len(part):
+        return dataset[first:last + 1]
+    return dataset[part.tolist()]
+
+
+def _count_long(tokenizer, text: str, keep: int, add_special_tokens: bool, eos_id) -> tuple[int, bool]:
+    """(tokens, exact) of one long text: exact up to `keep` tokens; beyond, the count of a prefix that
+    holds more, scaled by the text's length (the rest is assumed to read like the prefix)."""
+    size = long_row_chars(keep)
+    while size < len(text):
+        n = _count_tokens(tokenizer, [text[:size]], add_special_tokens)[0]
+        if n > keep + PREFIX_MARGIN_TOKENS:
+            return round(n * len(text) / size) + (eos_id is not None), False
+        size *= 4
+    return _count_tokens(tokenizer, [text], add_special_tokens, eos_id)[0], True
+
+
+def _count_rows(dataset, idx: np.ndarray, chars: np.ndarray, tokenizer, renderer, keep: int):
+    """Token counts of the rows `idx`, and which of them are estimates (long rows)."""
+    chat = "messages" in dataset.column_names
+    eos_id = tokenizer.eos_token_id
+    counts = np.zeros(len(idx), dtype=np.int64)
+    estimated = np.zeros(len(idx), dtype=bool)
+    long_chars = long_row_chars(keep)
+    for lo, hi in _batches(chars[idx], long_chars):
+        part = idx[lo:hi]
+        if hi - lo == 1 and chars[part[0]] > long_chars:
+            row = dataset[int(part[0])]
+            text = renderer.render(row["messages"]) if chat else row["text"]
+            del row
+            n, exact = _count_long(tokenizer, text, keep, not chat, None if chat else eos_id)
+            counts[lo], estimated[lo] = n, not exact
+        else:
+            counts[lo:hi] = _lengths_of(_rows(dataset, part), chat, tokenizer, renderer, eos_id)
+    return counts, estimated
+
+
+def count_lengths(dataset, tokenizer, renderer: Renderer | None, exact_up_to: int = 0) -> Lengths:
+    """Token count of every row as the model will see it (exact up to max(EXACT_TOKENS, exact_up_to)
+    tokens a row, for EXACT_ROWS rows), the number of chat turns, and which counts are estimates."""
+    keep = max(EXACT_TOKENS, exact_up_to)
+    chars, row_turns, system_turns = row_sizes(dataset)
+    n_rows = len(chars)
+    turns = int(row_turns.sum()) - system_turns if "messages" in dataset.column_names else 0
+    exact_idx = _rows_to_count(chars, keep)
+    counted, long_estimated = _count_rows(dataset, exact_idx, chars, tokenizer, renderer, keep)
+    estimated = np.ones(n_rows, dtype=bool)
+    estimated[exact_idx] = long_estimated
+    if len(exact_idx) == n_rows:
+        return Lengths(counted, estimated, turns, int(long_estimated.sum()))
+    # tokens ≈ a·chars + b·turns + c, fitted on the counted rows
+    features = np.stack([chars[exact_idx], row_turns[exact_idx], np.ones(len(exact_idx))], axis=1).astype(float)
+    coef, *_ = np.linalg.lstsq(features, counted.astype(float), rcond=None)
+    every = np.stack([chars, row_turns, np.ones(n_rows)], axis=1).astype(float)
+    lengths = np.maximum(1, np.rint(every @ coef)).astype(np.int64)
+    lengths[exact_idx] = counted
+    return Lengths(lengths, estimated, turns, int(long_estimated.sum()))
 
 
 def token_lengths(dataset, tokenizer, renderer: Renderer | None) -> tuple[np.ndarray, int, int]:
-    """Token count of every row as the model will see it, the number of chat turns, and how many
-    of the counts are estimates (see EXACT_ROWS)."""
-    n_rows = len(dataset)
-    chat = "messages" in dataset.column_names
-    eos_id = tokenizer.eos_token_id
-    if n_rows <= EXACT_ROWS:
-        lengths = np.zeros(n_rows, dtype=np.int64)
-        turns = 0
-        i = 0
-        for batch in dataset.iter(batch_size=BATCH):
-            n = _lengths_of(batch, chat, tokenizer, renderer, eos_id)
-            if chat:
-                turns += sum(sum(1 for t in m if t["role"] != "system") for m in batch["messages"])
-            lengths[i:i + len(n)] = n
-            i += len(n)
-        return lengths, turns, 0
-
-    chars, row_turns = _size_features(dataset, chat)
-    rng = np.random.default_rng(0)
-    sample = set(rng.choice(n_rows, size=EXACT_ROWS, replace=False).tolist())
-    sample.update(np.argsort(chars)[-LONGEST_BY_CHARS:].tolist())
-    exact_idx = np.array(sorted(sample), dtype=np.int64)
-    exact = np.zeros(len(exact_idx), dtype=np.int64)
-    for start in range(0, len(exact_idx), BATCH):
-        part = exact_idx[start:start + BATCH]
-        exact[start:start + len(part)] = _lengths_of(dataset[part], chat, tokenizer, renderer, eos_id)
-    # tokens ≈ a·chars + b·turns + c, fitted on the exactly counted rows
-    features = np.stack([chars[exact_idx], row_turns[exact_idx], np.ones(len(exact_idx))], axis=1).astype(float)
-    coef, *_ = np.linalg.lstsq(features, exact.astype(float), rcond=None)
-    every = np.stack([chars, row_turns, np.ones(n_rows)], axis=1).astype(float)
-    lengths = np.maximum(1, np.rint(every @ coef)).astype(np.int64)
-    lengths[exact_idx] = exact
-    system_turns = 0
-    if chat:  # turns without system messages: count them on the sample too
-        system_turns = int(round(sum(1 for i in exact_idx.tolist()[:2000] for t in dataset[int(i)]["messages"] if t["role"] == "system")
-                                 * n_rows / min(2000, len(exact_idx))))
-    turns = int(row_turns.sum()) - system_turns if chat else 0
-    return lengths, turns, n_rows - len(exact_idx)
+    """Token count of every row, the number of chat turns, and how many counts are estimates."""
+    counted = count_lengths(dataset, tokenizer, renderer)
+    return counted.lengths, counted.turns, int(counted.estimated.sum())
 
 
 def truncated_share(lengths: np.ndarray, seq_len: int) -> float:
@@ -132,7 +226,8 @@ def truncated_share(lengths: np.ndarray, seq_len: int) -> float:
     return float((lengths > seq_len).mean()) if len(lengths) else 0.0
 
 
-def summarize(lengths: np.ndarray, seq_len: int, turns: int = 0, bins: int = 30, estimated_rows: int = 0) -> TokenStats:
+def summarize(lengths: np.ndarray, seq_len: int, turns: int = 0, bins: int = 30, estimated_rows: int = 0,
+              long_rows: int = 0) -> TokenStats:
     if len(lengths) == 0:
         return TokenStats(0, 0, 0, 0.0, 0.0, 0, 0.0, seq_len, 0)
     low = min(int(lengths.min()), seq_len)
@@ -154,4 +249,5 @@ def summarize(lengths: np.ndarray, seq_len: int, turns: int = 0, bins: int = 30,
         turns=turns,
         longest_rows=[int(x) for x in longest],
         estimated_rows=estimated_rows,
+        long_rows=long_rows,
     )

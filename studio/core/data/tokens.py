@@ -5,6 +5,9 @@ data; a switch puts the loss on every token). The assistant's span is found by r
 conversation up to each answer: the text the template adds for "assistant, your turn" belongs to
 the prompt, the answer and the template's end-of-turn marker belong to the answer, so the model
 learns to stop. Works with any template, with no special markers needed in it.
+
+A row far longer than the sequence length is tokenized only as far as training keeps it (see
+tokenize_start), and a preview shows a long text shortened, with a note of what it leaves out.
 """
 
 from __future__ import annotations
@@ -12,6 +15,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 IGNORE_INDEX = -100
+
+# A text longer than (tokens kept + PREFIX_MARGIN_TOKENS) × PREFIX_CHARS_PER_TOKEN characters is
+# tokenized from a prefix of that size (×4 until the prefix holds enough tokens; English BPE needs
+# 3–5 characters a token). Tokens never depend on text more than a few tokens after them, so the
+# margin keeps the cut at the prefix's end from changing any token that is kept.
+PREFIX_CHARS_PER_TOKEN = 8
+PREFIX_MARGIN_TOKENS = 64
+# Previews (the examples of `studio data inspect` and the Data page) show long texts shortened.
+SHOWN_RUN_CHARS = 6_000  # a longer run of trained or untrained text shows its start and its end
+SHOWN_HEAD, SHOWN_TAIL = 4_000, 1_000
+SHOWN_CUT_CHARS = 500  # of the text the sequence length cuts, this much is shown
+SHOWN_EXAMPLE_CHARS = 20_000  # past this, the rest of an example is one note
 
 # For base models that ship no chat template: plain text, no new special tokens (so no embedding
 # needs to be resized or trained), and the tokenizer's end-of-sequence token after every answer.
@@ -81,7 +96,7 @@ def assistant_spans(renderer: Renderer, turns: list[dict], full: str) -> list[tu
         if turn["role"] != "assistant":
             continue
         before = renderer.render(turns[:k], add_generation_prompt=True)
-        through = renderer.render(turns[: k + 1])
+        through = full if k == len(turns) - 1 else renderer.render(turns[: k + 1])  # (a huge answer: one render less)
         if full.startswith(before) and full.startswith(through) and len(through) > len(before):
             spans.append((len(before), len(through)))
             search_from = len(through)
@@ -100,24 +115,40 @@ def assistant_spans(renderer: Renderer, turns: list[dict], full: str) -> list[tu
     return spans
 
 
+def _tokenize(tokenizer, text: str, add_special_tokens: bool) -> tuple[list[int], list[tuple[int, int]]]:
+    enc = tokenizer(text, add_special_tokens=add_special_tokens, return_offsets_mapping=True)
+    return list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
+
+
+def tokenize_start(tokenizer, text: str, keep: int | None, *, add_special_tokens: bool):
+    """(ids, offsets, complete): the tokens of `text`, or, when it is far longer than `keep` tokens,
+    the first keep + 1 of them (the one more says "longer than keep") from a prefix of the text."""
+    size = len(text) if keep is None else (keep + PREFIX_MARGIN_TOKENS) * PREFIX_CHARS_PER_TOKEN
+    while size < len(text):
+        ids, offsets = _tokenize(tokenizer, text[:size], add_special_tokens)
+        if len(ids) > keep + PREFIX_MARGIN_TOKENS:
+            return ids[:keep + 1], offsets[:keep + 1], False
+        size *= 4
+    ids, offsets = _tokenize(tokenizer, text, add_special_tokens)
+    return ids, offsets, True
+
+
+def _assistant_labels(ids, offsets, spans) -> list[int]:
+    labels = [IGNORE_INDEX] * len(ids)
+    j = 0
+    for i, (start, end) in enumerate(offsets):
+        while j < len(spans) and spans[j][1] <= start:
+            j += 1
+        if j < len(spans) and start < spans[j][1] and end > spans[j][0]:
+            labels[i] = ids[i]
+    return labels
+
+
 def encode_conversation(renderer: Renderer, turns: list[dict], *, assistant_only: bool = True,
                         max_length: int | None = None) -> Encoded:
-    tokenizer = renderer.tokenizer
     full = renderer.render(turns)
-    enc = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
-    ids = list(enc["input_ids"])
-    offsets = [tuple(o) for o in enc["offset_mapping"]]
-    if assistant_only:
-        spans = assistant_spans(renderer, turns, full)
-        labels = [IGNORE_INDEX] * len(ids)
-        j = 0
-        for i, (start, end) in enumerate(offsets):
-            while j < len(spans) and spans[j][1] <= start:
-                j += 1
-            if j < len(spans) and start < spans[j][1] and end > spans[j][0]:
-                labels[i] = ids[i]
-    else:
-        labels = list(ids)
+    ids, offsets, _ = tokenize_start(renderer.tokenizer, full, max_length, add_special_tokens=False)
+    labels = _assistant_labels(ids, offsets, assistant_spans(renderer, turns, full)) if assistant_only else list(ids)
     truncated = max_length is not None and len(ids) > max_length
     if truncated:
         ids, labels, offsets = ids[:max_length], labels[:max_length], offsets[:max_length]
@@ -126,10 +157,8 @@ def encode_conversation(renderer: Renderer, turns: list[dict], *, assistant_only
 
 def encode_text(tokenizer, text: str, *, max_length: int | None = None) -> Encoded:
     """Raw text (continued pretraining): the loss is on every token; the document ends with EOS."""
-    enc = tokenizer(text, add_special_tokens=True, return_offsets_mapping=True)
-    ids = list(enc["input_ids"])
-    offsets = [tuple(o) for o in enc["offset_mapping"]]
-    if tokenizer.eos_token_id is not None and (not ids or ids[-1] != tokenizer.eos_token_id):
+    ids, offsets, complete = tokenize_start(tokenizer, text, max_length, add_special_tokens=True)
+    if complete and tokenizer.eos_token_id is not None and (not ids or ids[-1] != tokenizer.eos_token_id):
         ids.append(tokenizer.eos_token_id)
         offsets.append((len(text), len(text)))
     truncated = max_length is not None and len(ids) > max_length
@@ -139,30 +168,63 @@ def encode_text(tokenizer, text: str, *, max_length: int | None = None) -> Encod
 
 
 def marked_segments(encoded: Encoded) -> list[dict]:
-    """The rendered text cut into runs of trained / not-trained characters (for previews)."""
-    segments: list[dict] = []
-    cursor = 0
+    """The rendered text cut into runs of trained / not-trained characters, for previews: a long run
+    shows its start and end, the text the sequence length cuts shows its start ("cut"), and a note
+    segment ("note", "hidden": its character count) stands for what is left out."""
+    runs, cursor = _runs(encoded)
     text = encoded.text
+    if cursor < len(text) and not encoded.truncated:
+        _add_run(runs, cursor, len(text), False)
+    segments: list[dict] = []
+    shown = 0
+    for start, end, trained in runs:
+        if shown >= SHOWN_EXAMPLE_CHARS:
+            segments.append(_note(len(text) - start, " of this example"))
+            return segments
+        shown += _show_run(segments, text, start, end, trained)
+    if encoded.truncated and cursor < len(text):
+        segments.append({"text": text[cursor:cursor + SHOWN_CUT_CHARS], "trained": False, "cut": True})
+        hidden = len(text) - cursor - len(segments[-1]["text"])
+        if hidden:
+            segments.append(_note(hidden, ", cut by the sequence length,"))
+    return segments
+
+
+def _runs(encoded: Encoded) -> tuple[list[tuple[int, int, bool]], int]:
+    """(start, end, trained) character runs covered by the kept tokens, and where they end."""
+    runs: list[tuple[int, int, bool]] = []
+    cursor = 0
     for (start, end), label in zip(encoded.offsets, encoded.labels):
         if end <= start:
             continue
         if start > cursor:  # characters no token covers (rare): shown as not trained
-            _append(segments, text[cursor:start], False)
-        _append(segments, text[max(start, cursor):end], label != IGNORE_INDEX)
+            _add_run(runs, cursor, start, False)
+        _add_run(runs, max(start, cursor), end, label != IGNORE_INDEX)
         cursor = max(cursor, end)
-    if encoded.truncated:
-        if cursor < len(text):
-            _append(segments, text[cursor:], False)
-            segments[-1]["cut"] = True
-    elif cursor < len(text):
-        _append(segments, text[cursor:], False)
-    return segments
+    return runs, cursor
 
 
-def _append(segments: list[dict], text: str, trained: bool) -> None:
-    if not text:
+def _add_run(runs: list, start: int, end: int, trained: bool) -> None:
+    if end <= start:
         return
-    if segments and segments[-1]["trained"] == trained and not segments[-1].get("cut"):
-        segments[-1]["text"] += text
+    if runs and runs[-1][2] == trained and runs[-1][1] == start:
+        runs[-1] = (runs[-1][0], end, trained)
     else:
-        segments.append({"text": text, "trained": trained})
+        runs.append((start, end, trained))
+
+
+def _show_run(segments: list[dict], text: str, start: int, end: int, trained: bool) -> int:
+    """Append one run, shortened when long; returns how many characters it shows."""
+    if end - start <= SHOWN_RUN_CHARS:
+        segments.append({"text": text[start:end], "trained": trained})
+        return end - start
+    hidden = end - start - SHOWN_HEAD - SHOWN_TAIL
+    segments.append({"text": text[start:start + SHOWN_HEAD], "trained": trained})
+    segments.append(_note(hidden))
+    segments.append({"text": text[end - SHOWN_TAIL:end], "trained": trained})
+    return SHOWN_HEAD + SHOWN_TAIL
+
+
+def _note(hidden: int, why: str = "") -> dict:
+    """A segment that stands for `hidden` characters left out of a preview."""
+    return {"text": f" [… {hidden:,} more characters{why} not shown …] ", "trained": False, "note": True, "hidden": hidden}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -37,6 +38,9 @@ class EventWriter:
         self.path = Path(path)
         self.echo = echo
         self._fh = self.path.open("a", encoding="utf-8")
+        if not _ends_a_line(self.path):
+            self._fh.write("\n")  # a killed writer's cut line stays alone; the next event starts its own
+            self._fh.flush()
 
     def emit(self, type: str, **fields) -> dict:
         event = {"type": type, "time": round(time.time(), 3), **_clean(fields)}
@@ -66,35 +70,76 @@ def parse_line(line: str) -> dict | None:
     return event if isinstance(event, dict) and "type" in event else None
 
 
-def read_events(path: Path) -> list[dict]:
+def _ends_a_line(path: Path) -> bool:
+    """Whether the file is empty or ends with a newline."""
+    with path.open("rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        if fh.tell() == 0:
+            return True
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1) == b"\n"
+
+
+def _lines(path: Path, offset: int = 0) -> Iterator[tuple[int, str]]:
+    """(byte offset, text) of each line from `offset` on."""
+    with path.open("rb") as fh:
+        fh.seek(offset)
+        for raw in fh:
+            yield offset, raw.decode("utf-8", errors="replace")
+            offset += len(raw)
+
+
+def read_events(path: Path, offset: int = 0) -> list[dict]:
+    """The events in the file, from byte `offset` on (where one attempt of a run began)."""
     path = Path(path)
     if not path.is_file():
         return []
-    with path.open("r", encoding="utf-8", errors="replace") as fh:
-        return [e for e in (parse_line(line) for line in fh) if e is not None]
+    return [e for e in (parse_line(line) for _, line in _lines(path, offset)) if e is not None]
+
+
+def size_of(path: Path) -> int:
+    """Bytes in the events file (0 if there is none): where the next attempt's events will begin."""
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def last_attempt_offset(path: Path) -> int:
+    """Where the last attempt's events begin: the line of the last `started` event (0 if none)."""
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    found = 0
+    for offset, line in _lines(path):
+        event = parse_line(line)
+        if event is not None and event["type"] == "started":
+            found = offset
+    return found
 
 
 class EventTail:
-    """Follows events.jsonl as it grows (like `tail -f`), yielding only complete new events."""
+    """Follows events.jsonl as it grows (like `tail -f`), yielding only complete new events, from
+    byte `offset` on."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, offset: int = 0):
         self.path = Path(path)
-        self._offset = 0
-        self._partial = ""
+        self._offset = offset
+        self._partial = b""
 
     def poll(self) -> list[dict]:
         if not self.path.is_file():
             return []
-        with self.path.open("r", encoding="utf-8", errors="replace") as fh:
+        with self.path.open("rb") as fh:
             fh.seek(self._offset)
             chunk = fh.read()
             self._offset = fh.tell()
         if not chunk:
             return []
-        text = self._partial + chunk
-        lines = text.split("\n")
+        lines = (self._partial + chunk).split(b"\n")
         self._partial = lines.pop()  # the last piece has no newline yet (or is empty)
-        return [e for e in (parse_line(line) for line in lines) if e is not None]
+        events = (parse_line(line.decode("utf-8", errors="replace")) for line in lines)
+        return [e for e in events if e is not None]
 
     def follow(self, alive, interval: float = 0.2) -> Iterator[dict]:
         """Yield events until `alive()` is false and nothing new is left."""

@@ -2,7 +2,8 @@
 TrainingThread and `studio train` both use this one API.
 
 The worker writes its events to the run folder; `watch` follows that file, so a window that is
-closed and opened again can pick a running run back up with `attach`.
+closed and opened again can pick a running run back up with `attach`. Exactly one worker owns a run
+folder at a time (ownership.py): the launcher takes the folder's lock before it starts one.
 """
 
 from __future__ import annotations
@@ -19,30 +20,33 @@ from typing import Iterator
 from studio.core import runs
 from studio.core.errors import StudioError
 from studio.core.recipe import RunConfig
-from studio.core.training.events import EventTail, EventWriter, read_events
+from studio.core.training import ownership
+from studio.core.training.events import EventTail, EventWriter, last_attempt_offset, read_events, size_of
 
 
 @dataclass
 class RunProcess:
-    """A worker this process started (or found running, with `attach`)."""
+    """A worker this process started (or found running, with `attach`). `offset`: where this
+    attempt's events begin in events.jsonl; what comes before belongs to earlier attempts."""
 
     run_dir: Path
     process: subprocess.Popen | None = None
     pid: int | None = None
     cancel_requests: int = 0
+    offset: int = 0
     _tail: EventTail | None = field(default=None, repr=False)
 
     def alive(self) -> bool:
         if self.process is not None:
             return self.process.poll() is None
-        return runs.pid_alive(self.pid)
+        return ownership.is_held(self.run_dir)
 
     @property
     def returncode(self) -> int | None:
         return self.process.poll() if self.process is not None else None
 
     def poll_events(self) -> list[dict]:
-        """New complete events since the last call (for a UI timer)."""
+        """New complete events since the last call (for a UI timer), the folder's earlier ones first."""
         if self._tail is None:
             self._tail = EventTail(self.run_dir / runs.EVENTS)
         return self._tail.poll()
@@ -58,49 +62,84 @@ def worker_command(run_dir: Path, *, resume: bool, num_processes: int = 1) -> li
     return [sys.executable] + worker
 
 
-def _spawn(run_dir: Path, *, resume: bool, num_processes: int) -> RunProcess:
-    run_dir = Path(run_dir)
+def _take(run_dir: Path) -> ownership.RunLock:
+    """The run's lock, before anything is started in it; refused while a worker owns the run."""
+    lock = ownership.acquire(run_dir)
+    if lock is None:
+        raise StudioError(f"{run_dir.name} is already running: another training process owns this run folder.",
+                          "Wait for it to finish, or cancel it first (in the window or with Ctrl-C where it was started).")
+    return lock
+
+
+def _spawn(run_dir: Path, lock: ownership.RunLock, *, resume: bool, num_processes: int) -> RunProcess:
+    """Start the worker and hand it the run's lock (POSIX: the locked file itself; Windows: the worker
+    takes it as it starts). Our copy is let go either way."""
+    offset = size_of(run_dir / runs.EVENTS)  # this attempt's events start here
     env = dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false")
+    handed: tuple[int, ...] = ()
+    if ownership.PASSES_LOCK:
+        env[ownership.LOCK_FD_ENV] = str(lock.fd)
+        handed = (lock.fd,)
+    else:
+        lock.release()
     stderr = (run_dir / runs.STDERR).open("ab")
     try:
         process = subprocess.Popen(
             worker_command(run_dir, resume=resume, num_processes=num_processes),
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr, env=env,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr, env=env, pass_fds=handed,
             start_new_session=True,  # Ctrl-C in a terminal reaches the launcher, which cancels politely
         )
     finally:
         stderr.close()
-    return RunProcess(run_dir, process, process.pid)
+        lock.release()
+    return RunProcess(run_dir, process, process.pid, offset=offset)
 
 
 def start(config: RunConfig, run_dir: Path | None = None) -> RunProcess:
     """Create a run folder with the recipe and start training it."""
     config.validate()
     folder = runs.create_run_dir(config, run_dir)
-    return _spawn(folder, resume=False, num_processes=config.training.num_processes)
+    return _spawn(folder, _take(folder), resume=False, num_processes=config.training.num_processes)
 
 
 def resume(run_dir: Path) -> RunProcess:
-    """Continue a stopped run from its last complete checkpoint."""
+    """Continue a stopped run from its last complete checkpoint. Everything that can be refused is
+    refused here, before a worker starts: a recipe edited into something invalid, a run another
+    process owns, a run that has already finished, a run with nothing to resume from."""
     run_dir = Path(run_dir)
-    config = runs.load_recipe(run_dir)
-    if runs.status_of(run_dir) == "running":
-        raise StudioError(f"{run_dir.name} is still running.", "Wait for it to finish, or cancel it first.")
+    config = runs.load_recipe(run_dir).validate()
+    lock = _take(run_dir)
+    try:
+        _check_resumable(run_dir)
+    except BaseException:
+        lock.release()
+        raise
+    return _spawn(run_dir, lock, resume=True, num_processes=config.training.num_processes)
+
+
+def _check_resumable(run_dir: Path) -> None:
+    if runs.is_completed(run_dir):
+        raise StudioError(f"{run_dir.name} has already finished: its adapter is in {run_dir / runs.ADAPTER}. Nothing is left to resume.",
+                          f"To train more, start a new run with its recipe: studio train --recipe {run_dir / runs.RECIPE}")
     if runs.resume_point(run_dir) is None:
         raise StudioError(f"{run_dir.name} has no complete checkpoint to resume from.",
                           "Start it again with `studio train --recipe " + str(run_dir / runs.RECIPE) + "`.")
-    return _spawn(run_dir, resume=True, num_processes=config.training.num_processes)
 
 
 def attach(run_dir: Path) -> RunProcess:
     """A handle on a run started elsewhere (e.g. before the window was reopened)."""
-    return RunProcess(Path(run_dir), None, runs.worker_pid(run_dir))
+    run_dir = Path(run_dir)
+    worker = ownership.read_worker(run_dir)
+    # worker.pid (left by a running or a killed worker) says where its attempt began; else the last start
+    offset = worker.events_offset if worker is not None else last_attempt_offset(run_dir / runs.EVENTS)
+    return RunProcess(run_dir, None, worker.pid if worker else None, offset=offset)
 
 
 def watch(handle: RunProcess, interval: float = 0.2) -> Iterator[dict]:
-    """Every event of the run as it arrives, until the worker has exited; then, if the worker died
-    without saying how it ended, one `finished` event from `classify`."""
-    tail = EventTail(handle.run_dir / runs.EVENTS)
+    """Every event of this attempt as it arrives (not the earlier attempts' of a resumed run), until
+    the worker has exited; then, if the worker died without saying how it ended, one `finished`
+    event from `classify`."""
+    tail = EventTail(handle.run_dir / runs.EVENTS, offset=handle.offset)
     finished = False
     for event in tail.follow(handle.alive, interval):
         finished = finished or event["type"] == "finished"
@@ -112,63 +151,78 @@ def watch(handle: RunProcess, interval: float = 0.2) -> Iterator[dict]:
 
 
 def cancel(handle: RunProcess) -> str:
-    """First call: stop at the end of the current step and save. Second call: end the worker now."""
+    """First call: stop at the end of the current step and save. Second call: end the worker now —
+    only a process verified to be this run's worker is ever signalled."""
     handle.cancel_requests += 1
     if handle.cancel_requests == 1:
         (handle.run_dir / runs.CANCEL).touch()
         return "stopping after this step"
     if handle.process is not None:
-        _kill_group(handle.process.pid)
+        if handle.process.poll() is None:  # not yet reaped: its id cannot belong to anyone else
+            _kill_group(handle.process.pid)
         handle.process.wait(timeout=30)
-    elif handle.pid:
-        _kill_group(handle.pid)
-    return "stopped"
+        return "stopped"
+    return "stopped" if ownership.kill_worker(handle.run_dir) else "not running"
 
 
 def _kill_group(pid: int) -> None:
     try:
-        os.killpg(pid, signal.SIGKILL)  # the worker leads its own session: this reaches DDP children too
+        os.killpg(pid, ownership.KILL)  # the worker leads its own session: this reaches DDP children too
     except (ProcessLookupError, PermissionError, AttributeError, OSError):
         try:
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, ownership.KILL)
         except ProcessLookupError:
             pass
 
 
 def classify(handle: RunProcess) -> dict:
-    """How a run ended, as a `finished` event. If the worker wrote one, that one; otherwise (a kill,
-    a crash in native code) one is derived from the exit status and the log — and written to the
-    run's events, so the folder tells the same story later."""
-    events = read_events(handle.run_dir / runs.EVENTS)
-    last_start = max((i for i, e in enumerate(events) if e["type"] == "started"), default=-1)
-    for event in reversed(events[last_start + 1:] if last_start >= 0 else events):
+    """How this attempt ended, as a `finished` event. If the worker wrote one, that one; otherwise (a
+    kill, a crash in native code) one is derived from the exit status and the log — and written to
+    the run's events, so the folder tells the same story later."""
+    events = read_events(handle.run_dir / runs.EVENTS, offset=handle.offset)
+    for event in reversed(events):
         if event["type"] == "finished":
             return event
+    return _record_failure(handle.run_dir, _failure(handle))
+
+
+def _failure(handle: RunProcess) -> dict:
     code = handle.returncode
     log_tail = _log_tail(handle.run_dir / runs.STDERR)
     if handle.cancel_requests >= 2:
-        error = {"kind": "cancelled_hard", "message": "The run was stopped at once, mid-step.",
-                 "advice": "Resume it to continue from the last checkpoint (studio train --resume)."}
-    elif "OutOfMemoryError" in log_tail or "CUDA out of memory" in log_tail:
-        error = {"kind": "out_of_memory", "message": "The GPU ran out of memory and the worker stopped.",
-                 "advice": "Lower the micro-batch or the sequence length, or turn on gradient checkpointing; the Memory page shows what fits."}
-    elif "No space left on device" in log_tail:
-        error = {"kind": "disk_full", "message": "The disk filled up while the run was saving.",
-                 "advice": "Free some space, then resume the run: the last complete checkpoint is used."}
-    elif code is not None and code < 0:
+        return {"kind": "cancelled_hard", "message": "The run was stopped at once, mid-step.",
+                "advice": "Resume it to continue from the last checkpoint (studio train --resume)."}
+    if "OutOfMemoryError" in log_tail or "CUDA out of memory" in log_tail:
+        return {"kind": "out_of_memory", "message": "The GPU ran out of memory and the worker stopped.",
+                "advice": "Lower the micro-batch or the sequence length, or turn on gradient checkpointing; the Memory page shows what fits."}
+    if "No space left on device" in log_tail:
+        return {"kind": "disk_full", "message": "The disk filled up while the run was saving.",
+                "advice": "Free some space, then resume the run: the last complete checkpoint is used."}
+    if code is not None and code < 0:
         name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
-        error = {"kind": "killed", "message": f"The worker was ended by {name} (by the system or another program).",
-                 "advice": "If memory ran out, close other programs or lower the batch size. Resume the run to continue."}
-    else:
-        last = log_tail.strip().splitlines()[-1] if log_tail.strip() else "no message"
-        error = {"kind": "crash", "message": f"The worker stopped unexpectedly (exit status {code}): {last[:300]}",
-                 "advice": f"See {handle.run_dir / runs.STDERR} for details; resume the run to continue from the last checkpoint."}
-    writer = EventWriter(handle.run_dir / runs.EVENTS, echo=None)
+        return {"kind": "killed", "message": f"The worker was ended by {name} (by the system or another program).",
+                "advice": "If memory ran out, close other programs or lower the batch size. Resume the run to continue."}
+    last = log_tail.strip().splitlines()[-1] if log_tail.strip() else "no message"
+    return {"kind": "crash", "message": f"The worker stopped unexpectedly (exit status {code}): {last[:300]}",
+            "advice": f"See {handle.run_dir / runs.STDERR} for details; resume the run to continue from the last checkpoint."}
+
+
+def _record_failure(run_dir: Path, error: dict) -> dict:
+    """Write the derived `finished` event — only while no other worker owns the folder (a resume may
+    have started since this attempt ended: its events must not be interleaved with ours)."""
+    try:
+        lock = ownership.acquire(run_dir)
+    except StudioError:
+        lock = None  # a folder that cannot be written to: say how it ended without writing it down
+    if lock is None:
+        return {"type": "finished", "time": round(time.time(), 3), "status": "failed", "error": error}
+    writer = EventWriter(run_dir / runs.EVENTS, echo=None)
     try:
         return writer.emit("finished", status="failed", error=error)
     finally:
         writer.close()
-        (handle.run_dir / runs.PID).unlink(missing_ok=True)
+        ownership.forget_worker(run_dir)
+        lock.release()
 
 
 def _log_tail(path: Path, size: int = 8000) -> str:

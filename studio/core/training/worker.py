@@ -9,6 +9,9 @@ command runs under `accelerate launch` on several GPUs.
 
 Cancel: a `cancel.request` file in the run folder (or SIGINT/SIGTERM) stops training at the end of
 the current step and saves a checkpoint and the adapter; a second signal ends the process at once.
+
+Ownership: before anything else the worker takes (or is handed) the run folder's lock and keeps it
+for its whole life (ownership.py). A worker that cannot take it writes nothing into the folder.
 """
 
 from __future__ import annotations
@@ -27,11 +30,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from studio.core import runs
+from studio.core.atomic import write_atomically
 from studio.core.errors import StudioError
 from studio.core.recipe import RunConfig
 from studio.core.runs import DISK_MARGIN, free_bytes  # by name: tests replace worker.free_bytes
-from studio.core.training.events import EventWriter
+from studio.core.training import ownership
+from studio.core.training.events import EventWriter, size_of
 
+EXIT_NOT_OWNER = 3  # another process owns the run folder: nothing was done
 OPTIMIZER_NAMES = {"adamw": "adamw_torch", "adamw-8bit": "adamw_bnb_8bit", "paged-adamw-8bit": "paged_adamw_8bit"}
 DEFAULT_SAMPLE_PROMPTS = 2  # rows of the eval split (or the data) used as sample prompts when none are set
 
@@ -72,20 +78,23 @@ def check_inputs(config: RunConfig):
 
     try:
         info = resolve_model(config.model.source, trust_remote_code=config.model.trust_remote_code)
+        weight_load_kwargs(config, info)
     except StudioError as exc:
         raise RunFailure("bad_input", exc.message, exc.advice) from exc
-    if info.path is not None and info.weights_format is None:
-        raise RunFailure("bad_input", f"The model folder {info.path} has a configuration but no weights (*.safetensors).",
-                         "Download the complete model, or point the studio at the folder that holds its weight files.")
-    if info.weights_format == "bin" and not config.model.allow_pickle:
-        raise RunFailure("bad_input", f"{info.name} stores its weights as pickled .bin files, which can run code when loaded.",
-                         "Convert them to safetensors, or allow pickled weights (--allow-pickle) if you trust the source.")
     try:
         loaded = load_data(config.data.source, fmt=config.data.format, mapping=config.data.mapping,
                            skip_bad_rows=config.data.skip_bad_rows, split=config.data.split, subset=config.data.subset)
     except StudioError as exc:
         raise RunFailure("bad_input", exc.message, exc.advice) from exc
     return info, loaded
+
+
+def weight_load_kwargs(config: RunConfig, info) -> dict:
+    """Check the base model's weight files (pickles only when allowed, none damaged) and return what
+    makes from_pretrained load exactly those (weights.py decides, for every place that loads)."""
+    from studio.core.weights import check_base
+
+    return check_base(info.path, info.name, allow_pickle=config.model.allow_pickle)
 
 
 def device_and_dtype(config: RunConfig):
@@ -149,9 +158,11 @@ def sample_prompts(config: RunConfig, loaded) -> list:
     if not loaded.is_chat:
         return []
     prompts = []
+    longest = 4 * config.training.seq_len  # characters: about the sequence length in tokens; a longer prompt is no sample
     for row in loaded.dataset.select(range(min(len(loaded.dataset), 200))):
         turns = row["messages"]
-        if sum(t["role"] == "user" for t in turns) == 1:  # a single question reads well as a sample
+        short = sum(len(str(t["content"])) for t in turns[:-1]) <= longest
+        if short and sum(t["role"] == "user" for t in turns) == 1:  # a single question reads well as a sample
             prompts.append(turns[:-1])
         if len(prompts) == DEFAULT_SAMPLE_PROMPTS:
             break
@@ -191,8 +202,7 @@ def load_model(config: RunConfig, info, device, compute_dtype: str):
         kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
     if device.type == "cuda":
         kwargs["device_map"] = {"": device.index or 0}
-    if info.weights_format == "bin":
-        kwargs["use_safetensors"] = False
+    kwargs.update(weight_load_kwargs(config, info))
     where = str(info.path) if info.path is not None else info.hub_id
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -420,12 +430,7 @@ def train(run_dir: Path, config: RunConfig, events: EventWriter, stop: Stop, *, 
             return "Even the smallest settings do not fit this GPU: choose a smaller model."
         return "Try: " + "; or ".join(f"{s.change} (planned {s.total_bytes / 1024**3:.1f} GiB)" for s in fixes[:3])
 
-    checkpoint = None
-    if resume:
-        checkpoint = runs.resume_point(run_dir)
-        if checkpoint is None:
-            raise RunFailure("bad_input", "This run has no complete checkpoint to resume from.",
-                             "Start it again instead (the recipe is kept in run.toml).")
+    checkpoint = resume_checkpoint(run_dir, events) if resume else None
     start_step = runs.checkpoint_step(checkpoint) if checkpoint else 0
 
     set_seed(t.seed)
@@ -488,21 +493,16 @@ def train(run_dir: Path, config: RunConfig, events: EventWriter, stop: Stop, *, 
                     eval_rows=len(eval_ds) if eval_ds is not None else 0, trainable_params=trainable,
                     total_params=info.total_params, pid=os.getpid(), processes=world, data_format=loaded.format,
                     data_rows=loaded.rows_kept)
-    if t.preflight:
-        from studio.core.training.preflight import run_preflight
-
+    if checkpoint is not None and start_step >= total:
+        restore_final_state(trainer, model, checkpoint, events)
+    else:
+        if t.preflight:
+            preflight(trainer, train_ds, eval_ds, t.batch_size, events, memory.total_bytes, advice_for_oom)
         try:
-            result = run_preflight(trainer, train_ds, eval_ds, t.batch_size)
+            trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         except torch.cuda.OutOfMemoryError as exc:
-            raise RunFailure("out_of_memory", "The longest batch of this data does not fit in GPU memory "
-                             f"(checked before training: {str(exc).splitlines()[0][:160]}).", advice_for_oom()) from exc
-        if is_main_process():
-            events.emit("preflight", **result.as_event(memory.total_bytes))
-    try:
-        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    except torch.cuda.OutOfMemoryError as exc:
-        raise RunFailure("out_of_memory", f"The GPU ran out of memory: {str(exc).splitlines()[0][:200]}",
-                         advice_for_oom()) from exc
+            raise RunFailure("out_of_memory", f"The GPU ran out of memory: {str(exc).splitlines()[0][:200]}",
+                             advice_for_oom()) from exc
     if stop.failure is not None:
         raise stop.failure
     step = trainer.state.global_step
@@ -519,6 +519,50 @@ def train(run_dir: Path, config: RunConfig, events: EventWriter, stop: Stop, *, 
         save_adapter(model, tokenizer, run_dir, config, info, precision.mode, loaded.format)
     status = "cancelled" if stop.cancel_requested else "completed"
     return {"status": status, "step": step, "adapter": runs.ADAPTER, "eval_loss": final_eval}
+
+
+def resume_checkpoint(run_dir: Path, events: EventWriter) -> Path:
+    """The newest complete checkpoint; a newer one that is not complete is named in a `log` event
+    (resuming from it would fail the same way on every try)."""
+    checkpoint = runs.resume_point(run_dir)
+    if checkpoint is None:
+        raise RunFailure("bad_input", "This run has no complete checkpoint to resume from.",
+                         "Start it again instead (the recipe is kept in run.toml).")
+    newer = [p for p in runs.checkpoints(run_dir) if runs.checkpoint_step(p) > runs.checkpoint_step(checkpoint)]
+    if newer and is_main_process():
+        skipped = "; ".join(f"{p.name}: {runs.checkpoint_problem(p)}" for p in newer)
+        events.emit("log", message=f"Skipped the newer checkpoints that are incomplete ({skipped}). Resuming from "
+                                   f"{checkpoint.name} instead: the steps after it are trained again.")
+    return checkpoint
+
+
+def preflight(trainer, train_ds, eval_ds, batch_size: int, events: EventWriter, planned_bytes: int, advice_for_oom) -> None:
+    import torch
+
+    from studio.core.training.preflight import run_preflight
+
+    try:
+        result = run_preflight(trainer, train_ds, eval_ds, batch_size)
+    except torch.cuda.OutOfMemoryError as exc:
+        raise RunFailure("out_of_memory", "The longest batch of this data does not fit in GPU memory "
+                         f"(checked before training: {str(exc).splitlines()[0][:160]}).", advice_for_oom()) from exc
+    if is_main_process():
+        events.emit("preflight", **result.as_event(planned_bytes))
+
+
+def restore_final_state(trainer, model, checkpoint: Path, events: EventWriter) -> None:
+    """The run was stopped after its last checkpoint (in the final evaluation or while the adapter was
+    saved): nothing is left to train. The model takes that checkpoint's weights and the trainer its
+    state, and the run finishes from there."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+    from transformers import TrainerState
+
+    set_peft_model_state_dict(model, load_file(str(checkpoint / "adapter_model.safetensors")))
+    trainer.state = TrainerState.load_from_json(str(checkpoint / "trainer_state.json"))
+    if is_main_process():
+        events.emit("log", message=f"Training had reached its last step ({trainer.state.global_step}) before it was stopped; "
+                                   f"the adapter is written from {checkpoint.name}, with no further training.")
 
 
 def _device_name(device) -> str:
@@ -545,7 +589,7 @@ def save_adapter(model, tokenizer, run_dir: Path, config: RunConfig, info, preci
         (work / "studio.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
     final = run_dir / runs.ADAPTER
-    runs.write_atomically(final, build)
+    write_atomically(final, build)
     return final
 
 
@@ -583,15 +627,37 @@ def _quiet() -> None:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
-def run(run_dir: Path, *, resume: bool = False, echo=sys.stdout) -> int:
-    """Train the run and report how it ended; the exit status is 0 for completed and cancelled."""
+def run(run_dir: Path, *, resume: bool = False, echo=sys.stdout, quiet: bool = False) -> int:
+    """Train the run and report how it ended; the exit status is 0 for completed and cancelled.
+    `quiet`: turn the libraries' progress bars and notices off (the worker process does)."""
     run_dir = Path(run_dir)
-    events = EventWriter(run_dir / runs.EVENTS, echo=echo if is_main_process() else None)
+    lock = None
+    if is_main_process():
+        lock = ownership.claim(run_dir, one_of_several=int(os.environ.get("WORLD_SIZE", "1")) > 1)
+        if lock is None:
+            _log_message(run_dir, "Another studio process is already training this run, so this one stopped without "
+                                  "touching the run folder. Wait for that one to finish, or cancel it, before resuming.")
+            return EXIT_NOT_OWNER
+    if quiet:
+        _quiet()
+    try:
+        if resume and is_main_process() and runs.is_completed(run_dir):
+            _log_message(run_dir, "This run has already finished and its adapter is saved: nothing was resumed. "
+                                  "To train more, start a new run with its recipe (studio train --recipe run.toml).")
+            return 2
+        return _run_owned(run_dir, resume=resume, echo=echo if is_main_process() else None)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run_owned(run_dir: Path, *, resume: bool, echo) -> int:
+    """The run, once this process owns its folder (or is a helper process of the one that does)."""
+    events = EventWriter(run_dir / runs.EVENTS, echo=echo)
     stop = Stop()
     previous_handlers = _install_signal_handlers(stop)
-    pid_file = run_dir / runs.PID
     if is_main_process():
-        pid_file.write_text(str(os.getpid()))
+        ownership.record_worker(run_dir, events_offset=size_of(run_dir / runs.EVENTS))
         (run_dir / runs.CANCEL).unlink(missing_ok=True)
     try:
         try:
@@ -631,9 +697,15 @@ def run(run_dir: Path, *, resume: bool = False, echo=sys.stdout) -> int:
     finally:
         events.close()
         if is_main_process():
-            pid_file.unlink(missing_ok=True)
+            ownership.forget_worker(run_dir)
         for sig, old in previous_handlers.items():
             signal.signal(sig, old)
+
+
+def _log_message(run_dir: Path, message: str) -> None:
+    """A line in the run's stderr.log (where the window's log panel and bug reports look)."""
+    with (run_dir / runs.STDERR).open("a", encoding="utf-8") as fh:
+        fh.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} --- {message}\n")
 
 
 def _log_traceback(run_dir: Path) -> None:
@@ -647,8 +719,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint")
     args = parser.parse_args(argv)
-    _quiet()
-    return run(args.run_dir, resume=args.resume)
+    return run(args.run_dir, resume=args.resume, quiet=True)
 
 
 if __name__ == "__main__":

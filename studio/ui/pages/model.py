@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.core.errors import StudioError
 from studio.core.models import is_demo
 from studio.ui.pages.base import Page
 from studio.ui.tasks import start_task
@@ -257,7 +258,7 @@ class ModelPage(Page):
 
     def update_online(self) -> None:
         """Downloads need the hub: offline (Settings, or HF_HUB_OFFLINE), the button says why it is off."""
-        from studio.core.models import hub_offline
+        from studio.core.hub import hub_offline
 
         offline = hub_offline()
         busy = self._download is not None and self._download.running
@@ -371,7 +372,13 @@ class ModelPage(Page):
         info = self.state.model
         if info is None:
             return
-        smallest = self.state.smallest_plan(info)
+        try:
+            smallest = self.state.smallest_plan(info)
+        except StudioError as exc:  # e.g. nothing an adapter can attach to
+            self.warning.setText(f"{exc.message} {exc.advice}")
+            set_state_style(self.warning, "bad")
+            self.warning.setVisible(True)
+            return
         gpu = self.state.gpu
         if smallest is not None and not smallest.fits(gpu.bytes):
             self.warning.setText(

@@ -4,6 +4,7 @@ curves and sample answers — to resume it, try and export it, or train again wi
 from __future__ import annotations
 
 import datetime as dt
+import html
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QUrl, Signal
@@ -142,10 +143,14 @@ class RunsPage(Page):
             steps = f"{s.step}/{s.total_steps}" if s.total_steps else str(s.step)
             values = [s.name, s.status, steps, f"{s.final_loss:.4f}" if s.final_loss is not None else "–",
                       f"{s.eval_loss:.4f}" if s.eval_loss is not None else "–", s.model, started, gb(s.size_bytes)]
+            if s.problem:
+                values[1] = f"⚠ {s.status}"
             for c, v in enumerate(values):
                 item = QTableWidgetItem(v)
                 item.setData(PATH_ROLE, str(s.path))
-                if s.error and c == 1:
+                if s.problem:
+                    item.setToolTip(s.problem)
+                elif s.error and c == 1:
                     item.setToolTip(f"{s.error.get('message', '')}\n{s.error.get('advice', '')}")
                 self.table.setItem(r, c, item)
         self.table.setSortingEnabled(True)
@@ -183,7 +188,9 @@ class RunsPage(Page):
 
         def failed(message: str, advice: str) -> None:
             if self._opening == run_dir:
-                self.title_label.setText(f"{run_dir} is not a run folder: {message} {advice}")
+                listed = next((s for s in self.summaries if s.path == run_dir and s.problem), None)
+                self.title_label.setText(f"<b>{html.escape(run_dir.name)}</b>: {html.escape(listed.problem)}" if listed
+                                         else f"{run_dir} is not a run folder: {message} {advice}")
                 set_state_style(self.title_label, "bad")
 
         start_task("open run", lambda _s: read_run_view(run_dir), on_done=self._show_run, on_failed=failed)
@@ -201,9 +208,10 @@ class RunsPage(Page):
         blocks = [sample_html(e) for e in view.samples]
         self.samples.setHtml("".join(reversed(blocks)) or "<p>This run wrote no sample answers.</p>")
         error = f" — {summary.error.get('message', '')}" if summary.error else ""
+        error += f" — {html.escape(summary.problem)}" if summary.problem else ""
         total = f"/{summary.total_steps}" if summary.total_steps else ""
         self.title_label.setText(f"<b>{summary.name}</b>: {summary.status}, step {summary.step}{total}{error}")
-        set_state_style(self.title_label, "bad" if summary.status == "failed" else "")
+        set_state_style(self.title_label, "bad" if summary.status == "failed" or summary.problem else "")
         resumable = summary.status not in ("running", "completed") and runs.resume_point(view.run_dir) is not None
         self.resume_button.setEnabled(resumable)
         self.try_button.setEnabled(summary.adapter is not None)

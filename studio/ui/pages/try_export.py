@@ -53,6 +53,8 @@ class TryExportPage(Page):
         self.try_model_dir: Path | None = None
         self._ask_task: Task | None = None
         self._export_task: Task | None = None
+        self._export_kind: str | None = None
+        self._refused_kind: str | None = None  # the export that stopped at files in the way, to run again with force
         self.last_export: Path | None = None
         self.answers = {"base": "", "adapter": ""}
 
@@ -117,7 +119,8 @@ class TryExportPage(Page):
 
         # ---- export ----
         export = QGroupBox("Export", self)
-        export.setToolTip("Write the result to a folder; an export is written completely before it replaces anything.")
+        export.setToolTip("Write the result to a folder; an export is written completely before it replaces anything. "
+                          "Files of yours in the folder are kept.")
         ev = QVBoxLayout(export)
         drow = QHBoxLayout()
         drow.addWidget(QLabel("Folder:", export))
@@ -145,6 +148,12 @@ class TryExportPage(Page):
         self.export_progress.setVisible(False)
         self.export_progress.setToolTip("Exporting…")
         brow.addWidget(self.export_progress)
+        self.overwrite_button = QPushButton("Over&write and export", export)
+        self.overwrite_button.setToolTip("Export into this folder anyway: only the files named above are overwritten; "
+                                         "your other files in it stay as they are.")
+        self.overwrite_button.setVisible(False)
+        self.overwrite_button.clicked.connect(self._export_anyway)
+        brow.addWidget(self.overwrite_button)
         self.open_button = QPushButton("Open &folder", export)
         self.open_button.setToolTip("Show the exported folder in your file manager.")
         self.open_button.setEnabled(False)
@@ -217,6 +226,7 @@ class TryExportPage(Page):
         self.destination.clear()
         self.export_status.setText("")
         self.open_button.setEnabled(False)
+        self._refuse(None)
         self._update_enabled()
 
     def _suggest_prompt(self) -> None:
@@ -355,18 +365,24 @@ class TryExportPage(Page):
         if folder:
             self.destination.setText(folder)
 
-    def export(self, kind: str) -> None:
+    def export(self, kind: str, force: bool = False) -> None:
+        """Export; `force` overwrites the user's files that have the names the export writes (nothing else)."""
         run_dir = self.state.current_run
         if run_dir is None:
             return
         target = Path(self.destination.text().strip()) if self.destination.text().strip() else self.default_destination(kind)
         self.destination.setText(str(target))
+        self._export_kind = kind
+        self._refuse(None)
 
         def work(state):
-            from studio.core.export import export_run
+            from studio.core.export import FilesInTheWay, export_run
 
-            return export_run(run_dir, target, merged=kind == "merged", ollama=kind == "ollama",
-                              progress=lambda message, fraction: state.report((message, fraction), force=True))
+            try:
+                return export_run(run_dir, target, merged=kind == "merged", ollama=kind == "ollama", force=force,
+                                  progress=lambda message, fraction: state.report((message, fraction), force=True))
+            except FilesInTheWay as refusal:
+                return refusal  # not a failure: the user decides (see _exported)
 
         self.export_progress.setRange(0, 0)
         self.export_progress.setVisible(True)
@@ -384,6 +400,11 @@ class TryExportPage(Page):
 
     def _exported(self, result) -> None:
         self.export_progress.setVisible(False)
+        from studio.core.export import FilesInTheWay
+
+        if isinstance(result, FilesInTheWay):
+            self._refuse(result)
+            return
         self.last_export = result.path
         verb = "Replaced the earlier export in" if result.replaced else "Exported to"
         extra = " Ollama: `ollama create NAME -f Modelfile` in that folder." if result.modelfile else ""
@@ -393,6 +414,29 @@ class TryExportPage(Page):
         self.open_button.setEnabled(True)
         self.destination.clear()
         self._update_enabled()
+
+    def _refuse(self, refusal) -> None:
+        """Show which files are in the way and offer to export anyway (None: hide the offer)."""
+        if refusal is None:
+            self._refused_kind = None
+            self.overwrite_button.setVisible(False)
+            return
+        self._refused_kind = self._export_kind
+        if refusal.files:
+            choice = (f"Press “Overwrite and export” to replace {'it' if len(refusal.files) == 1 else 'these'} "
+                      "with the export's own; your other files stay as they are. Or choose another folder.")
+            self.overwrite_button.setText("Over&write and export")
+        else:
+            choice = "Press “Export into this folder” to add the export beside them (nothing is overwritten), or choose another folder."
+            self.overwrite_button.setText("Export into &this folder")
+        self.export_status.setText(f"{refusal.message} {choice}")
+        set_state_style(self.export_status, "warn")
+        self.overwrite_button.setVisible(True)
+        self._update_enabled()
+
+    def _export_anyway(self) -> None:
+        if self._refused_kind is not None:
+            self.export(self._refused_kind, force=True)
 
     def _export_failed(self, message: str, advice: str) -> None:
         self.export_progress.setVisible(False)

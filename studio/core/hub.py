@@ -1,0 +1,69 @@
+"""Whether the Hugging Face hub can be reached, asked once and quickly before any hub request.
+
+Without a connection huggingface_hub retries each request five times with growing waits (about
+25 seconds) and logs a line per try. An offline user should instead hear one plain sentence at once,
+with what is already on this computer. The question is one HEAD request through huggingface_hub's
+own HTTP client (so proxies and HF_ENDPOINT count), without retries; any HTTP answer means reachable.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from studio.core.errors import StudioError
+
+REACH_TIMEOUT_S = 4.0
+REMEMBER_S = {True: 60.0, False: 10.0}  # how long an answer is trusted before asking again
+_answer: tuple[float, str, bool] | None = None  # (when, endpoint, reachable)
+
+
+def hub_offline() -> bool:
+    """The user (or the Settings dialog) switched the hub off: HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE."""
+    value = os.environ.get("HF_HUB_OFFLINE", "") or os.environ.get("TRANSFORMERS_OFFLINE", "")
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def endpoint() -> str:
+    from huggingface_hub import constants
+
+    return constants.ENDPOINT
+
+
+def hub_reachable() -> bool:
+    global _answer
+    url = endpoint()
+    if _answer is not None and _answer[1] == url and time.monotonic() - _answer[0] < REMEMBER_S[_answer[2]]:
+        return _answer[2]
+    from huggingface_hub.utils import get_session
+
+    try:
+        get_session().head(url, timeout=REACH_TIMEOUT_S)
+        reachable = True
+    except Exception:  # no DNS, refused, timed out, TLS: not reachable, whatever the reason
+        reachable = False
+    _answer = (time.monotonic(), url, reachable)
+    return reachable
+
+
+def _cached_names(limit: int = 8) -> str:
+    from studio.core.models import cached_models
+
+    names = [m.hub_id for m in cached_models() if m.has_weights]
+    if not names:
+        return "No hub model is cached on this computer yet"
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return "Cached on this computer: " + ", ".join(names[:limit]) + more
+
+
+def require_hub(what: str) -> None:
+    """Raise one plain StudioError when `what` (e.g. "the configuration of org/name") would need the
+    hub and it is switched off or cannot be reached."""
+    if hub_offline():
+        raise StudioError(f"The studio is offline (HF_HUB_OFFLINE is set), so {what} cannot be fetched.",
+                          f"Turn offline mode off in Settings, or use what is here. {_cached_names()}; the demo "
+                          "model and local folders always work.")
+    if not hub_reachable():
+        raise StudioError(f"The Hugging Face hub ({endpoint()}) cannot be reached, so {what} cannot be fetched.",
+                          f"Check the internet connection and try again, or use what is here. {_cached_names()}; "
+                          "the demo model and local folders always work.")
