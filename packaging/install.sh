@@ -452,6 +452,11 @@ print("    GPU:", ", ".join(f"{g['name']} ({g['total_gib']} GiB)" for g in gpus)
 print("    PyTorch:", r.get("torch"), "- CUDA build:", r.get("cuda_build"), "- CUDA available:", r.get("cuda_available"))
 print("    bitsandbytes:", r.get("bitsandbytes"), "-", r.get("bitsandbytes_backend"))
 print("    4-bit training on the GPU:", "yes" if str(r.get("bitsandbytes_backend", "")).startswith("cuda") else "no")
+missing = r.get("window_libraries_missing") or []
+if missing:
+    from studio.core.window_libraries import debian_package
+    print("    The window needs system libraries this computer lacks:", ", ".join(missing))
+    print("    Install them with:  sudo apt install " + " ".join(debian_package(lib) for lib in missing))
 PY
     else
         warn "'lora-studio doctor' did not run: see the messages above."

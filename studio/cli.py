@@ -271,13 +271,13 @@ def _print_problems(problems, out, limit: int = 20) -> None:
     for p in rows[:limit]:
         where = p.where() or "-"
         field = f" [{p.field}]" if p.field else ""
-        out.write(f"  {p.severity:<7} line {where}{field}: {p.message}\n           fix: {p.fix}\n")
+        out.write(f"  {p.severity:<7} line {where}{field}: {p.message}\n           fix: {p.fix_for('cli')}\n")
     if len(rows) > limit:
         out.write(f"  ... and {len(rows) - limit} more (use --json for all)\n")
 
 
 def print_data_report(data: dict, out=None) -> None:
-    from studio.core.data import Problem
+    from studio.core.data import Problem, count_kinds
 
     out = out or sys.stdout
     w = out.write
@@ -308,8 +308,7 @@ def print_data_report(data: dict, out=None) -> None:
     if st["histogram"]:
         w(_histogram(st["histogram"], st["bin_edges"], st["seq_len"]))
     if data["problems"]:
-        counts = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(data["problem_counts"].items(), key=lambda kv: -kv[1]))
-        w(f"\nProblems ({counts}):\n")
+        w(f"\nProblems ({count_kinds(data['problem_counts'])}):\n")
         _print_problems([Problem(**p) for p in data["problems"]], out)
     for ex in data["examples"]:
         where = f"{ex['file']}:{ex['line']}" if ex["file"] else f"line {ex['line']}"

@@ -19,6 +19,8 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 
+from studio.core.window_libraries import debian_package, missing_libraries, uses_xcb, xcb_plugin
+
 PYTORCH_INDEX = "https://download.pytorch.org/whl"
 BNB_REQUIREMENT = "bitsandbytes>=0.45"
 INSTALLER_HINT = ("packaging/install.sh on Linux, packaging/install.ps1 on Windows; see packaging/README.md")
@@ -72,7 +74,7 @@ def pip_command(args: str) -> str:
 class Finding:
     """One line of the check: what was found, whether that is good, and what to do if not."""
 
-    key: str  # "gpu", "training", "bitsandbytes"
+    key: str  # "gpu", "training", "bitsandbytes", "window"
     ok: bool
     title: str
     text: str
@@ -187,6 +189,14 @@ def explain(report: dict) -> Verdict:
                                     f"{problem}. Reinstall it, then restart the studio:",
                                     (pip_command(f'--force-reinstall "{BNB_REQUIREMENT}"'),)))
 
+    # ---- the window ----
+    missing = report.get("window_libraries_missing") or []
+    if missing:
+        packages = " ".join(debian_package(lib) for lib in missing)
+        findings.append(Finding("window", False, "The window needs system libraries this computer lacks",
+                                f"Qt cannot open its window without {', '.join(missing)}. On Debian or Ubuntu:",
+                                (f"sudo apt install {packages}",)))
+
     if four_bit:
         headline = "This computer is ready for 4-bit training on the GPU."
     elif gpus:
@@ -268,6 +278,7 @@ def collect_report() -> dict:
             continue
     report["qt_platform"] = os.environ.get("QT_QPA_PLATFORM") or (
         "wayland" if os.environ.get("WAYLAND_DISPLAY") else "xcb" if os.environ.get("DISPLAY") else "none (no display found)")
+    report["window_libraries_missing"] = missing_libraries(xcb_plugin()) if uses_xcb() else []
     report["runs_folder"] = str(paths.runs_dir())
     report["settings_folder"] = str(paths.user_config_dir())
     report.update(nvidia_smi_info())

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from studio.core.errors import StudioError
+from studio.core.hub import hub_error
 
 # What training needs from a model repository: never the other formats (GGUF, ONNX, original/ ...).
 NEEDED_PATTERNS = ("*.json", "*.safetensors", "*.jinja", "tokenizer.model", "*.tiktoken", "*.txt", "*.py")
@@ -72,25 +73,6 @@ def _patterns(include_pickle: bool) -> list[str]:
     return list(NEEDED_PATTERNS) + (list(PICKLE_PATTERNS) if include_pickle else [])
 
 
-def _hub_errors(hub_id: str, exc: Exception) -> StudioError:
-    from huggingface_hub.errors import (
-        GatedRepoError,
-        LocalEntryNotFoundError,
-        RepositoryNotFoundError,
-    )
-
-    if isinstance(exc, GatedRepoError):
-        return StudioError(f"{hub_id} is gated: its owner asks you to accept a license before downloading.",
-                           f"Accept the license on https://huggingface.co/{hub_id}, then add your hub token in Settings.")
-    if isinstance(exc, RepositoryNotFoundError):
-        return StudioError(f"There is no model called {hub_id} on the Hugging Face hub (or it is private).",
-                           "Check the spelling (organisation/name); for a private model add your hub token in Settings.")
-    if isinstance(exc, LocalEntryNotFoundError) or isinstance(exc, OSError):
-        return StudioError(f"The Hugging Face hub cannot be reached to download {hub_id}.",
-                           "Check the internet connection (and that offline mode is off in Settings), then try again.")
-    return StudioError(f"The download of {hub_id} failed: {exc}", "Try again; if it keeps failing, pick a local folder instead.")
-
-
 def plan_download(hub_id: str, *, token: str | None = None, include_pickle: bool = False,
                   cache_dir: Path | None = None) -> DownloadPlan:
     """Which files a download of `hub_id` fetches, their sizes, and which are already cached."""
@@ -107,7 +89,7 @@ def plan_download(hub_id: str, *, token: str | None = None, include_pickle: bool
         infos = hub.snapshot_download(hub_id, cache_dir=str(cache_dir or hf_cache_dir()), token=token,
                                       allow_patterns=_patterns(include_pickle), ignore_patterns=list(SKIPPED), dry_run=True)
     except Exception as exc:
-        raise _hub_errors(hub_id, exc) from exc
+        raise hub_error(hub_id, exc, "the file list") from exc
     files = tuple(RemoteFile(i.filename, int(i.file_size or 0), bool(i.is_cached and not i.will_download)) for i in infos)
     if not any(f.name == "config.json" for f in files):
         raise StudioError(f"{hub_id} has no config.json, so it is not a transformers model.", "Pick another model.")
@@ -223,7 +205,7 @@ def download_model(hub_id: str, *, on_progress: Callable[[DownloadProgress], Non
             except DownloadCancelled:
                 raise
             except Exception as exc:
-                raise _hub_errors(plan.hub_id, exc) from exc
+                raise hub_error(plan.hub_id, exc, "the files") from exc
             state["files_done"] += 1
             report(force=True)
             if remote.name == "config.json":

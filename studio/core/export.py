@@ -49,6 +49,7 @@ from studio.core.recipe import RunConfig
 from studio.core.runs import DISK_MARGIN, free_bytes
 from studio.core.training.events import read_events
 from studio.core.weights import check_adapter, check_base
+from studio.core.wording import count
 
 MARKER = "studio-export.json"
 CARD = "README.md"
@@ -734,12 +735,12 @@ def _refuse_if_in_the_way(target: Path, folder: TargetFolder, writes: Callable[[
     changed = [name for name in in_way if name in folder.changed]
     why = f" ({_listing(changed)} changed since the earlier export)" if changed else ""
     if folder.earlier:
-        message = (f"{target} holds {len(in_way)} file(s) of yours with the names this export writes: "
+        message = (f"{target} holds {count(len(in_way), 'file')} of yours with the names this export writes: "
                    f"{_listing(in_way)}{why}. Nothing was written.")
         advice = ("Move or rename them and export again, or add --force to overwrite just these files "
                   "(your other files in the folder stay as they are).")
     else:
-        message = (f"{target} is not an earlier LoRA Studio export and already holds {len(folder.others)} file(s): "
+        message = (f"{target} is not an earlier LoRA Studio export and already holds {count(len(folder.others), 'file')}: "
                    f"{_listing(folder.others)}. Nothing was written.")
         overwrite = f"only {_listing(in_way)} would be overwritten" if in_way else "none of them is overwritten"
         advice = (f"Choose a new or empty folder, or add --force to write the export into this one: your files stay, "
@@ -970,6 +971,15 @@ def export_run(run_dir: Path, target: Path, *, merged: bool = False, dtype: str 
     return plan.result(written)
 
 
+def _usual_permissions(folder: Path) -> None:
+    """The export's files readable as any file the user makes (safetensors writes its files 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            path.chmod(0o666 & ~mask)
+
+
 class _ExportPlan:
     """The steps of one export: what `write_files` calls to build the new files, and to check them before the swap."""
 
@@ -991,6 +1001,7 @@ class _ExportPlan:
         self.say("Writing the model card, loss plot and recipe", 0.85)
         self.template = _write_extras(self.facts, work, merged=self.merged, dtype=self.dtype if self.merged else None,
                                       target=self.target, ollama=self.ollama)
+        _usual_permissions(work)
 
     def finish(self, work: Path, names: list[str]) -> list[str]:
         """The new files are complete: refuse if they would overwrite the user's files, write the marker
@@ -1015,10 +1026,10 @@ class _ExportPlan:
             notes.append("The Modelfile has no TEMPLATE: this run's chat template is not one the studio can translate "
                          "(see the comment in the Modelfile).")
         if self.overwritten:
-            notes.append(f"Overwrote {len(self.overwritten)} file(s) of yours with the export's own, as you asked: "
+            notes.append(f"Overwrote {count(len(self.overwritten), 'file')} of yours with the export's own, as you asked: "
                          f"{_listing(self.overwritten)}.")
         if kept:
-            notes.append(f"Kept {len(kept)} file(s) of yours in the folder, untouched: {_listing(kept)}.")
+            notes.append(f"Kept {count(len(kept), 'file')} of yours in the folder, untouched: {_listing(kept)}.")
         size = sum(self.sizes.values()) + (self.target / MARKER).stat().st_size
         return ExportResult(path=self.target, kind="merged" if self.merged else "adapter", files=tuple(written),
                             size_bytes=size, replaced=self.folder.earlier, modelfile=self.template is not None,

@@ -58,6 +58,17 @@ def _stopping(flag: threading.Event, should_stop: Callable[[], bool] | None):
     return StoppingCriteriaList([Stop()])
 
 
+def cut_note(model, tokenizer, out, ids, settings: GenerationSettings) -> str:
+    """" … (cut at N tokens)" when the answer reached the length limit before it ended by itself, so a
+    sentence cut in the middle is never taken for the model's whole answer; else ""."""
+    new = out[0, ids.shape[1]:]
+    if len(new) < settings.max_new_tokens:
+        return ""
+    ends = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ends = set(ends if isinstance(ends, (list, tuple)) else [ends]) | {tokenizer.eos_token_id}
+    return "" if int(new[-1]) in ends else f" … (cut at {settings.max_new_tokens} tokens)"
+
+
 def generate(model, tokenizer, prompt: str | list[dict], settings: GenerationSettings = GenerationSettings(),
              renderer: Renderer | None = None, on_text: Callable[[str], None] | None = None,
              should_stop: Callable[[], bool] | None = None) -> str:
@@ -77,14 +88,15 @@ def generate(model, tokenizer, prompt: str | list[dict], settings: GenerationSet
         if on_text is None:
             with torch.no_grad():
                 out = model.generate(**kwargs)
-            return tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+            return tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True) + cut_note(model, tokenizer, out, ids, settings)
         streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
         errors: list[BaseException] = []
+        outputs: list = []
 
         def run():
             try:
                 with torch.no_grad():
-                    model.generate(**kwargs, streamer=streamer)
+                    outputs.append(model.generate(**kwargs, streamer=streamer))
             except BaseException as exc:  # surfaced below, in the caller's thread
                 errors.append(exc)
                 streamer.end()
@@ -103,7 +115,10 @@ def generate(model, tokenizer, prompt: str | list[dict], settings: GenerationSet
         thread.join()
         if errors:
             raise errors[0]
-        return "".join(pieces)
+        note = cut_note(model, tokenizer, outputs[0], ids, settings) if outputs else ""
+        if note:
+            on_text(note)
+        return "".join(pieces) + note
     finally:
         if was_training:
             model.train()

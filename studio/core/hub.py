@@ -67,3 +67,32 @@ def require_hub(what: str) -> None:
         raise StudioError(f"The Hugging Face hub ({endpoint()}) cannot be reached, so {what} cannot be fetched.",
                           f"Check the internet connection and try again, or use what is here. {_cached_names()}; "
                           "the demo model and local folders always work.")
+
+
+def hub_error(hub_id: str, exc: Exception, what: str) -> StudioError:
+    """A hub failure while fetching `what` of `hub_id`, in plain words (downloads and planning alike)."""
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+    )
+
+    page = f"{endpoint()}/{hub_id}"
+    if isinstance(exc, GatedRepoError):
+        return StudioError(f"{hub_id} is a gated model: its makers share it only with people who have accepted its "
+                           "licence on its page, signed in to Hugging Face.",
+                           f"Open {page}, sign in and accept the licence (approval can take from minutes to days); then "
+                           f"create an access token at {endpoint()}/settings/tokens, save it in Settings ▸ Hub token, and "
+                           "try again.")
+    if isinstance(exc, RepositoryNotFoundError):
+        return StudioError(f"There is no model called {hub_id} on the Hugging Face hub (or it is private).",
+                           "Check the spelling (organisation/name); for a private model of yours save your access token "
+                           "in Settings ▸ Hub token.")
+    if isinstance(exc, (LocalEntryNotFoundError, OSError)):  # LocalEntryNotFoundError is an EntryNotFoundError: first
+        return StudioError(f"The Hugging Face hub cannot be reached, so {what} of {hub_id} cannot be fetched.",
+                           "Check the internet connection (and that Offline is off in Settings), then try again; "
+                           "the demo model and local folders always work.")
+    if isinstance(exc, EntryNotFoundError):
+        return StudioError(f"{hub_id} has no config.json, so it is not a transformers model.", "Pick another model.")
+    return StudioError(f"Fetching {what} of {hub_id} failed: {exc}", "Try again; if it keeps failing, pick a local folder instead.")

@@ -36,12 +36,14 @@ What is a model, to be calibrated on a GPU (issue "Measured on a real GPU"):
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Sequence
 
 from studio.core.errors import StudioError
 from studio.core.models import ModelInfo
+from studio.core.wording import count
 
 GiB = 1024**3
 MiB = 1024**2
@@ -66,6 +68,7 @@ BNB8_QMAP_BYTES = 256 * 4  # one fp32 quantile map per state, shared by all tens
 CUDA_CONTEXT_BYTES = 512 * MiB  # CUDA context, cuBLAS/cuDNN workspaces: taken before any tensor
 ALLOCATOR_SLACK = 0.04  # the caching allocator reserves this much more than is allocated
 LOGIT_BYTES = 12  # fp32 log_softmax output + its incoming gradient + its result, per logit
+LOSS_CHUNK_TOKENS = 1024  # the loss chunk a fix proposes (training.chunked_loss's default)
 
 
 @dataclass(frozen=True)
@@ -160,13 +163,30 @@ class Component:
 
 
 @dataclass(frozen=True)
+class Change:
+    """One change to the user's settings, in their words ("Shorter examples: cut at 512 tokens instead
+    of 2048"), with the machine-readable settings it makes ({"shape.seq_len": 512})."""
+
+    words: str
+    changes: dict
+    same_result: bool = True  # False: what the run learns changes too (a smaller adapter, shorter examples, ...)
+
+
+@dataclass(frozen=True)
 class Suggestion:
-    """A change that makes the run fit, and the total it leads to. `changes` is machine-readable:
+    """A fix that makes the run fit, and the total it leads to: one change, or — when no single change
+    is enough — a listed combination. `change` says it in the user's words (the window's button, the
+    CLI's line); `parts` lists each change of a combination on its own; `changes` is machine-readable:
     keys are "adapter.rank", "shape.batch_size", "precision.mode", "model" ... for the window's buttons."""
 
     change: str
     total_bytes: int
     changes: dict = field(default_factory=dict)
+    parts: tuple[str, ...] = ()
+
+    @property
+    def combined(self) -> bool:
+        return len(self.parts) > 1
 
 
 @dataclass(frozen=True)
@@ -198,6 +218,18 @@ class MemoryPlan:
     def headroom(self, gpu_bytes: int) -> int:
         """Bytes to spare (positive) or missing (negative) on a GPU of `gpu_bytes`."""
         return gpu_bytes - self.total_bytes
+
+
+@dataclass(frozen=True)
+class Leanest:
+    """The leanest run of a model the studio can offer (see `leanest`): its plan, and the changes
+    from the user's settings that lead to it."""
+
+    plan: MemoryPlan
+    changes: tuple[Change, ...]
+
+    def fits(self, gpu_bytes: int) -> bool:
+        return self.plan.fits(gpu_bytes)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -424,6 +456,14 @@ def plan(model: ModelInfo, adapter: AdapterSpec, shape: TrainShape, precision: P
 # ---------------------------------------------------------------------------------------------
 # What to change so that it fits
 # ---------------------------------------------------------------------------------------------
+#
+# Every setting the studio may change to save memory is an axis of steps, mildest first. The fixes
+# move one axis (or, when no single change is enough, the fewest axes together); the leanest run is
+# every axis at its last step. Both come from the same axes, so "too large even for the leanest
+# run" and "no fix makes it fit" are one answer.
+
+MIN_RANK = 4  # the smallest adapter a fix proposes
+MIN_SEQ_LEN = 256  # the shortest examples a fix proposes (tokens)
 
 
 def _halvings(value: int, floor: int) -> list[int]:
@@ -434,58 +474,161 @@ def _halvings(value: int, floor: int) -> list[int]:
     return out
 
 
-def _candidate_steps(adapter: AdapterSpec, shape: TrainShape, precision: Precision,
-                     chunkable: bool = True) -> list[list[tuple[str, dict, tuple]]]:
-    """Each axis the user could move, least disruptive first; each axis lists its steps, mildest first.
+def _checkpointing(shape: TrainShape) -> list[Change]:
+    if shape.gradient_checkpointing:
+        return []
+    return [Change("Recompute instead of store: turn on gradient checkpointing (about 30% slower, same result)",
+                   {"shape.gradient_checkpointing": True})]
 
-    A step is (description, machine-readable changes, (adapter, shape, precision) after the step).
-    """
-    axes: list[list[tuple[str, dict, tuple]]] = []
-    if not shape.gradient_checkpointing:
-        axes.append([("Turn on gradient checkpointing (about 30% slower, same result)",
-                      {"shape.gradient_checkpointing": True},
-                      (adapter, replace(shape, gradient_checkpointing=True), precision))])
-    if not shape.loss_chunk_tokens and chunkable:
-        axes.append([("Compute the loss 1024 tokens at a time (same result, no vocabulary-sized peak)",
-                      {"shape.loss_chunk_tokens": 1024},
-                      (adapter, replace(shape, loss_chunk_tokens=1024), precision))])
-    if precision.quantized and precision.upcast_frozen:
-        axes.append([(f"Keep embeddings and lm_head in {precision.compute_dtype} instead of an fp32 copy",
-                      {"precision.upcast_frozen": False},
-                      (adapter, shape, replace(precision, upcast_frozen=False)))])
-    if shape.optimizer != "paged-adamw-8bit":
-        axes.append([("Use the paged 8-bit AdamW optimizer",
-                      {"shape.optimizer": "paged-adamw-8bit"},
-                      (adapter, replace(shape, optimizer="paged-adamw-8bit"), precision))])
-    batch_steps = []
+
+def _loss_in_pieces(shape: TrainShape, chunkable: bool) -> list[Change]:
+    if shape.loss_chunk_tokens or not chunkable:
+        return []
+    return [Change(f"Work out the loss {LOSS_CHUNK_TOKENS} tokens at a time (same result)",
+                   {"shape.loss_chunk_tokens": LOSS_CHUNK_TOKENS})]
+
+
+def _no_fp32_copy(precision: Precision) -> list[Change]:
+    if not precision.upcast_frozen or precision.compute_bytes >= 4:
+        return []
+    bits = 8 * precision.compute_bytes
+    return [Change(f"Keep the input and output layers in {bits}-bit, without a 32-bit copy (trains as well)",
+                   {"precision.upcast_frozen": False})]
+
+
+def _eight_bit_optimizer(shape: TrainShape) -> list[Change]:
+    if shape.optimizer != "adamw":
+        return []
+    return [Change("Use the 8-bit optimizer: its running averages take a quarter of the memory",
+                   {"shape.optimizer": "paged-adamw-8bit"})]
+
+
+def _fewer_at_once(shape: TrainShape) -> list[Change]:
+    steps = []
     for b in _halvings(shape.batch_size, 1):
         accum = math.ceil(shape.effective_batch / b)
-        batch_steps.append((f"Micro-batch {shape.batch_size} → {b} with gradient accumulation {shape.grad_accum} → {accum} "
-                            f"(same effective batch of {b * accum})",
-                            {"shape.batch_size": b, "shape.grad_accum": accum},
-                            (adapter, replace(shape, batch_size=b, grad_accum=accum), precision)))
-    if batch_steps:
-        axes.append(batch_steps)
+        per_step = b * accum
+        same = "the same" if per_step == shape.effective_batch else f"now {per_step}, not"
+        steps.append(Change(f"Fewer examples at once: {b} instead of {shape.batch_size} "
+                            f"({same} {count(shape.effective_batch, 'example')} per training step)",
+                            {"shape.batch_size": b, "shape.grad_accum": accum}))
+    return steps
+
+
+def _quantize(precision: Precision) -> list[Change]:
     order = ["full", "16bit", "8bit", "4bit"]
-    if precision.mode != "4bit":
-        steps = []
-        for mode in order[order.index(precision.mode) + 1:]:
-            steps.append((f"Load the base model in {mode} ({'QLoRA' if mode == '4bit' else 'LoRA'})",
-                          {"precision.mode": mode}, (adapter, shape, replace(precision, mode=mode))))
-        axes.append(steps)
-    if precision.mode != "full":
-        rank_steps = [(f"LoRA rank {adapter.rank} → {r} (less capacity to change the model)",
-                       {"adapter.rank": r, "adapter.alpha": max(1, round(adapter.alpha * r / adapter.rank))},
-                       (replace(adapter, rank=r, alpha=max(1, round(adapter.alpha * r / adapter.rank))), shape, precision))
-                      for r in _halvings(adapter.rank, 4)]
-        if rank_steps:
-            axes.append(rank_steps)
-    seq_steps = [(f"Sequence length {shape.seq_len} → {s} (longer examples are cut)",
-                  {"shape.seq_len": s}, (adapter, replace(shape, seq_len=s), precision))
-                 for s in _halvings(shape.seq_len, 256)]
-    if seq_steps:
-        axes.append(seq_steps)
-    return axes
+    if precision.mode == "4bit":
+        return []
+    return [Change(_held_in(precision.mode, mode), {"precision.mode": mode}, same_result=False)
+            for mode in order[order.index(precision.mode) + 1:]]
+
+
+def _held_in(before: str, after: str) -> str:
+    bits = {"16bit": "16-bit", "8bit": "8-bit", "4bit": "4-bit"}
+    qlora = " (QLoRA)" if after == "4bit" else ""
+    if before == "full":
+        return f"Train a small adapter on a {bits[after]} copy of the model instead of every weight{qlora}"
+    return f"Hold the base model in {bits[after]} instead of {bits[before]}{qlora}"
+
+
+def _smaller_adapter(adapter: AdapterSpec, precision: Precision) -> list[Change]:
+    if precision.mode == "full":
+        return []
+    return [Change(f"Smaller adapter: rank {r} instead of {adapter.rank} (it can change the model less)",
+                   {"adapter.rank": r, "adapter.alpha": max(1, round(adapter.alpha * r / adapter.rank))}, same_result=False)
+            for r in _halvings(adapter.rank, MIN_RANK)]
+
+
+def _shorter_examples(shape: TrainShape) -> list[Change]:
+    return [Change(f"Shorter examples: cut at {s} tokens instead of {shape.seq_len}", {"shape.seq_len": s}, same_result=False)
+            for s in _halvings(shape.seq_len, MIN_SEQ_LEN)]
+
+
+def _axes(model: ModelInfo, adapter: AdapterSpec, shape: TrainShape, precision: Precision) -> list[list[Change]]:
+    """Each setting a fix may change, least disruptive first; each lists its steps, mildest first."""
+    from studio.core.training.chunked_loss import supports
+
+    axes = [_checkpointing(shape), _loss_in_pieces(shape, supports(model.model_type)), _no_fp32_copy(precision),
+            _eight_bit_optimizer(shape), _fewer_at_once(shape), _quantize(precision), _smaller_adapter(adapter, precision),
+            _shorter_examples(shape)]
+    return [axis for axis in axes if axis]
+
+
+def _merged(chosen: Sequence[Change]) -> dict:
+    return {key: value for change in chosen for key, value in change.changes.items()}
+
+
+def _total(model: ModelInfo, chosen: Sequence[Change], settings: tuple) -> int:
+    """The planned total with the `chosen` changes made to `settings` (adapter, shape, precision)."""
+    return plan(model, *apply_changes(_merged(chosen), *settings)).total_bytes
+
+
+def _suggestion(chosen: Sequence[Change], total: int) -> Suggestion:
+    parts = tuple(change.words for change in chosen)
+    if len(parts) == 1:
+        return Suggestion(parts[0], total, _merged(chosen), parts)
+    listed = "; ".join(part[:1].lower() + part[1:] for part in parts)
+    return Suggestion(f"{count(len(parts), 'change')} together: {listed}", total, _merged(chosen), parts)
+
+
+def leanest(model: ModelInfo, adapter: AdapterSpec, shape: TrainShape, precision: Precision) -> Leanest:
+    """The leanest run the studio can offer from these settings: every setting a fix may change, at
+    its last step. If it does not fit a GPU, no fix does (a smaller model aside)."""
+    furthest = tuple(axis[-1] for axis in _axes(model, adapter, shape, precision))
+    return Leanest(plan(model, *apply_changes(_merged(furthest), adapter, shape, precision)), furthest)
+
+
+def _single_fixes(model: ModelInfo, axes: list[list[Change]], settings: tuple, gpu_bytes: int) -> list[Suggestion]:
+    """One fix per setting: its mildest step that fits."""
+    out = []
+    for axis in axes:
+        for change in axis:
+            total = _total(model, [change], settings)
+            if total <= gpu_bytes:
+                out.append(_suggestion([change], total))
+                break
+    return out
+
+
+def _combined_fix(model: ModelInfo, axes: list[list[Change]], settings: tuple, gpu_bytes: int) -> list[Suggestion]:
+    """When no single change is enough: a group of settings that together make it fit — the fewest
+    that change what the run learns, then the fewest in all, then the least disruptive — each eased
+    back to its mildest step that still fits."""
+    if not leanest(model, *settings).fits(gpu_bytes):
+        return []
+    for group in sorted(_groups(axes), key=lambda g: (sum(not axis[0].same_result for axis in g), len(g))):
+        if _total(model, [axis[-1] for axis in group], settings) <= gpu_bytes:
+            chosen = _eased(model, list(group), settings, gpu_bytes)
+            return [_suggestion(chosen, _total(model, chosen, settings))]
+    return []
+
+
+def _groups(axes: list[list[Change]]) -> list[tuple[list[Change], ...]]:
+    """Every group of two or more axes, smaller groups and less disruptive axes first."""
+    return [group for size in range(2, len(axes) + 1) for group in itertools.combinations(axes, size)]
+
+
+def _eased(model: ModelInfo, group: list[list[Change]], settings: tuple, gpu_bytes: int) -> list[Change]:
+    """Each setting of `group` at its mildest step that still fits, the most disruptive eased first."""
+    chosen = [axis[-1] for axis in group]
+    for i in reversed(range(len(group))):
+        for change in group[i]:
+            trial = chosen[:i] + [change] + chosen[i + 1:]
+            if _total(model, trial, settings) <= gpu_bytes:
+                chosen = trial
+                break
+    return chosen
+
+
+def _smaller_model(model: ModelInfo, smaller_models: Sequence[ModelInfo], settings: tuple, gpu_bytes: int) -> list[Suggestion]:
+    for smaller in smaller_models:
+        if smaller.total_params >= model.total_params:
+            continue
+        total = plan(smaller, *settings).total_bytes
+        if total <= gpu_bytes:
+            words = f"Use the smaller {smaller.name} ({smaller.total_params / 1e9:.1f} B parameters)"
+            return [Suggestion(words, total, {"model": smaller.catalog_name or smaller.source}, (words,))]
+    return []
 
 
 def suggest_changes(
@@ -496,51 +639,18 @@ def suggest_changes(
     gpu_bytes: int,
     smaller_models: Sequence[ModelInfo] = (),
 ) -> list[Suggestion]:
-    """The smallest changes that make the run fit `gpu_bytes`, each with its new total.
+    """The fixes that make the run fit `gpu_bytes`, each with its new total and in the user's words.
 
-    One suggestion per axis (the mildest step on it that fits). When no single change is enough,
-    one combined suggestion takes every axis in turn until the run fits. `smaller_models` (same
-    family, e.g. from the catalog) are offered last.
+    One fix per setting (its mildest step that fits). When no single change is enough, one listed
+    combination: the fewest settings changed together. None when even the leanest run
+    (`leanest`) does not fit. `smaller_models` (same family, e.g. from the catalog) are offered last.
     """
-    if plan(model, adapter, shape, precision).fits(gpu_bytes):
+    settings = (adapter, shape, precision)
+    if plan(model, *settings).fits(gpu_bytes):
         return []
-    out: list[Suggestion] = []
-    from studio.core.training.chunked_loss import supports
-
-    axes = _candidate_steps(adapter, shape, precision, chunkable=supports(model.model_type))
-    for steps in axes:
-        for text, changes, (a, s, pr) in steps:
-            total = plan(model, a, s, pr).total_bytes
-            if total <= gpu_bytes:
-                out.append(Suggestion(text, total, changes))
-                break
-    if not out:
-        a, s, pr = adapter, shape, precision
-        texts: list[str] = []
-        merged: dict = {}
-        for axis in axes:
-            # apply this axis's changes on top of the previous ones, mildest step first
-            for text, changes, _ in axis:
-                a2, s2, pr2 = apply_changes(changes, a, s, pr)
-                total = plan(model, a2, s2, pr2).total_bytes
-                last = (text, changes, a2, s2, pr2, total)
-                if total <= gpu_bytes:
-                    break
-            text, changes, a, s, pr, total = last
-            texts.append(text)
-            merged.update(changes)
-            if total <= gpu_bytes:
-                out.append(Suggestion("; ".join(texts), total, dict(merged)))
-                break
-    for smaller in smaller_models:
-        if smaller.total_params >= model.total_params:
-            continue
-        total = plan(smaller, adapter, shape, precision).total_bytes
-        if total <= gpu_bytes:
-            out.append(Suggestion(f"Use the smaller {smaller.name} ({smaller.total_params / 1e9:.1f} B parameters)",
-                                  total, {"model": smaller.catalog_name or smaller.source}))
-            break
-    return out
+    axes = _axes(model, *settings)
+    fixes = _single_fixes(model, axes, settings, gpu_bytes) or _combined_fix(model, axes, settings, gpu_bytes)
+    return fixes + _smaller_model(model, smaller_models, settings, gpu_bytes)
 
 
 def apply_changes(changes: dict, adapter: AdapterSpec, shape: TrainShape, precision: Precision):

@@ -22,7 +22,7 @@ from typing import Iterable
 
 from studio.core import paths
 from studio.core.errors import StudioError
-from studio.core.hub import hub_offline, require_hub
+from studio.core.hub import hub_error, hub_offline, require_hub
 from studio.core.weights import base_weights, safetensors_problem
 
 log = logging.getLogger(__name__)
@@ -257,34 +257,13 @@ def cached_models(cache_dir: Path | None = None) -> list[CachedModel]:
 def _download_planning_files(hub_id: str, cache_dir: Path | None = None) -> Path:
     """Fetch config and tokenizer files (never weights) of `hub_id` into the hub cache."""
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import (
-        EntryNotFoundError,
-        GatedRepoError,
-        LocalEntryNotFoundError,
-        RepositoryNotFoundError,
-    )
 
     require_hub(f"the configuration of {hub_id}")
     folder = str(cache_dir or hf_cache_dir())
     try:
         config = hf_hub_download(hub_id, CONFIG_NAME, cache_dir=folder)
-    except GatedRepoError as exc:
-        raise StudioError(
-            f"{hub_id} is gated: its owner asks you to accept a license before downloading.",
-            f"Accept the license on https://huggingface.co/{hub_id} and log in (huggingface-cli login), then try again.",
-        ) from exc
-    except RepositoryNotFoundError as exc:
-        raise StudioError(
-            f"There is no model called {hub_id} on the Hugging Face hub (or it is private).",
-            "Check the spelling (organisation/name), or log in if it is a private model.",
-        ) from exc
-    except (LocalEntryNotFoundError, OSError) as exc:  # LocalEntryNotFoundError is an EntryNotFoundError: first
-        raise StudioError(
-            f"{hub_id} is not in the local model cache and the Hugging Face hub cannot be reached.",
-            "Connect to the internet once to fetch its configuration, or pick a built-in catalog model or a local folder.",
-        ) from exc
-    except EntryNotFoundError as exc:
-        raise StudioError(f"{hub_id} has no config.json, so it is not a transformers model.", "Pick another model.") from exc
+    except Exception as exc:
+        raise hub_error(hub_id, exc, "the configuration") from exc
     for name in PLANNING_FILES[1:]:
         try:
             hf_hub_download(hub_id, name, cache_dir=folder)

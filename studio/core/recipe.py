@@ -24,8 +24,10 @@ else:  # pragma: no cover - Python 3.10
 SCHEDULERS = ("cosine", "linear", "constant")
 
 
-def _help(text: str, **kw) -> Any:
-    return field(metadata={"help": text}, **kw)
+def _help(text: str, *, flag: str | None = None, label: str | None = None, **kw) -> Any:
+    """A field with its help text, the command line's flag for it and the window's label for it
+    (data messages name a setting in each front end's words: data/problems.py setting_words)."""
+    return field(metadata={"help": text, "flag": flag, "label": label}, **kw)
 
 
 @dataclass
@@ -38,11 +40,14 @@ class ModelSection:
 @dataclass
 class DataSection:
     source: str = _help("a data file, a folder of files, or a hub dataset id", default="demo")
-    format: str | None = _help("alpaca, sharegpt, messages, prompt_completion or text (default: detected)", default=None)
-    mapping: dict | None = _help("which columns hold what, e.g. {prompt = 'question', response = 'answer'}", default=None)
+    format: str | None = _help("alpaca, sharegpt, messages, prompt_completion or text (default: detected)", default=None,
+                               flag="--format", label="Format")
+    mapping: dict | None = _help("which columns hold what, e.g. {prompt = 'question', response = 'answer'}", default=None,
+                                 flag="--map", label="the column pickers")
     split: str | None = _help("hub datasets: the split to train on", default=None)
     subset: str | None = _help("hub datasets: the subset (configuration)", default=None)
-    skip_bad_rows: bool = _help("leave out malformed lines instead of refusing the data", default=False)
+    skip_bad_rows: bool = _help("leave out malformed lines instead of refusing the data", default=False,
+                                flag="--skip-bad-rows", label="Skip broken lines")
     eval_fraction: float = _help("share of rows held out to measure eval loss (0 turns eval off)", default=0.1)
     assistant_only: bool = _help("train only on the assistant's turns (chat data)", default=True)
 
@@ -77,7 +82,8 @@ class TrainingSection:
     max_grad_norm: float = _help("gradients are clipped to this norm", default=1.0)
     batch_size: int = _help("micro-batch: sequences per forward pass", default=1)
     grad_accum: int = _help("micro-batches per optimizer step", default=8)
-    seq_len: int = _help("tokens per sequence; longer examples are cut", default=2048)
+    seq_len: int = _help("tokens per sequence; longer examples are cut", default=2048, flag="--seq-len",
+                         label="Sequence length")
     gradient_checkpointing: bool = _help("recompute activations in backward: much less memory, ~30% slower", default=True)
     optimizer: str = _help("auto (paged 8-bit AdamW on a GPU, AdamW on CPU), adamw, adamw-8bit, paged-adamw-8bit",
                            default="auto")

@@ -228,10 +228,9 @@ def metrics(events: list[dict]) -> dict[str, list[tuple[int, float]]]:
 
 
 def last_finished(events: list[dict]) -> dict | None:
-    """How the last attempt ended: the `finished` event after the last `started`, if any."""
-    last_start = max((i for i, e in enumerate(events) if e["type"] == "started"), default=None)
-    if last_start is None:
-        return None
+    """How the last attempt ended: the `finished` event after the last `started`, if any. A run
+    whose worker failed before it started (bad input found by its checks) has only its `finished`."""
+    last_start = max((i for i, e in enumerate(events) if e["type"] == "started"), default=0)
     return next((e for e in reversed(events[last_start:]) if e["type"] == "finished"), None)
 
 

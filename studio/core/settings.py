@@ -2,8 +2,10 @@
 
 Settings live in `settings.toml` in the user's config folder. The Hugging Face token is *not* a
 setting: it is kept in the system keyring (Secret Service, macOS Keychain, Windows Credential
-Locker) through the `keyring` package, and only ever handed to the hub through the process
-environment. It is never written to a settings file, a recipe, an event or a log.
+Locker) through the `keyring` package — or, where there is no keyring and the user asks for it, in
+Hugging Face's own token file (readable only by the user, written by huggingface_hub's login) — and
+only ever handed to the hub through the process environment. It is never written to a settings
+file, a recipe, an event or a log.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class Settings:
     runs_dir: str | None = None  # None: the studio's data folder (see paths.runs_dir)
     offline: bool = False  # never contact the Hugging Face hub
     trust_remote_code: bool = False  # allow a model's own Python code (off by default)
+    data_dir: str | None = None  # the folder the last data file came from: where the next file dialog opens
 
     def runs_folder(self) -> Path:
         return Path(self.runs_dir).expanduser() if self.runs_dir else paths.runs_dir()
@@ -117,7 +120,7 @@ def apply_offline(offline: bool) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# The hub token, in the system keyring
+# The hub token, in the system keyring or Hugging Face's token file
 # ---------------------------------------------------------------------------------------------
 
 
@@ -135,8 +138,7 @@ def keyring_available() -> bool:
     return getattr(backend, "priority", 1) > 0
 
 
-def get_token() -> str | None:
-    """The saved hub token, or None (also when there is no keyring, or it is locked)."""
+def _keyring_token() -> str | None:
     if not keyring_available():
         return None
     try:
@@ -148,17 +150,54 @@ def get_token() -> str | None:
         return None
 
 
-def set_token(token: str) -> None:
-    """Keep `token` in the system keyring and hand it to the hub for this session."""
+def token_file() -> Path:
+    """Hugging Face's own token file (huggingface_hub writes it readable only by its owner)."""
+    from huggingface_hub import constants
+
+    return Path(constants.HF_TOKEN_PATH)
+
+
+def token_storage() -> str | None:
+    """Where the saved token is: "keyring", "file" (Hugging Face's token file) or None."""
+    if _keyring_token():
+        return "keyring"
+    try:
+        return "file" if token_file().read_text(encoding="utf-8").strip() else None
+    except OSError:
+        return None
+
+
+def get_token() -> str | None:
+    """The saved hub token (the keyring's, else the token file's), or None."""
+    where = token_storage()
+    if where == "keyring":
+        return _keyring_token()
+    return token_file().read_text(encoding="utf-8").strip() if where == "file" else None
+
+
+def set_token(token: str, *, in_file: bool = False) -> None:
+    """Keep `token` in the system keyring — or, `in_file`, in Hugging Face's token file, readable only
+    by this user, after the hub has accepted it — and hand it to the hub for this session."""
     token = (token or "").strip()
     if not token:
         delete_token()
         return
+    if in_file:
+        _save_to_token_file(token)
+    else:
+        _save_to_keyring(token)
+    global _token_from_keyring_in_env
+    if not os.environ.get(TOKEN_ENV) or _token_from_keyring_in_env:
+        os.environ[TOKEN_ENV] = token
+        _token_from_keyring_in_env = True
+
+
+def _save_to_keyring(token: str) -> None:
     if not keyring_available():
         raise StudioError(
-            "This computer has no system keyring to keep the token in safely.",
-            "Install and unlock a keyring (GNOME Keyring, KWallet, macOS Keychain), or set the HF_TOKEN "
-            "environment variable before starting the studio. The studio never writes the token to a file.",
+            "This computer has no system keyring to keep the token in.",
+            f"Tick \"Save it in a file only you can read\" to keep it in Hugging Face's token file ({token_file()}), "
+            "or set the HF_TOKEN environment variable before starting the studio.",
         )
     try:
         import keyring
@@ -167,13 +206,26 @@ def set_token(token: str) -> None:
     except Exception as exc:
         raise StudioError(f"The keyring refused to store the token ({type(exc).__name__}).",
                           "Unlock your keyring and try again.") from exc
-    global _token_from_keyring_in_env
-    if not os.environ.get(TOKEN_ENV) or _token_from_keyring_in_env:
-        os.environ[TOKEN_ENV] = token
-        _token_from_keyring_in_env = True
+
+
+def _save_to_token_file(token: str) -> None:
+    """huggingface_hub's own login: it checks the token with the hub and writes the file (mode 0600)."""
+    from huggingface_hub import login
+    from huggingface_hub.errors import HfHubHTTPError
+
+    from studio.core.hub import require_hub
+
+    require_hub("the check of your token")
+    try:
+        login(token=token, add_to_git_credential=False)
+    except (HfHubHTTPError, ValueError) as exc:
+        raise StudioError("The Hugging Face hub did not accept this token.",
+                          "Copy it again from your account's Access Tokens page (huggingface.co/settings/tokens); "
+                          "an organisation's token does not work, a personal one does.") from exc
 
 
 def delete_token() -> None:
+    """Remove the saved token from wherever the studio keeps it (the keyring and the token file)."""
     global _token_from_keyring_in_env
     if keyring_available():
         try:
@@ -182,18 +234,36 @@ def delete_token() -> None:
             keyring.delete_password(KEYRING_SERVICE, KEYRING_USER)
         except Exception:  # nothing stored, or a locked keyring: nothing to delete then
             pass
+    if token_storage() == "file":
+        _forget_token_file()
     if _token_from_keyring_in_env:
         os.environ.pop(TOKEN_ENV, None)
         _token_from_keyring_in_env = False
 
 
+def _forget_token_file() -> None:
+    """The active token leaves the token file through huggingface_hub (its other saved tokens stay)."""
+    from huggingface_hub import logout
+    from huggingface_hub.utils import get_stored_tokens
+
+    active = token_file().read_text(encoding="utf-8").strip()
+    for name, stored in get_stored_tokens().items():
+        if stored == active:
+            try:
+                logout(token_name=name)
+            except OSError:  # "still logged in": HF_TOKEN is set in the environment, which the user controls
+                pass
+    token_file().unlink(missing_ok=True)
+
+
 def export_token_to_environment() -> bool:
     """Put the keyring's token into this process's environment (HF_TOKEN) for huggingface_hub and
-    the training worker, unless the user set HF_TOKEN themselves. True when a token was exported."""
+    the training worker, unless the user set HF_TOKEN themselves. True when a token was exported.
+    (The token file needs no export: huggingface_hub reads it itself, in the worker too.)"""
     global _token_from_keyring_in_env
     if os.environ.get(TOKEN_ENV):
         return False
-    token = get_token()
+    token = _keyring_token()
     if not token:
         return False
     os.environ[TOKEN_ENV] = token

@@ -88,7 +88,14 @@ def create_app(argv: list[str] | None = None) -> QApplication:
 
 
 def run(*, model: str | None = "demo", data: str | None = "demo") -> int:
-    """`studio` with no arguments: the window, with the demo model and data preselected."""
+    """`studio` with no arguments: the window, with the demo model and data preselected. Where Qt
+    would abort for want of system libraries, a plain message and the command that installs them."""
+    from studio.core.window_libraries import uses_xcb, window_problem
+
+    problem = window_problem() if uses_xcb() else None
+    if problem is not None:
+        print(f"Error: {problem.message}\nWhat to do: {problem.advice}", file=sys.stderr)
+        return 2
     app = create_app()
     from studio.ui.main_window import MainWindow
 

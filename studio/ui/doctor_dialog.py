@@ -66,6 +66,9 @@ def mark_first_run_done() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+DETAILS_LINES = 16  # of the full report, when Details is open
+
+
 class DoctorDialog(QDialog):
     """Non-modal: the window stays usable while the check runs."""
 
@@ -180,8 +183,16 @@ class DoctorDialog(QDialog):
         QTimer.singleShot(2000, lambda: self.copy_button.setText("&Copy report"))
 
     def _toggle_details(self, shown: bool) -> None:
+        """The report gets room for about 16 lines: the dialog grows (within the screen) rather than
+        squeezing it into a sliver under the findings."""
         self.details.setVisible(shown)
         self.details_button.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
+        lines = self.details.fontMetrics().lineSpacing() * DETAILS_LINES + 2 * self.details.frameWidth() + 8
+        self.details.setMinimumHeight(lines if shown else 0)
+        if shown:
+            screen = self.screen().availableGeometry() if self.screen() else None
+            height = max(self.height(), self.sizeHint().height())
+            self.resize(self.width(), min(height, screen.height() - 40) if screen else height)
 
 
 def _inline_code(text: str) -> str:

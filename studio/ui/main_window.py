@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, QSize, Qt, QTimer
-from PySide6.QtGui import QAction, QKeySequence, QShortcut
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -61,8 +61,8 @@ class MainWindow(QMainWindow):
         self.first_run_check = False  # `studio` (app.run) turns it on: the computer check on the first start
         self.doctor_dialog = None
         self.setWindowTitle("LoRA Studio")
-        self.resize(1280, 820)
         self.setMinimumSize(QSize(960, 640))
+        self.resize(self._first_size())
 
         # ---- pages ----
         self.pages = {
@@ -151,6 +151,16 @@ class MainWindow(QMainWindow):
         self._update_steps()
 
     # ---- menus ----
+
+    def _first_size(self) -> QSize:
+        """1280 × 820, or the screen's free area where that is smaller (a 1024 × 768 laptop): the
+        window never opens hanging off the screen."""
+        wanted = QSize(1280, 820)
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if screen is None:
+            return wanted
+        free = screen.availableGeometry().size() - QSize(16, 48)  # the window manager's frame and title bar
+        return wanted.boundedTo(free).expandedTo(self.minimumSize())
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
@@ -242,6 +252,23 @@ class MainWindow(QMainWindow):
                 self.steps.setCurrentRow(i)
                 break
         self._set_page(key)
+        self._focus_first_control(self.pages[key])
+
+    def _focus_first_control(self, page) -> None:
+        """After Ctrl+1 … 7, Next or Back the keyboard starts on the page's first control (its own
+        choice, `first_control()`, else the first in Tab order); the step list keeps the focus when
+        the user moves through it."""
+        from PySide6.QtWidgets import QScrollArea
+
+        target = page.first_control() if hasattr(page, "first_control") else None
+        widget = page.nextInFocusChain()
+        while target is None and widget is not page and page.isAncestorOf(widget):
+            takes_tab = bool(widget.focusPolicy().value & Qt.FocusPolicy.TabFocus.value)
+            if takes_tab and widget.isVisibleTo(page) and widget.isEnabled() and not isinstance(widget, QScrollArea):
+                target = widget
+            widget = widget.nextInFocusChain()
+        if target is not None:
+            target.setFocus(Qt.FocusReason.TabFocusReason)
 
     def current_key(self) -> str:
         for key, page in self.pages.items():

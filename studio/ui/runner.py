@@ -27,6 +27,37 @@ from studio.core.recipe import RunConfig
 log = logging.getLogger(__name__)
 
 LOG_LINES = 200  # lines of stderr.log kept for the log panel
+TRACEBACK_NOTE = "[studio] (Technical details for a bug report are in stderr.log, in the run folder: “Open the full log”.)"
+CHAINED = ("The above exception was the direct cause of the following exception:",
+           "During handling of the above exception, another exception occurred:")
+
+
+class TracebackFilter:
+    """Keeps Python tracebacks out of the log panel: each one (with its chained causes) becomes one
+    line that says where the details are. They stay in stderr.log; the panel shows the failure's
+    message and advice instead. Lines arrive in pieces, so where it is in a traceback is kept:
+    "frames" (File … lines), "message" (the exception's text, up to a blank line), "between" (after
+    it, where a chained cause may follow) or "out"."""
+
+    def __init__(self) -> None:
+        self.where = "out"
+
+    def lines(self, lines: list[str]) -> list[str]:
+        return [line for line in (self._line(line) for line in lines) if line is not None]
+
+    def _line(self, line: str) -> str | None:
+        if line.startswith("Traceback (most recent call last):"):
+            note = TRACEBACK_NOTE if self.where == "out" else None
+            self.where = "frames"
+            return note
+        blank = not line.strip()
+        if self.where == "frames":
+            self.where = "frames" if blank or line[0].isspace() else "message"
+        elif self.where == "message":
+            self.where = "between" if blank else "out" if line.startswith("--- ") else "message"
+        elif self.where == "between" and not blank and line not in CHAINED:
+            self.where = "out"
+        return line if self.where == "out" else None
 
 
 class TrainingThread(QThread):
@@ -63,6 +94,7 @@ class TrainingThread(QThread):
         self._detached = False
         self._log_offset = 0
         self._log_partial = b""
+        self._tracebacks = TracebackFilter()
         self._history = 0  # events already in the folder before this thread began: replayed, never "the end"
         self._seen = 0
 
@@ -194,7 +226,7 @@ class TrainingThread(QThread):
         data = self._log_partial + chunk
         lines = data.split(b"\n")
         self._log_partial = lines.pop()
-        text = [line.decode("utf-8", errors="replace").rstrip("\r") for line in lines]
+        text = self._tracebacks.lines([line.decode("utf-8", errors="replace").rstrip("\r") for line in lines])
         text = [t for t in text if t.strip()]
         if text:
             self.logged.emit(text[-LOG_LINES:])

@@ -1,4 +1,5 @@
-"""Settings: the runs folder, the Hugging Face token (kept in the system keyring, never in a file),
+"""Settings: the runs folder, the Hugging Face token (kept in the system keyring, or where there is
+none and the user asks, in Hugging Face's token file readable only by them),
 offline mode, and whether models may run their own code (off by default, with the reason shown)."""
 
 from __future__ import annotations
@@ -49,18 +50,22 @@ class SettingsDialog(QDialog):
         self.token = QLineEdit(self)
         self.token.setEchoMode(QLineEdit.EchoMode.Password)
         self.token.setPlaceholderText("hf_… (only needed for gated or private models)")
-        self.token.setToolTip("Your Hugging Face access token. It is kept in the system keyring and never written to a "
-                              "recipe, a log or a settings file.")
+        self.token.setToolTip("Your Hugging Face access token, for gated or private models. It is kept in the system keyring "
+                              "(or, if you ask, a file only you can read) and never written to a recipe, a log or a settings file.")
         token_row.addWidget(self.token, 1)
         self.save_token_button = QPushButton("Save token", self)
-        self.save_token_button.setToolTip("Keep the token in the system keyring.")
+        self.save_token_button.setToolTip("Keep the token in the system keyring (or the file, when ticked below).")
         self.save_token_button.clicked.connect(self._save_token)
         token_row.addWidget(self.save_token_button)
         self.remove_token_button = QPushButton("Remove", self)
-        self.remove_token_button.setToolTip("Delete the token from the system keyring.")
+        self.remove_token_button.setToolTip("Delete the saved token (from the keyring or the file).")
         self.remove_token_button.clicked.connect(self._remove_token)
         token_row.addWidget(self.remove_token_button)
         form.addRow("Hub token:", token_row)
+        self.token_in_file = QCheckBox("Save it in a file only you can read (no keyring on this computer)", self)
+        self.token_in_file.setToolTip(f"Hugging Face's own token file, {core_settings.token_file()}: readable only by your "
+                                      "user account, also used by the hf command-line tool. The hub checks the token first.")
+        form.addRow("", self.token_in_file)
         self.token_status = help_label("", self)
         form.addRow("", self.token_status)
 
@@ -86,6 +91,7 @@ class SettingsDialog(QDialog):
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
         self._trust_toggled(self.trust.isChecked())
+        self.token_in_file.toggled.connect(lambda _on: self._show_token_status())
         self._show_token_status()
 
     def _browse(self) -> None:
@@ -97,24 +103,32 @@ class SettingsDialog(QDialog):
         set_state_style(self.trust_warning, "bad" if on else "")
 
     def _show_token_status(self, error: str = "") -> None:
+        has_keyring = core_settings.keyring_available()
+        self.token_in_file.setVisible(not has_keyring)
         if error:
             self.token_status.setText(error)
             set_state_style(self.token_status, "bad")
             return
         set_state_style(self.token_status, "")
-        if not core_settings.keyring_available():
-            self.token_status.setText("No system keyring was found on this computer, so a token cannot be saved safely. "
-                                      "Set HF_TOKEN in the environment before starting the studio instead.")
-            self.save_token_button.setEnabled(False)
-            return
+        where = core_settings.token_storage()
         token = core_settings.get_token()
-        self.token_status.setText(f"A token is saved in the system keyring ({core_settings.mask(token)})." if token
-                                  else "No token saved.")
-        self.remove_token_button.setEnabled(bool(token))
+        if where == "keyring":
+            text = f"A token is saved in the system keyring ({core_settings.mask(token)})."
+        elif where == "file":
+            text = (f"A token is saved in Hugging Face's token file, readable only by you: {core_settings.token_file()} "
+                    f"({core_settings.mask(token)}).")
+        elif has_keyring:
+            text = "No token saved. It will be kept in the system keyring."
+        else:
+            text = ("No token saved. This computer has no system keyring: tick the box above to keep the token in a "
+                    "file only you can read, or set HF_TOKEN in the environment before starting the studio.")
+        self.token_status.setText(text)
+        self.remove_token_button.setEnabled(bool(where))
+        self.save_token_button.setEnabled(has_keyring or self.token_in_file.isChecked())
 
     def _save_token(self) -> None:
         try:
-            core_settings.set_token(self.token.text())
+            core_settings.set_token(self.token.text(), in_file=self.token_in_file.isVisible() and self.token_in_file.isChecked())
         except StudioError as exc:
             self._show_token_status(f"{exc.message} {exc.advice}")
             return

@@ -17,10 +17,10 @@ from PySide6.QtCore import QObject, Signal
 
 from studio.core import memory
 from studio.core.errors import StudioError
-from studio.core.memory import MemoryPlan, Suggestion
+from studio.core.memory import Leanest, MemoryPlan, Suggestion
 from studio.core.models import ModelInfo, is_demo
 from studio.core.recipe import RunConfig
-from studio.core.settings import Settings, load_settings
+from studio.core.settings import Settings, load_settings, save_settings
 from studio.ui.presets import DEMO_TRAINING, REAL_TRAINING
 from studio.ui.tasks import Task, heavy_imports, start_task
 
@@ -39,6 +39,22 @@ class GpuChoice:
     detected: bool = False
 
 
+def a_card(size_gb: int) -> str:
+    """"a 24 GB card", "an 8 GB card": the article as the number is said."""
+    spoken_with_vowel = str(size_gb).startswith("8") or size_gb in (11, 18)
+    return f"{'an' if spoken_with_vowel else 'a'} {size_gb} GB card"
+
+
+@dataclass
+class AppliedFixes:
+    """Memory fixes applied so that one model fits: undone when another model is chosen, made again
+    when it comes back. `fields`: (section, name) → (before, after) in the recipe."""
+
+    model_name: str
+    words: list[str] = field(default_factory=list)
+    fields: dict = field(default_factory=dict)
+
+
 @dataclass
 class DataView:
     """What the Data page shows: the core's report, plus each row's token length (so the share cut
@@ -53,6 +69,28 @@ class DataView:
         from studio.core.data.stats import truncated_share  # not at start-up: the data package is heavy
 
         return truncated_share(self.lengths, seq_len)
+
+
+@dataclass(frozen=True)
+class StartBlocker:
+    """Why Start is refused: what is wrong, what to do, and the page ("data", "model") that fixes it."""
+
+    message: str
+    advice: str
+    page: str
+
+
+@dataclass
+class DataFailure:
+    """Why the data cannot be used, as the Data page shows it: message and advice in the window's
+    words, the problems line by line, and — when the file was read that far — its columns and first
+    row, so that the user can say which column holds what."""
+
+    message: str
+    advice: str
+    problems: list[dict] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)
+    first_row: dict = field(default_factory=dict)
 
 
 class StudioState(QObject):
@@ -75,10 +113,14 @@ class StudioState(QObject):
         self.smaller_models: list[ModelInfo] = []
         self.data: DataView | None = None
         self.data_error: tuple[str, str] | None = None
+        self.data_failure: DataFailure | None = None  # the same failure, with its problems and columns
         self.gpus: list = []
         self.gpus_detected = False
-        self.gpu = GpuChoice(f"a {DEFAULT_GPU_GB} GB card", DEFAULT_GPU_GB * GiB)
+        self.gpu = GpuChoice(a_card(DEFAULT_GPU_GB), DEFAULT_GPU_GB * GiB)
         self.current_run: Path | None = None
+        self._fixes: dict[str, AppliedFixes] = {}  # by model source: the memory fixes made for it
+        self._fixed_source: str | None = None  # the model whose fixes are in the recipe now
+        self.fixes_note = ""  # what happened to them at the last change of model, in the user's words
         self._model_task: Task | None = None
         self._data_task: Task | None = None
         self._model_generation = 0
@@ -94,11 +136,14 @@ class StudioState(QObject):
         """A copy of the recipe to hand to a run (later edits do not reach it)."""
         return copy.deepcopy(self.config)
 
-    def apply_changes(self, changes: dict) -> None:
-        """Apply a memory suggestion's changes ("adapter.rank", "shape.batch_size", "model", ...)."""
+    def apply_changes(self, changes: dict, words: tuple[str, ...] = ()) -> None:
+        """Apply a memory suggestion's changes ("adapter.rank", "shape.batch_size", "model", ...),
+        remembered as made for the current model (`words`: the suggestion's, for the note)."""
         changes = dict(changes)
         model = changes.pop("model", None)
+        before = self.config
         self.config = self.config.with_changes(changes)
+        self._remember_fix(before, words)
         self.changed()
         if model is not None and model != self.config.model.source:
             self.load_model(model)
@@ -107,6 +152,7 @@ class StudioState(QObject):
         """Replace the whole recipe (a past run's), reloading model and data when they differ."""
         model_before, data_before = self.config.model.source, (self.config.data.source, self.config.data.format)
         self.config = copy.deepcopy(config)
+        self._fixes.clear()  # the recipe says what it wants: no fix is undone or made again on it
         self.changed()
         if self.config.model.source != model_before or self.model is None:
             self.load_model(self.config.model.source)
@@ -161,7 +207,9 @@ class StudioState(QObject):
                 return
             self.model, self.smaller_models = result
             self.model_error = None
+            undone = self._undo_fixes(source)
             self._adapt_training(previous_demo)
+            self._redo_fixes(source, undone)
             self._drop_unknown_targets()
             self.model_changed.emit()
             self.changed()
@@ -218,12 +266,13 @@ class StudioState(QObject):
                 tokenizer = load_tokenizer(model)
                 report = inspect_data(source, model=model, fmt=fmt, mapping=mapping, seq_len=seq_len, skip_bad_rows=skip,
                                       split=split, subset=subset, assistant_only=assistant_only, tokenizer=tokenizer)
-            return DataView(report.as_dict(), report.lengths if report.lengths is not None else np.zeros(0, dtype=np.int64))
+            lengths = report.lengths if report.lengths is not None else np.zeros(0, dtype=np.int64)
+            return DataView(report.as_dict("window"), lengths)
 
         def done(view):
             if generation != self._data_generation:
                 return
-            self.data, self.data_error = view, None
+            self.data, self.data_error, self.data_failure = view, None, None
             self.data_changed.emit()
 
         holder: dict = {}
@@ -231,22 +280,40 @@ class StudioState(QObject):
         def failed(message, advice):
             if generation != self._data_generation:
                 return
-            problems = holder.get("problems")
-            self.data, self.data_error = None, (message, advice)
-            self.data_failed.emit(message, advice, problems)
+            failure = holder.get("failure") or DataFailure(message, advice)
+            self.data, self.data_error, self.data_failure = None, (failure.message, failure.advice), failure
+            self.data_failed.emit(failure.message, failure.advice, failure.problems or None)
             self.data_changed.emit()
 
         def work_keeping_problems(state):
             try:
                 return work(state)
-            except StudioError as exc:  # fatal data problems carry their list: the table shows them
-                problems = getattr(exc, "problems", None)
-                if problems:
-                    holder["problems"] = [p.as_dict() for p in problems]
+            except StudioError as exc:  # what the window shows of it: its words, its problems and columns
+                holder["failure"] = _data_failure(exc)
                 raise
 
         self._data_task = start_task("inspect data", work_keeping_problems, on_done=done, on_failed=failed)
         return self._data_task
+
+    def remember_data_folder(self, source: str) -> None:
+        """Keep the folder of a local data file (or the folder given) in the settings: the next file
+        dialog opens there. Nothing is kept for a hub dataset or the demo."""
+        path = Path(source).expanduser()
+        if is_demo(source) or not path.exists():
+            return
+        folder = str((path if path.is_dir() else path.parent).resolve())
+        if folder == self.settings.data_dir:
+            return
+        self.settings.data_dir = folder
+        try:
+            save_settings(self.settings)
+        except StudioError:
+            pass  # a folder that cannot be remembered must not stop the data from loading
+
+    def data_folder(self) -> Path:
+        """Where a data file dialog opens: the last data folder, else the home folder."""
+        saved = self.settings.data_dir
+        return Path(saved) if isinstance(saved, str) and Path(saved).is_dir() else Path.home()
 
     # ---- the GPU and the plan ----
 
@@ -261,10 +328,11 @@ class StudioState(QObject):
         self.gpu = choice
         self.gpu_changed.emit()
 
-    def _plan_inputs(self) -> tuple:
+    def _plan_inputs(self, model: ModelInfo | None = None) -> tuple:
         """(model, adapter, shape, precision) as the planner takes them, for the current settings."""
         c = self.config
-        return (self.model, c.adapter_spec(), c.train_shape(on_gpu=True, model_type=self.model.model_type),
+        model = model or self.model
+        return (model, c.adapter_spec(), c.train_shape(on_gpu=True, model_type=model.model_type),
                 c.precision_for(self.gpu.compute_dtype))
 
     def plan(self) -> MemoryPlan | None:
@@ -291,14 +359,108 @@ class StudioState(QObject):
         except StudioError:
             return {}
 
-    def smallest_plan(self, model: ModelInfo | None = None) -> MemoryPlan | None:
-        """The leanest sensible QLoRA run of a model: if even this does not fit, the model is too large."""
+    def leanest_plan(self, model: ModelInfo | None = None) -> Leanest | None:
+        """The leanest run of a model the studio can offer from the current settings: the Model page's
+        "too large" and the Memory page's fixes both come from it (memory.leanest)."""
         model = model or self.model
         if model is None:
             return None
-        return memory.plan(model, memory.AdapterSpec(rank=8, alpha=16), memory.TrainShape(batch_size=1, seq_len=512, grad_accum=8),
-                           memory.Precision(mode="4bit", compute_dtype=self.gpu.compute_dtype))
+        return memory.leanest(*self._plan_inputs(model))
+
+    # ---- memory fixes belong to the model they were made for ----
+
+    def apply_suggestion(self, suggestion: Suggestion) -> None:
+        self.apply_changes(suggestion.changes, suggestion.parts)
+
+    def _remember_fix(self, before: RunConfig, words: tuple[str, ...]) -> None:
+        changed = _changed_fields(before, self.config)
+        if not changed or self.model is None:
+            return
+        self.fixes_note = ""
+        record = self._fixes.setdefault(self._fixed_source or self.config.model.source, AppliedFixes(self.model.name))
+        record.words.extend(words)
+        for key, (old, new) in changed.items():
+            record.fields[key] = (record.fields.get(key, (old, new))[0], new)
+
+    def _undo_fixes(self, source: str) -> AppliedFixes | None:
+        """Put back what the fixes for the previous model changed (what the user changed since stays)."""
+        record = self._fixes.get(self._fixed_source) if self._fixed_source != source else None
+        self._fixed_source = source
+        self.fixes_note = ""
+        if record is None:
+            return None
+        for (section, name), (old, new) in list(record.fields.items()):
+            if getattr(getattr(self.config, section), name) == new:
+                setattr(getattr(self.config, section), name, old)
+            else:
+                del record.fields[(section, name)]  # changed by hand since: the user's now
+        return record if record.fields else None
+
+    def _redo_fixes(self, source: str, undone: AppliedFixes | None) -> None:
+        """Make the fixes remembered for `source` again, and say what happened in `fixes_note`."""
+        record = self._fixes.get(source)
+        redone = 0
+        for (section, name), (old, new) in (record.fields.items() if record else ()):
+            if getattr(getattr(self.config, section), name) == old:
+                setattr(getattr(self.config, section), name, new)
+                redone += 1
+        notes = []
+        if undone is not None:
+            notes.append(_fixes_words(undone, f"made so {undone.model_name} would fit", "undone for this model") +
+                         f" They come back if you choose {undone.model_name} again.")
+        if redone:
+            notes.append(_fixes_words(record, f"made earlier so {record.model_name} fits", "back"))
+        self.fixes_note = " ".join(notes)
 
     def select_run(self, run_dir: Path | None) -> None:
         self.current_run = Path(run_dir) if run_dir else None
         self.run_selected.emit(self.current_run)
+
+    def start_blocker(self) -> StartBlocker | None:
+        """Why a new run would only fail at once, from the checks already done (None: it may start).
+        While the data is still being checked nothing is known yet: the worker checks it again."""
+        if self.model is None and self.model_error is not None:
+            return StartBlocker(f"The model cannot be used: {self.model_error[0]}", self.model_error[1], "model")
+        if not self.config.data.source.strip():
+            return StartBlocker("No training data is chosen yet.", "Choose a file or a hub dataset on the Data page.", "data")
+        if self._data_task is not None and self._data_task.running:
+            return None
+        if self.data_error is not None:
+            return StartBlocker(f"The data cannot be used: {self.data_error[0]}", self.data_error[1], "data")
+        if self.data is not None and not self.data.report.get("usable", True):
+            return StartBlocker("The data has no row that can be trained on.",
+                                "The Data page lists its problems and what to change.", "data")
+        return None
+
+
+def _data_failure(error: StudioError) -> DataFailure:
+    """A failure to load data as the window shows it (a DataError names settings in the window's words)."""
+    from studio.core.data import WINDOW, DataError
+
+    if not isinstance(error, DataError):
+        return DataFailure(error.message, error.advice)
+    preview = error.preview
+    return DataFailure(error.message, error.advice_for(WINDOW), [p.as_dict(WINDOW) for p in error.problems],
+                       list(preview.columns) if preview else [], dict(preview.first_row) if preview else {})
+
+
+def _changed_fields(before: RunConfig, after: RunConfig) -> dict:
+    """(section, name) → (before, after) for each adapter and training setting that differs."""
+    from dataclasses import fields
+
+    changed = {}
+    for section in ("adapter", "training"):
+        old, new = getattr(before, section), getattr(after, section)
+        for f in fields(old):
+            if getattr(old, f.name) != getattr(new, f.name):
+                changed[(section, f.name)] = (getattr(old, f.name), getattr(new, f.name))
+    return changed
+
+
+def _fixes_words(record: AppliedFixes, made: str, now: str) -> str:
+    """"The 2 changes made so Llama 3.1 8B would fit are undone for this model: ...; ...."""
+    from studio.core.wording import count
+
+    n = len(record.words) or len(record.fields)
+    what = "; ".join(w[:1].lower() + w[1:] for w in record.words) if record.words else "its memory settings"
+    return f"The {count(n, 'change')} {made} {'is' if n == 1 else 'are'} {now}: {what}."

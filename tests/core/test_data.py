@@ -203,11 +203,87 @@ def test_malformed_json_lines_are_named_and_can_be_skipped(tmp_path):
     before = digest(path)
     with pytest.raises(StudioError) as err:
         load_data(path)
-    assert "line 2" in err.value.message and "skip bad rows" in err.value.advice
+    assert "Line 2" in err.value.message and "--skip-bad-rows" in err.value.advice
     assert [p.line for p in err.value.problems] == [2, 4]
     data = load_data(path, skip_bad_rows=True)
     assert data.rows_kept == 3 and data.rows_skipped == 2
     assert digest(path) == before
+
+
+def test_json_errors_are_said_in_plain_words_with_line_and_character(tmp_path):
+    path = write_jsonl(tmp_path / "bad.jsonl", [
+        ROWS[0],
+        '{"question": "Why?" "answer": "Because."}',  # a missing comma
+        '{"question": "Cut off", "answer": ',  # the export stopped mid-line
+        '{"question": "Where?", "answer": hello}',  # text without quotes
+        '{"question": "Tab\there", "answer": "x"}',  # a real tab inside quotes
+    ])
+    with pytest.raises(StudioError) as err:
+        load_data(path)
+    messages = {p.line: p.message for p in err.value.problems}
+    assert messages == {
+        2: "Line 2 is cut off or has a missing comma (at character 21).",
+        3: "Line 3 is cut off: it ends before its record does.",
+        4: "Line 4 has a value JSON does not accept: text needs double quotes, and no comma may come before a closing ] "
+           "or } (at character 34).",
+        5: "Line 5 has a tab or line break inside quoted text: write it as \\t or \\n (at character 18).",
+    }
+    assert err.value.message.startswith("Line 2 is cut off or has a missing comma (at character 21). 3 more like it.")
+    whole = tmp_path / "whole.json"
+    whole.write_text('[\n  {"question": "a", "answer": "b"},\n  {"question": "c", "answer": "d"\n', encoding="utf-8")
+    with pytest.raises(StudioError) as err:
+        load_data(whole)
+    assert err.value.message == "Line 3 is cut off: it ends before its record does."
+    assert [p.line for p in err.value.problems] == [3]
+
+
+def test_a_fix_names_a_setting_in_the_words_of_each_front_end(tmp_path):
+    from studio.core.data import CLI, WINDOW, DataError
+    from studio.core.data.problems import setting_words
+
+    path = write_jsonl(tmp_path / "bad.jsonl", [ROWS[0], '{"question": "broken", "answer": '])
+    with pytest.raises(DataError) as err:
+        load_data(path)
+    assert err.value.advice == "Fix or delete this line, or add --skip-bad-rows to leave it out."  # the CLI prints this
+    assert err.value.advice_for(WINDOW) == "Fix or delete this line, or turn on Skip broken lines to leave it out."
+    problem = err.value.problems[0]
+    assert problem.setting == "data.skip_bad_rows"
+    assert problem.as_dict(CLI)["fix"] == err.value.advice and problem.as_dict(WINDOW)["fix"] == err.value.advice_for(WINDOW)
+    # the words come from the recipe field's metadata: one place for the flag and the label
+    assert setting_words("data.mapping", CLI, "prompt=a,response=b") == "--map prompt=a,response=b"
+    assert setting_words("data.mapping", WINDOW, "prompt=a,response=b") == "the column pickers"
+    assert setting_words("training.seq_len", WINDOW) == "Sequence length"
+    with pytest.raises(DataError) as err:
+        inspect_data(path, seq_len=8)
+    assert "Set --seq-len to" in err.value.advice and "Set Sequence length to" in err.value.advice_for(WINDOW)
+
+
+def test_unknown_columns_come_with_the_files_columns_and_first_row(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from studio.core.data import WINDOW, DataError
+
+    path = tmp_path / "t.parquet"
+    long = "Wie oft gießt man einen Farn im Winter? " * 10
+    pq.write_table(pa.Table.from_pylist([{"frage": long, "antwort": "Einmal pro Woche.", "n": 3, "leer": ""},
+                                         {"frage": "Licht?", "antwort": "Hell, ohne direkte Sonne.", "n": None, "leer": ""}]),
+                   path)
+    with pytest.raises(DataError) as err:
+        load_data(path)
+    assert err.value.preview.columns == ["frage", "antwort", "n", "leer"]
+    first = err.value.preview.first_row
+    assert first["antwort"] == "Einmal pro Woche." and first["n"] == "3" and first["leer"] == ""
+    assert len(first["frage"]) == 120 and first["frage"].endswith("…") and long.startswith(first["frage"][:-1])
+    assert "--map prompt=frage,response=antwort" in err.value.advice
+    assert "--" not in err.value.advice_for(WINDOW) and "the column pickers" in err.value.advice_for(WINDOW)
+    for _ in range(2):  # read, then from the cache: the same columns, first row and mapping in effect
+        data = load_data(path, mapping={"prompt": "frage", "response": "antwort"})
+        assert data.first_row == first and data.columns == ["frage", "antwort", "n", "leer"]
+        assert data.choice.mapping() == {"prompt": "frage", "response": "antwort"}
+    with pytest.raises(DataError) as err:  # a mapping whose answers are all empty: still offered to change
+        load_data(path, mapping={"prompt": "frage", "response": "leer"})
+    assert err.value.preview.columns == ["frage", "antwort", "n", "leer"] and err.value.setting == "data.mapping"
 
 
 def test_empty_file(tmp_path):

@@ -296,7 +296,7 @@ def test_a_new_export_replaces_only_the_earlier_exports_files_and_keeps_the_user
     assert "adapter_model.safetensors" in listed and marker["kind"] == "adapter"
     assert set(after) == listed | {export.MARKER} | set(USERS_FILES)  # nothing else is left over
     assert set(result.files) == listed | {export.MARKER} and result.replaced
-    assert set(result.kept) == set(USERS_FILES) and any("Kept 3 file(s) of yours" in note for note in result.notes)
+    assert set(result.kept) == set(USERS_FILES) and any("Kept 3 files of yours" in note for note in result.notes)
     assert result.size_bytes == sum(entry["size"] for entry in marker["files"]) + (target / export.MARKER).stat().st_size
 
 
@@ -528,10 +528,24 @@ def test_studio_export_force_keeps_the_users_files_and_a_bad_size_is_a_plain_err
     code = main(["export", str(finished_run), "--to", str(taken), "--force"])
     out = capsys.readouterr().out
     assert code == 0 and (taken / "x.txt").read_text() == "x" and (taken / "adapter_model.safetensors").is_file()
-    assert "Kept 1 file(s) of yours" in out and "x.txt" in out
+    assert "Kept 1 file of yours" in out and "x.txt" in out
 
     code = main(["export", str(finished_run), "--to", str(tmp_path / "m"), "--merged", "--max-shard-size", "banana"])
     err = capsys.readouterr().err
     assert code == 2 and "'banana'" in err and "500MB" in err and "bug" not in err.lower()
     assert not (tmp_path / "m").exists()
 
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")
+def test_exported_files_are_readable_like_any_other_file(adapter_export):
+    """safetensors writes its files 0600; an export is meant to be shared, so all its files get the
+    user's usual permissions."""
+    import os
+    import stat
+
+    mask = os.umask(0)
+    os.umask(mask)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in adapter_export.iterdir() if p.is_file()}
+    assert "adapter_model.safetensors" in modes
+    assert set(modes.values()) == {0o666 & ~mask}, modes

@@ -14,6 +14,7 @@ from studio.core.memory import (
     TrainShape,
     apply_changes,
     compare_precisions,
+    leanest,
     plan,
     suggest_changes,
 )
@@ -94,13 +95,13 @@ def test_fits_and_suggestions(llama8b):
         a, sh, pr = apply_changes(s.changes, adapter, shape, precision)
         assert plan(llama8b, a, sh, pr).total_bytes == s.total_bytes  # the button does what the text says
         assert sh.effective_batch >= shape.effective_batch  # smaller micro-batches keep the effective batch
-    assert any("Micro-batch 4 →" in s.change for s in suggestions)
+    assert any(s.change.startswith("Fewer examples at once: ") and "instead of 4" in s.change for s in suggestions)
 
 
 def test_combined_suggestion_when_no_single_change_fits(llama8b):
     adapter, shape = AdapterSpec(rank=64), TrainShape(batch_size=8, seq_len=8192, gradient_checkpointing=False, optimizer="adamw")
     suggestions = suggest_changes(llama8b, adapter, shape, Precision(), 12 * GiB)
-    assert len(suggestions) >= 1 and ";" in suggestions[0].change
+    assert len(suggestions) >= 1 and suggestions[0].combined and ";" in suggestions[0].change
     assert suggestions[0].total_bytes <= 12 * GiB
 
 
@@ -109,6 +110,86 @@ def test_smaller_model_of_the_family_is_offered():
     suggestions = suggest_changes(big, AdapterSpec(), TrainShape(seq_len=512), Precision(), 5 * GiB, [small])
     assert suggestions[-1].changes == {"model": "qwen2.5-1.5b"}
     assert suggestions[-1].total_bytes <= 5 * GiB
+
+
+# ---------------------------------------------------------------------------------------------
+# Fixes in the user's words, one change each; one answer to "can it fit at all"
+# ---------------------------------------------------------------------------------------------
+
+JARGON = ("lm_head", "fp32", "bfloat16", "LoRA rank", "Micro-batch", "Sequence length", "→")
+
+
+@pytest.fixture(scope="module")
+def llama31():
+    return resolve_model("llama-3.1-8b")
+
+
+def studio_defaults(model):
+    """What the window plans for a real model: the recipe's defaults (rank 16, 2048 tokens, the loss in
+    pieces, the fp32 copy of the frozen layers, paged 8-bit AdamW)."""
+    from studio.core.recipe import RunConfig
+
+    config = RunConfig()
+    return (config.adapter_spec(), config.train_shape(on_gpu=True, model_type=model.model_type),
+            config.precision_for("bfloat16"))
+
+
+def test_each_fix_is_one_change_in_plain_words(llama31):
+    adapter, shape, precision = AdapterSpec(), TrainShape(batch_size=4, seq_len=4096, grad_accum=4, optimizer="adamw"), Precision()
+    fixes = suggest_changes(llama31, adapter, shape, precision, 28 * GiB)
+    assert [f.change for f in fixes] == ["Work out the loss 1024 tokens at a time (same result)",
+                                         "Fewer examples at once: 1 instead of 4 (the same 16 examples per training step)",
+                                         "Shorter examples: cut at 1024 tokens instead of 4096"]
+    for fix in fixes:
+        assert fix.parts == (fix.change,) and not fix.combined  # one change per button
+        assert not any(word in fix.change for word in JARGON), fix.change
+        assert fix.total_bytes == plan(llama31, *apply_changes(fix.changes, adapter, shape, precision)).total_bytes <= 28 * GiB
+
+
+def test_llama_3_1_8b_on_8gb_gets_one_listed_combination_of_two_changes(llama31):
+    """No single change makes the studio's default run of Llama 3.1 8B fit 8 GB: the fix lists the
+    fewest changes that do, each necessary, each in plain words, with the new total."""
+    settings = studio_defaults(llama31)
+    fixes = suggest_changes(*[llama31, *settings], 8 * GiB)
+    assert len(fixes) == 1 and fixes[0].combined
+    fix = fixes[0]
+    assert fix.parts == ("Keep the input and output layers in 16-bit, without a 32-bit copy (trains as well)",
+                         "Shorter examples: cut at 512 tokens instead of 2048")
+    assert fix.change == ("2 changes together: keep the input and output layers in 16-bit, without a 32-bit copy "
+                          "(trains as well); shorter examples: cut at 512 tokens instead of 2048")
+    assert fix.changes == {"precision.upcast_frozen": False, "shape.seq_len": 512}
+    assert fix.total_bytes == plan(llama31, *apply_changes(fix.changes, *settings)).total_bytes <= 8 * GiB
+    for key in fix.changes:  # each change is needed
+        rest = {k: v for k, v in fix.changes.items() if k != key}
+        assert not plan(llama31, *apply_changes(rest, *settings)).fits(8 * GiB), key
+
+
+def test_the_leanest_run_and_the_fixes_give_one_answer(llama31):
+    """Whether any fix makes Llama 3.1 8B fit is exactly whether its leanest run fits — on every card."""
+    settings = studio_defaults(llama31)
+    lean = leanest(llama31, *settings)
+    assert lean.plan.precision.mode == "4bit" and not lean.plan.precision.upcast_frozen
+    assert lean.plan.adapter.rank == 4 and lean.plan.shape.seq_len == 256 and lean.plan.shape.batch_size == 1
+    assert lean.fits(8 * GiB) and not lean.fits(6 * GiB)
+    for eighths in range(5 * 8, 13 * 8):
+        gpu = eighths * GiB // 8
+        fixes = suggest_changes(llama31, *settings, gpu)
+        if plan(llama31, *settings).fits(gpu):
+            assert fixes == []
+        else:
+            assert bool(fixes) == lean.fits(gpu), gpu / GiB
+            assert all(f.total_bytes <= gpu and f.total_bytes >= lean.plan.total_bytes for f in fixes)
+
+
+def test_the_leanest_run_starts_from_the_users_settings(llama31):
+    """From a 16-bit run without the loss in pieces, the leanest run is 4-bit, in pieces, without the copy."""
+    lean = leanest(llama31, AdapterSpec(rank=64, alpha=128), TrainShape(batch_size=8, seq_len=4096, optimizer="adamw"),
+                   Precision(mode="16bit"))
+    p = lean.plan
+    assert (p.precision.mode, p.precision.upcast_frozen, p.shape.loss_chunk_tokens) == ("4bit", False, 1024)
+    assert (p.shape.optimizer, p.shape.batch_size, p.shape.grad_accum) == ("paged-adamw-8bit", 1, 64)
+    assert (p.adapter.rank, p.adapter.alpha, p.shape.seq_len) == (4, 8, 256)
+    assert len(lean.changes) == 7 and all(c.words for c in lean.changes)
 
 
 def test_long_sequence_is_noted(llama8b):

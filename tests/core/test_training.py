@@ -422,3 +422,19 @@ def test_generation_stops_when_asked(full_run):
     full = tried.answer("Why are my fern's tips brown?", GenerationSettings(max_new_tokens=200))
     assert len(tried.tokenizer(text)["input_ids"]) < len(tried.tokenizer(full)["input_ids"])
     assert full.strip().startswith(text.strip()[:10])
+
+
+def test_an_answer_cut_by_the_length_limit_says_so(full_run):
+    """Samples and Try answers that hit the length limit end with a note, never mid-sentence unsaid."""
+    from studio.core.generate import GenerationSettings, TryModel
+
+    run_dir, _ = full_run
+    tried = TryModel.load(run_dir / "adapter")
+    question = "Why are my fern's tips brown?"
+    cut = tried.answer(question, GenerationSettings(max_new_tokens=6))
+    assert cut.endswith(" … (cut at 6 tokens)"), cut
+    pieces: list[str] = []
+    streamed = tried.answer(question, GenerationSettings(max_new_tokens=6), on_text=pieces.append)
+    assert streamed == cut and "".join(pieces) == cut  # the window shows the note as it streams
+    whole = tried.answer(question, GenerationSettings(max_new_tokens=400))
+    assert "cut at" not in whole and len(tried.tokenizer(whole)["input_ids"]) < 400  # it ended by itself

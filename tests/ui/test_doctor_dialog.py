@@ -149,3 +149,19 @@ def test_the_studio_window_without_the_first_run_flag_shows_no_check(qapp):
         assert window.doctor_dialog is None and dd.first_run_pending()
     finally:
         close_window(window)
+
+
+def test_details_open_with_room_to_read_the_report(qapp):
+    dialog = dd.DoctorDialog(collect=lambda: dict(CPU_ONLY))
+    dialog.show()
+    try:
+        wait_until(lambda: dialog.report is not None, 30, "the computer check")
+        dialog.details_button.click()
+        pump(seconds=0.2)
+        lines = dialog.details.height() / dialog.details.fontMetrics().lineSpacing()
+        assert lines >= dd.DETAILS_LINES - 1, lines  # not a sliver under the findings
+        assert dialog.height() <= dialog.screen().availableGeometry().height()
+    finally:
+        dialog.close()
+        dialog.deleteLater()
+        pump(seconds=0.05)

@@ -51,7 +51,7 @@ def test_files_in_the_way_are_named_and_overwritten_only_when_the_user_says_so(q
         status = page.export_status.text()
         assert "LoRA Studio" in (target / "README.md").read_text(), status
         assert (target / "notes.txt").read_text() == "mine"
-        assert "Kept 1 file(s) of yours" in status and "notes.txt" in status and "README.md" in status
+        assert "Kept 1 file of yours" in status and "notes.txt" in status and "README.md" in status
         assert page.overwrite_button.isHidden() and page.last_export == target
     finally:
         close_window(window)

@@ -26,16 +26,17 @@ from __future__ import annotations
 import numbers
 from dataclasses import dataclass, field
 
-from studio.core.data.formats import CHAT_FORMATS, FORMATS, FormatChoice
+from studio.core.data.formats import CHAT_FORMATS, FORMATS, ROLES, ColumnPreview, FormatChoice
 from studio.core.data.loading import LoadedData, load_data
-from studio.core.data.problems import ERROR, FATAL, WARNING, Problem
+from studio.core.data.problems import CLI, ERROR, FATAL, WARNING, WINDOW, Audience, DataError, Problem, count_kinds
 from studio.core.data.stats import TokenStats, count_lengths, summarize, truncated_share
 from studio.core.data.tokens import IGNORE_INDEX, Encoded, Renderer, encode_conversation, encode_text, marked_segments
 
 __all__ = [
-    "CHAT_FORMATS", "FORMATS", "ERROR", "FATAL", "WARNING", "IGNORE_INDEX", "DataReport", "Encoded", "Example",
-    "FormatChoice", "LoadedData", "Problem", "Renderer", "TokenStats", "encode_conversation", "encode_text",
-    "check_seq_len", "count_lengths", "encode_row", "inspect_data", "load_data", "marked_segments", "parse_mapping",
+    "CHAT_FORMATS", "CLI", "FORMATS", "ROLES", "ERROR", "FATAL", "WARNING", "WINDOW", "IGNORE_INDEX", "Audience",
+    "ColumnPreview", "DataError", "DataReport", "Encoded", "Example", "FormatChoice", "LoadedData", "Problem", "Renderer",
+    "TokenStats", "encode_conversation", "encode_text", "check_seq_len", "count_kinds", "count_lengths", "encode_row",
+    "inspect_data", "load_data", "marked_segments", "parse_mapping",
 ]
 
 
@@ -71,7 +72,8 @@ class DataReport:
         """The share of rows a sequence length would cut, without tokenizing again."""
         return 0.0 if self.lengths is None else truncated_share(self.lengths, seq_len)
 
-    def as_dict(self) -> dict:
+    def as_dict(self, audience: Audience = CLI) -> dict:
+        """The report as the front end `audience` shows it (fixes that name a setting in its words)."""
         d = self.loaded
         return {
             "source": d.source.description,
@@ -79,6 +81,9 @@ class DataReport:
             "format_detail": d.choice.describe(),
             "detected_format": d.detected.format if d.detected else None,
             "columns": d.columns,
+            "first_row": d.first_row,  # each column's first value, shortened
+            "mapping": d.choice.mapping(),  # the columns in effect, by role
+            "roles": list(ROLES[d.format]),  # the roles this format's columns can be mapped to
             "rows": d.rows_kept,
             "rows_read": d.rows_read,
             "rows_dropped": d.rows_dropped,
@@ -89,7 +94,7 @@ class DataReport:
             "model": self.model_name,
             "chat_template": "studio default (the model has none)" if self.template_is_default else "the model's own",
             "assistant_only_loss": self.assistant_only and d.is_chat,
-            "problems": [p.as_dict() for p in d.problems],
+            "problems": [p.as_dict(audience) for p in d.problems],
             "problem_counts": d.problem_counts,
             "stats": self.stats.as_dict(),
             "examples": [e.as_dict() for e in self.examples],
@@ -147,11 +152,9 @@ MIN_SEQ_LEN = 16  # as training requires (recipe.py)
 def check_seq_len(seq_len) -> None:
     """A sequence length training can use: a whole number of at least MIN_SEQ_LEN tokens."""
     if isinstance(seq_len, bool) or not isinstance(seq_len, numbers.Integral) or seq_len < MIN_SEQ_LEN:
-        from studio.core.errors import StudioError
-
-        raise StudioError(f"The sequence length is {seq_len!r}, but it must be a whole number of at least {MIN_SEQ_LEN} tokens.",
-                          "Set --seq-len (Sequence length on the Data page) to the longest row, in tokens, the model "
-                          "should see in training, e.g. 2048.")
+        raise DataError(f"The sequence length is {seq_len!r}, but it must be a whole number of at least {MIN_SEQ_LEN} tokens.",
+                        "Set {setting} to the longest row, in tokens, the model should see in training, e.g. 2048.",
+                        setting="training.seq_len")
 
 
 def inspect_data(source, *, model="demo", fmt: str | None = None, mapping: dict | None = None, seq_len: int = 2048,

@@ -16,8 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from studio.core.data.problems import ERROR, WARNING, Problem
-from studio.core.errors import StudioError
+from studio.core.data.problems import ERROR, WARNING, DataError, Problem
 
 FORMATS = ("alpaca", "sharegpt", "messages", "prompt_completion", "text")
 CHAT_FORMATS = ("alpaca", "sharegpt", "messages", "prompt_completion")
@@ -31,6 +30,12 @@ PAIR_COLUMNS = (
 )
 CONVERSATION_KEYS = ("messages", "conversations", "conversation", "dialog", "dialogue", "chat")
 TEXT_KEYS = ("text", "content", "document", "body")
+# The roles a format's columns can be mapped to (in the recipe's mapping), in the order the window shows them.
+ROLES = {
+    "prompt_completion": ("prompt", "response", "system"), "alpaca": ("prompt", "response", "system"),
+    "messages": ("messages", "system"), "sharegpt": ("messages", "system"), "text": ("text",),
+}
+PREVIEW_CHARS = 120  # a first-row value shown next to its column is cut to this many characters
 ROLE_NAMES = {
     "user": "user", "human": "user", "prompter": "user", "customer": "user",
     "assistant": "assistant", "gpt": "assistant", "bot": "assistant", "model": "assistant", "chatgpt": "assistant",
@@ -48,6 +53,19 @@ class FormatChoice:
     messages_key: str | None = None  # sharegpt / messages
     text_key: str | None = None  # text
     system: str | None = None  # an optional system column
+
+    def mapping(self) -> dict[str, str]:
+        """The columns in effect, by role ({"prompt": "question", "response": "answer"}): as the
+        recipe's mapping writes them."""
+        if self.format in ("prompt_completion", "alpaca"):
+            columns = {"prompt": self.prompt, "response": self.response}
+        elif self.format in ("sharegpt", "messages"):
+            columns = {"messages": self.messages_key}
+        else:
+            columns = {"text": self.text_key}
+        if self.format != "text":
+            columns["system"] = self.system
+        return {role: column for role, column in columns.items() if column}
 
     def describe(self) -> str:
         if self.format == "prompt_completion":
@@ -106,18 +124,20 @@ def choose_format(samples: list[dict], fmt: str | None, mapping: dict | None, *,
     """Detect the format, or apply the user's override and column mapping; explain when neither works."""
     columns = list(dict.fromkeys(k for row in samples for k in row))
     if fmt is not None and fmt not in FORMATS:
-        raise StudioError(f"Unknown format '{fmt}'.", f"Choose one of: {', '.join(FORMATS)}.")
+        raise DataError(f"Unknown format '{fmt}'.", f"Choose one of {', '.join(FORMATS)} with {{setting}}.", setting="data.format")
     mapping = dict(mapping or {})
     detected = detect_format(samples, is_text_file=is_text_file)
     if mapping:
         for value in mapping.values():
             if value not in columns:
-                raise StudioError(f"The data has no column '{value}'.", f"Its columns are: {', '.join(columns) or '(none)'}.")
+                raise DataError(f"The data has no column '{value}'.",
+                                f"Its columns are: {', '.join(columns) or '(none)'}. Choose among them with {{setting}}.",
+                                setting="data.mapping")
         if fmt in (None, "prompt_completion") and {"prompt", "response"} <= set(mapping):
             return FormatChoice("prompt_completion", prompt=mapping["prompt"], response=mapping["response"], system=mapping.get("system"))
-        if fmt == "text" or set(mapping) == {"text"}:
+        if fmt == "text" or "text" in mapping:
             return FormatChoice("text", text_key=mapping.get("text"))
-        if fmt in ("messages", "sharegpt") or set(mapping) == {"messages"}:
+        if fmt in ("messages", "sharegpt") or "messages" in mapping:
             key = mapping.get("messages")
             style = _turn_style(samples[0].get(key)) if samples else None
             return FormatChoice(fmt or style or "messages", messages_key=key, system=mapping.get("system"))
@@ -150,16 +170,46 @@ def choose_format(samples: list[dict], fmt: str | None, mapping: dict | None, *,
     raise _no_columns_error(columns, fmt)
 
 
-def _no_columns_error(columns: list[str], fmt: str | None = None) -> StudioError:
+def _no_columns_error(columns: list[str], fmt: str | None = None) -> DataError:
     found = ", ".join(columns) if columns else "(no columns)"
-    wanted = f"as {fmt} " if fmt else ""
-    return StudioError(
-        f"The studio cannot read this data {wanted}: it found the columns {found}, none of which it recognises.",
-        "Say which columns hold what, e.g. --map prompt=" + (columns[0] if columns else "COLUMN") + ",response="
-        + (columns[1] if len(columns) > 1 else "COLUMN") + " (or pick the columns on the Data page). Recognised layouts: "
-        "messages [{role, content}], conversations [{from, value}], instruction/input/output, prompt/completion, "
-        "question/answer, text.",
+    wanted = f" as {fmt}" if fmt else ""
+    first, second = (columns + ["COLUMN", "COLUMN"])[:2]
+    what, example = {
+        "text": ("which column holds the text", f"text={first}"),
+        "messages": ("which column holds the conversations", f"messages={first}"),
+        "sharegpt": ("which column holds the conversations", f"messages={first}"),
+    }.get(fmt, ("which column holds the prompt and which the answer", f"prompt={first},response={second}"))
+    return DataError(
+        f"The studio cannot read this data{wanted}: it found the columns {found}, none of which it recognises.",
+        f"Say {what}, with {{setting}}. Columns the studio recognises by itself: messages (role and content turns), "
+        "conversations (from and value turns), instruction/input/output, prompt/completion, question/answer, text.",
+        setting="data.mapping", example=example,
     )
+
+
+@dataclass(frozen=True)
+class ColumnPreview:
+    """A file's columns and its first row, shortened: what the window shows next to each column."""
+
+    columns: list[str]
+    first_row: dict[str, str]
+
+    @classmethod
+    def of(cls, samples: list[dict]) -> ColumnPreview:
+        first = samples[0] if samples else {}
+        columns = columns_of(samples)
+        return cls(columns, {c: preview_value(first.get(c)) for c in columns})
+
+
+def preview_value(value, limit: int = PREVIEW_CHARS) -> str:
+    """A value as a short line of text ("" for none): for showing, never for training."""
+    import json
+
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    text = " ".join(text[:limit * 2].split())
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -16,12 +16,13 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from studio.core import paths
 from studio.core.data.formats import (
     CHAT_FORMATS,
+    ColumnPreview,
     FormatChoice,
     RowRejected,
     choose_format,
@@ -30,11 +31,10 @@ from studio.core.data.formats import (
     to_conversation,
     to_text,
 )
-from studio.core.data.problems import ERROR, FATAL, Problem, ProblemLog
+from studio.core.data.problems import ERROR, FATAL, DataError, Problem, ProblemLog
 from studio.core.data.sources import Source, open_source
-from studio.core.errors import StudioError
 
-LOADER_VERSION = "1"  # bump when the normalized shape changes, so old cache entries are not reused
+LOADER_VERSION = "2"  # bump when the normalized shape changes, so old cache entries are not reused
 DETECTION_SAMPLE = 200
 DETECTION_CHARS = 8_000_000  # the detection sample stops early at this many characters
 WRITE_CHARS = 8_000_000  # rows waiting to be written to the Arrow file: at most this many characters
@@ -55,6 +55,11 @@ class LoadedData:
     duplicates: int = 0
     problems: list[Problem] = field(default_factory=list)
     problem_counts: dict = field(default_factory=dict)
+    first_row: dict = field(default_factory=dict)  # each column's value in the first record, shortened for showing
+
+    @property
+    def preview(self) -> ColumnPreview:
+        return ColumnPreview(self.columns, self.first_row)
 
     @property
     def format(self) -> str:
@@ -105,8 +110,9 @@ def load_data(source: str | os.PathLike | Source, *, fmt: str | None = None, map
     head = _head(records)
     _raise_if_fatal(log, bool(head))
     columns = columns_of(r.data for r in head)
+    preview = ColumnPreview.of([r.data for r in head])
     detected = detect_format([r.data for r in head], is_text_file=src.is_text)
-    choice = choose_format([r.data for r in head], fmt, mapping, is_text_file=src.is_text)
+    choice = _choose(head, fmt, mapping, src.is_text, preview)
     is_chat = choice.format in CHAT_FORMATS
     counters = {"read": 0, "kept": 0, "dropped": 0, "duplicates": 0}
     seen: dict[bytes, int] = {}
@@ -153,9 +159,10 @@ def load_data(source: str | os.PathLike | Source, *, fmt: str | None = None, map
         skipped = log.counts.get("malformed_json", 0) if skip_bad_rows else 0
         report = {
             "choice": choice.__dict__, "detected": detected.__dict__ if detected else None, "columns": columns,
+            "first_row": preview.first_row,
             "rows_read": counters["read"], "rows_kept": counters["kept"], "rows_dropped": counters["dropped"],
             "rows_skipped": skipped, "duplicates": counters["duplicates"],
-            "problems": [p.as_dict() for p in log.problems], "problem_counts": dict(log.counts),
+            "problems": [asdict(p) for p in log.problems], "problem_counts": dict(log.counts),
             "encodings": src.encodings, "split": src.split,
         }
         (work / "report.json").write_text(json.dumps(report), encoding="utf-8")
@@ -171,6 +178,16 @@ def load_data(source: str | os.PathLike | Source, *, fmt: str | None = None, map
     if loaded.rows_kept == 0:
         raise _nothing_usable(loaded)
     return loaded
+
+
+def _choose(head: list, fmt: str | None, mapping: dict | None, is_text: bool, preview: ColumnPreview) -> FormatChoice:
+    """The format and columns to read; when they cannot be told, the error carries the file's columns
+    and first row, so that the window can offer them to map."""
+    try:
+        return choose_format([r.data for r in head], fmt, mapping, is_text_file=is_text)
+    except DataError as error:
+        error.preview = preview
+        raise
 
 
 def _digest(value) -> bytes:
@@ -240,6 +257,7 @@ def _from_cache(src: Source, folder: Path) -> LoadedData | None:
         duplicates=report["duplicates"],
         problems=[Problem(**p) for p in report["problems"]],
         problem_counts=report["problem_counts"],
+        first_row=report.get("first_row") or {},
     )
     if loaded.rows_kept == 0:
         raise _nothing_usable(loaded)
@@ -252,28 +270,32 @@ def _raise_if_fatal(log: ProblemLog, has_records: bool) -> None:
         if not has_records:
             dropped = [p for p in log.problems if p.severity != "warning"]
             if dropped:
-                error = StudioError(f"None of the rows can be used: {dropped[0].message}",
-                                    "Fix the problems listed (each names its line).")
-                error.problems = dropped  # type: ignore[attr-defined]
-                raise error
-            raise StudioError("The data holds no records.", "Choose the file that holds your examples.")
+                raise DataError(f"None of the rows can be used: {dropped[0].message}",
+                                "Fix the problems listed (each names its line).", problems=dropped)
+            raise DataError("The data holds no records.", "Choose the file that holds your examples.")
         return
     first = fatal[0]
-    where = f" (line {first.line})" if first.line else ""
     more = f" {len(fatal) - 1} more like it." if len(fatal) > 1 else ""
-    error = StudioError(f"{first.message}{where}.{more}".replace("..", "."), first.fix)
-    error.problems = fatal  # type: ignore[attr-defined]  # the CLI and the window list them all
-    raise error
+    # the CLI and the window list them all
+    raise DataError(f"{_with_line(first)}{more}", first.fix, setting=first.setting, problems=fatal)
 
 
-def _nothing_usable(loaded: LoadedData) -> StudioError:
-    kinds = ", ".join(f"{n} × {k.replace('_', ' ')}" for k, n in sorted(loaded.problem_counts.items(), key=lambda kv: -kv[1]))
-    error = StudioError(
-        f"None of the {loaded.rows_read} rows can be used ({kinds}).",
-        "Fix the problems listed (each names its line), or map the columns by hand if the format was misread.",
+def _with_line(problem: Problem) -> str:
+    """The problem's message, naming its line unless it already does."""
+    message = problem.message.rstrip(".")
+    if problem.line and not message.lower().startswith(f"line {problem.line} "):
+        message += f" (line {problem.line})"
+    return message + "."
+
+
+def _nothing_usable(loaded: LoadedData) -> DataError:
+    from studio.core.data.problems import count_kinds
+
+    return DataError(
+        f"None of the {loaded.rows_read} rows can be used ({count_kinds(loaded.problem_counts)}).",
+        "Fix the problems listed (each names its line), or choose other columns with {setting} if the format was misread.",
+        setting="data.mapping", problems=loaded.problems, preview=loaded.preview,
     )
-    error.problems = loaded.problems  # type: ignore[attr-defined]
-    return error
 
 
 def _prune_cache(keep: Path) -> None:

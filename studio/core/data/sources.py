@@ -227,9 +227,45 @@ def _file_records(path: Path, label: str | None, log: ProblemLog, skip_bad_rows:
 
 def _bad_line(line: int, label: str | None, message: str, skip: bool) -> Problem:
     if skip:
-        return Problem(line, None, f"{message} — skipped.", "Fix this line to include it.", ERROR, label, "malformed_json")
-    return Problem(line, None, message, "Fix or delete this line, or turn on 'skip bad rows' (--skip-bad-rows) to leave it out.",
-                   FATAL, label, "malformed_json")
+        return Problem(line, None, f"{message.rstrip('.')} — skipped.", "Fix this line to include it.", ERROR, label,
+                       "malformed_json")
+    return Problem(line, None, message, "Fix or delete this line, or {setting} to leave it out.",
+                   FATAL, label, "malformed_json", setting="data.skip_bad_rows")
+
+
+# json.JSONDecodeError's messages in plain words: what is wrong where the reading stopped.
+JSON_WORDS = {
+    "Expecting ',' delimiter": "is cut off or has a missing comma",
+    "Expecting ':' delimiter": "is missing a colon between a name and its value",
+    "Expecting property name enclosed in double quotes": "has a name without double quotes, or a comma before a closing }",
+    "Expecting value": "has a value JSON does not accept: text needs double quotes, and no comma may come before a closing ] or }",
+    "Unterminated string starting at": "has text whose closing quote is missing",
+    "Invalid control character at": "has a tab or line break inside quoted text: write it as \\t or \\n",
+    "Invalid \\escape": "has a backslash JSON does not accept: write \\\\ for one backslash",
+    "Invalid \\uXXXX escape": "has a broken \\u character code",
+    "Extra data": "has more text after the end of its record",
+    "Illegal trailing comma before end of object": "has a comma before a closing }",
+    "Illegal trailing comma before end of array": "has a comma before a closing ]",
+}
+
+
+def json_trouble(exc: json.JSONDecodeError, line: int | None = None) -> str:
+    """'Line 57 is cut off or has a missing comma (at character 31).' — `line`: where the text
+    that was parsed starts in the file (a JSON Lines line), else the line the error is on."""
+    line = line or json_error_line(exc)
+    if _cut_off(exc):
+        return f"Line {line} is cut off: it ends before its record does."
+    known = next((words for msg, words in JSON_WORDS.items() if exc.msg.startswith(msg)), None)
+    return f"Line {line} {known or f'cannot be read as JSON ({exc.msg})'} (at character {exc.colno})."
+
+
+def json_error_line(exc: json.JSONDecodeError) -> int:
+    """The line a JSON error is on: the last line with text when the text ends too early."""
+    return exc.doc.rstrip().count("\n") + 1 if _cut_off(exc) else exc.lineno
+
+
+def _cut_off(exc: json.JSONDecodeError) -> bool:
+    return not exc.doc[exc.pos:].strip()
 
 
 def _jsonl_records(path: Path, label: str | None, log: ProblemLog, skip: bool, encoding: str) -> Iterator[Record]:
@@ -241,12 +277,12 @@ def _jsonl_records(path: Path, label: str | None, log: ProblemLog, skip: bool, e
             try:
                 value = loads(line)
             except json.JSONDecodeError as exc:
-                log.add(_bad_line(number, label, f"Malformed JSON at column {exc.colno}: {exc.msg}", skip))
+                log.add(_bad_line(number, label, json_trouble(exc, number), skip))
                 continue
             size = len(line)
             del line  # not held while the record is used: a line can be tens of megabytes
             if not isinstance(value, dict):
-                log.add(_bad_line(number, label, f"This line is a JSON {type(value).__name__}, not an object with fields", skip))
+                log.add(_bad_line(number, label, f"Line {number} holds {_json_kind(value)}, not a record with named fields.", skip))
                 continue
             yield Record(number, value, label, size)
 
@@ -268,8 +304,8 @@ def _json_records(path: Path, label: str | None, log: ProblemLog, skip: bool, en
             # One object per line in a .json file: read it as JSON Lines, which it is.
             yield from _jsonl_records(path, label, log, skip, encoding)
             return
-        log.add(Problem(exc.lineno, None, f"The file is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).",
-                        "Fix the file at that place (a missing comma or quote is the usual cause).", FATAL, label, "malformed_json"))
+        log.add(Problem(json_error_line(exc), None, json_trouble(exc), "Fix the file at that place, or export it again.",
+                        FATAL, label, "malformed_json"))
         return
     if isinstance(value, dict):
         kind = model_files.kind_of_json(value, path.name)
@@ -296,6 +332,11 @@ def _json_records(path: Path, label: str | None, log: ProblemLog, skip: bool, en
         return
     log.add(Problem(None, None, f"The file holds a JSON {type(value).__name__}, not a list of records.",
                     "Export the data as a JSON list of objects, or as JSON Lines.", FATAL, label, "not_records"))
+
+
+def _json_kind(value) -> str:
+    kinds = {list: "a list", str: "a piece of text", bool: "true or false", type(None): "null"}
+    return kinds.get(type(value), "a number" if isinstance(value, (int, float)) else "a value")
 
 
 def _not_data(name: str, kind: str, alone: bool) -> Problem:
@@ -328,8 +369,8 @@ def _json_array_records(text: str, label: str | None, log: ProblemLog, skip: boo
         try:
             value, end = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
-            log.add(Problem(exc.lineno, None, f"The file is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).",
-                            "Fix the file at that place (a missing comma or quote is the usual cause).", FATAL, label, "malformed_json"))
+            log.add(Problem(json_error_line(exc), None, json_trouble(exc), "Fix the file at that place, or export it again.",
+                            FATAL, label, "malformed_json"))
             return
         index += 1
         if isinstance(value, dict):
@@ -344,7 +385,7 @@ def _json_array_records(text: str, label: str | None, log: ProblemLog, skip: boo
             probe += 1
         if probe < n and text[probe] not in ",]":
             bad_line = text.count("\n", 0, probe) + 1
-            log.add(Problem(bad_line, None, "The file is not valid JSON: expected ',' or ']' between records.",
+            log.add(Problem(bad_line, None, f"Line {bad_line} is missing the comma between two records.",
                             "Add the missing comma between the records.", FATAL, label, "malformed_json"))
             return
 

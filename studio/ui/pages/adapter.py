@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.recipe import AdapterSection, DataSection, OutputSection, TrainingSection, help_of
+from studio.core.wording import count
 from studio.ui.pages.base import Page
 from studio.ui.presets import PRESETS, apply_preset, matching_preset
 from studio.ui.units import params, share
@@ -67,8 +68,8 @@ class AdapterPage(Page):
             button.setMinimumHeight(34)
             button.setStyleSheet("QPushButton:checked { background-color: palette(highlight); "
                                  "color: palette(highlighted-text); font-weight: bold; border-radius: 3px; }")
-            button.setToolTip(f"{p['text']} (rank {p['rank']}, alpha {p['alpha']}, {p['epochs']:.0f} "
-                              f"pass{'es' if p['epochs'] > 1 else ''} over the data)")
+            button.setToolTip(f"{p['text']} (rank {p['rank']}, alpha {p['alpha']}, "
+                              f"{count(round(p['epochs']), 'pass', 'passes')} over the data)")
             button.clicked.connect(lambda _=False, k=key: self.apply_preset(k))
             self.preset_group.addButton(button)
             self.preset_buttons[key] = button
@@ -444,6 +445,10 @@ class AdapterPage(Page):
             self._syncing = False
         self._update_live()
 
+    def first_control(self):
+        """Where the keyboard starts on this page: the preset in use, else the first preset."""
+        return self.preset_buttons.get(self.matching_preset() or "quick")
+
     def matching_preset(self) -> str | None:
         return matching_preset(self.state.config)
 
@@ -471,7 +476,7 @@ class AdapterPage(Page):
             layers = len(info.target_layers(a.targets))
             self.trainable.setText(f"<b>Trainable: {params(plan.trainable_params)} parameters</b> "
                                    f"({share(plan.trainable_params, info.total_params)} of the model's {params(info.total_params)}), "
-                                   f"in {layers} adapted layers.")
+                                   f"in {count(layers, 'adapted layer')}.")
             self.targets_note.setText("")
         else:
             self.trainable.setText("Trainable parameters appear once the model is read.")
@@ -483,8 +488,8 @@ class AdapterPage(Page):
             self._syncing = False
         if steps is not None:
             eff = t.batch_size * t.grad_accum
-            self.length_note.setText(f"≈ {steps:,} steps of {eff} rows each." if t.steps is None else
-                                     f"{steps:,} steps of {eff} rows each.")
+            each = f"{count(steps, 'step')} of {count(eff, 'row')} each."
+            self.length_note.setText(f"≈ {each}" if t.steps is None else each)
         else:
             self.length_note.setText("")
         self.summary_changed.emit()
@@ -493,5 +498,10 @@ class AdapterPage(Page):
         a, t = self.state.config.adapter, self.state.config.training
         preset = self.matching_preset()
         name = PRESETS[preset]["label"].replace("&", "") if preset else f"rank {a.rank}"
-        length = f"{t.steps} steps" if t.steps is not None else f"{t.epochs:g} epoch{'s' if t.epochs != 1 else ''}"
+        length = count(t.steps, "step") if t.steps is not None else _epochs(t.epochs)
         return f"{name}, {length}"
+
+
+def _epochs(epochs: float) -> str:
+    """"1 epoch", "2 epochs", "1.5 epochs"."""
+    return count(int(epochs), "epoch") if float(epochs).is_integer() else f"{epochs:g} epochs"

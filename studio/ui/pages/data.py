@@ -1,8 +1,14 @@
 """2. Data: bring a file (or a hub dataset), see its detected format, what was kept and dropped and
-why, examples as the model will see them, and how long the rows are against the sequence length."""
+why, examples as the model will see them, and how long the rows are against the sequence length.
+
+Everything shown belongs to the data named at the top: a new file clears the old one's report, and
+a file that cannot be used shows only its own problems — and, when its columns were read, pickers to
+say which column holds what (saved in the recipe's data.mapping)."""
 
 from __future__ import annotations
 
+import html
+from collections import Counter
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
@@ -22,9 +28,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.core.data import FORMATS
+from studio.core.data import FORMATS, ROLES, count_kinds
 from studio.core.models import is_demo
+from studio.core.wording import count
 from studio.ui.pages.base import Page
+from studio.ui.state import DataFailure
+from studio.ui.widgets.column_pickers import ColumnPickers
 from studio.ui.widgets.histogram import TokenHistogram
 from studio.ui.widgets.problems_table import ProblemsTable
 from studio.ui.widgets.text import help_label, set_state_style
@@ -38,7 +47,8 @@ FORMAT_HELP = {
     "prompt_completion": "prompt → completion: two text columns",
     "text": "text: plain text (the loss is on every token)",
 }
-TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")
+DETECTED = "Detected automatically"
+PICKER_FORMATS = ("prompt_completion", "alpaca")  # a mapping for these sets the recipe's format only if needed
 
 
 class DataPage(Page):
@@ -49,57 +59,67 @@ class DataPage(Page):
     def __init__(self, state, parent=None):
         super().__init__(state, parent)
         self.setAcceptDrops(True)
+        self._shown_source: str | None = None  # the data the report on screen belongs to
+        self._shown_format: str | None = None  # the format in effect for it (None: not read)
         self._reinspect = QTimer(self)
         self._reinspect.setSingleShot(True)
         self._reinspect.setInterval(900)
         self._reinspect.timeout.connect(self._reload_for_seq_len)
+        self.body.addLayout(self._source_row())
+        self.body.addLayout(self._options_row())
+        self.body.addWidget(self._columns_box())
+        self.body.addWidget(self._busy_bar())
+        self.summary_label = QLabel("", self)
+        self.summary_label.setWordWrap(True)
+        self.summary_label.setToolTip("What was read, what was kept, and what was dropped.")
+        self.body.addWidget(self.summary_label)
+        self.advice_label = QLabel("", self)
+        self.advice_label.setWordWrap(True)
+        self.advice_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.advice_label.setToolTip("What to do so that the data can be used.")
+        self.advice_label.setVisible(False)
+        self.body.addWidget(self.advice_label)
+        self.body.addWidget(self._lengths_and_examples(), 1)
+        state.data_loading.connect(self._loading)
+        state.data_changed.connect(self._show)
+        state.config_changed.connect(self._sync_from_config)
+        state.model_changed.connect(self._model_changed)
+        self._sync_from_config()
 
-        # ---- where the data is ----
+    # ---- building the page ----
+
+    def _source_row(self) -> QHBoxLayout:
         row = QHBoxLayout()
         self.source = QLineEdit(self)
         self.source.setPlaceholderText("A data file, a folder of files, or a hub dataset id (e.g. tatsu-lab/alpaca)")
         self.source.setToolTip("Where the training data is. Press Enter to load it.")
         self.source.returnPressed.connect(self._load_typed)
         row.addWidget(self.source, 1)
-        self.open_button = QPushButton("&Open file…", self)
-        self.open_button.setToolTip("Pick a data file on this computer (you can also drop one onto this page).")
-        self.open_button.clicked.connect(self._pick_file)
-        row.addWidget(self.open_button)
-        self.load_button = QPushButton("&Load", self)
-        self.load_button.setToolTip("Load the file or hub dataset typed on the left.")
-        self.load_button.clicked.connect(self._load_typed)
-        row.addWidget(self.load_button)
-        self.demo_button = QPushButton("Demo data", self)
-        self.demo_button.setToolTip("The built-in plant-care conversations that go with the demo model.")
-        self.demo_button.clicked.connect(lambda: self.load("demo"))
-        row.addWidget(self.demo_button)
-        self.body.addLayout(row)
+        for attr, text, tip, slot in (
+            ("open_button", "&Open file…", "Pick a data file on this computer (you can also drop one onto this page).",
+             self._pick_file),
+            ("load_button", "&Load", "Load the file or hub dataset typed on the left.", self._load_typed),
+            ("demo_button", "Demo data", "The built-in plant-care conversations that go with the demo model.",
+             lambda: self.load("demo")),
+        ):
+            button = QPushButton(text, self)
+            button.setToolTip(tip)
+            button.clicked.connect(slot)
+            row.addWidget(button)
+            setattr(self, attr, button)
+        return row
 
-        # ---- how to read it ----
+    def _options_row(self) -> QHBoxLayout:
         opts = QHBoxLayout()
         opts.addWidget(QLabel("Format:", self))
         self.format = QComboBox(self)
         self.format.setToolTip("How the rows are laid out. Detected automatically; choose another to override it.")
-        self.format.addItem("Detected automatically", None)
+        self.format.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)  # the first item's text changes
+        self.format.addItem(DETECTED, None)
         for f in FORMATS:
             self.format.addItem(FORMAT_HELP[f], f)
         self.format.activated.connect(self._format_chosen)
         opts.addWidget(self.format)
-        self.mapping_box = QWidget(self)
-        mb = QHBoxLayout(self.mapping_box)
-        mb.setContentsMargins(8, 0, 0, 0)
-        self.mapping: dict[str, QComboBox] = {}
-        for key, label, tip in (("prompt", "Prompt column:", "The column that holds what the user asks."),
-                                ("response", "Answer column:", "The column that holds the answer to learn."),
-                                ("system", "System column:", "Optional: a column with a system prompt for each row.")):
-            mb.addWidget(QLabel(label, self.mapping_box))
-            combo = QComboBox(self.mapping_box)
-            combo.setToolTip(tip)
-            combo.activated.connect(self._mapping_chosen)
-            mb.addWidget(combo)
-            self.mapping[key] = combo
-        self.mapping_box.setVisible(False)
-        opts.addWidget(self.mapping_box)
         opts.addStretch(1)
         self.skip_bad = QCheckBox("Skip broken lines", self)
         self.skip_bad.setToolTip("Leave out lines that cannot be read (e.g. invalid JSON) instead of refusing the whole file. "
@@ -111,29 +131,48 @@ class DataPage(Page):
                                      "so the model learns to answer rather than to ask.")
         self.answers_only.toggled.connect(self._answers_toggled)
         opts.addWidget(self.answers_only)
-        self.body.addLayout(opts)
+        return opts
 
+    def _columns_box(self) -> QWidget:
+        self.mapping_box = QWidget(self)
+        box = QVBoxLayout(self.mapping_box)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.setSpacing(2)
+        box.addWidget(help_label("Which column holds what: the first row's value is shown under each choice.",
+                                 self.mapping_box))
+        self.pickers = ColumnPickers(self.mapping_box)
+        self.pickers.column_chosen.connect(self._column_chosen)
+        self.mapping = self.pickers.combos  # role → its combo box
+        box.addWidget(self.pickers)
+        self.mapping_box.setVisible(False)
+        return self.mapping_box
+
+    def _busy_bar(self) -> QProgressBar:
         self.busy = QProgressBar(self)
         self.busy.setRange(0, 0)
         self.busy.setMaximumHeight(10)
         self.busy.setTextVisible(False)
         self.busy.setToolTip("Reading and checking the data…")
         self.busy.setVisible(False)
-        self.body.addWidget(self.busy)
-        self.summary_label = QLabel("", self)
-        self.summary_label.setWordWrap(True)
-        self.summary_label.setToolTip("What was read, what was kept, and what was dropped.")
-        self.body.addWidget(self.summary_label)
+        return self.busy
 
-        # ---- lengths and examples ----
+    def _lengths_and_examples(self) -> QSplitter:
         split = QSplitter(Qt.Orientation.Horizontal, self)
         split.setChildrenCollapsible(False)
-        left = QWidget(split)
+        split.addWidget(self._lengths_panel(split))
+        split.addWidget(self._tabs_panel(split))
+        split.setStretchFactor(0, 2)
+        split.setStretchFactor(1, 3)
+        split.setSizes([400, 600])
+        return split
+
+    def _lengths_panel(self, parent: QWidget) -> QWidget:
+        left = QWidget(parent)
         lv = QVBoxLayout(left)
         lv.setContentsMargins(0, 0, 6, 0)
         self.histogram = TokenHistogram(left)
         self.histogram.seq_len_dragged.connect(self._seq_len_dragged)
-        self.histogram.setMinimumHeight(220)
+        self.histogram.setMinimumHeight(180)
         lv.addWidget(self.histogram, 1)
         srow = QHBoxLayout()
         srow.addWidget(QLabel("Sequence length:", left))
@@ -151,8 +190,10 @@ class DataPage(Page):
         self.truncation.setWordWrap(True)
         self.truncation.setToolTip("Rows longer than the sequence length lose their end in training.")
         lv.addWidget(self.truncation)
+        return left
 
-        self.tabs = QTabWidget(split)
+    def _tabs_panel(self, parent: QWidget) -> QTabWidget:
+        self.tabs = QTabWidget(parent)
         self.tabs.setToolTip("Examples as the model sees them, and the problems found in the data.")
         examples = QWidget(self.tabs)
         ev = QVBoxLayout(examples)
@@ -164,6 +205,10 @@ class DataPage(Page):
         self.example_views = [ExampleView(self.example_tabs) for _ in range(3)]
         ev.addWidget(self.example_tabs, 1)
         self.tabs.addTab(examples, "Examples")
+        self.tabs.addTab(self._problems_panel(), "Problems")
+        return self.tabs
+
+    def _problems_panel(self) -> QWidget:
         problems = QWidget(self.tabs)
         pv = QVBoxLayout(problems)
         pv.setContentsMargins(4, 4, 4, 4)
@@ -171,6 +216,7 @@ class DataPage(Page):
         pv.addWidget(self.problems, 1)
         prow = QHBoxLayout()
         self.problem_counts = QLabel("", problems)
+        self.problem_counts.setWordWrap(True)
         self.problem_counts.setToolTip("How many problems of each kind.")
         prow.addWidget(self.problem_counts, 1)
         self.export_problems_button = QPushButton("Export as CSV…", problems)
@@ -178,21 +224,7 @@ class DataPage(Page):
         self.export_problems_button.clicked.connect(self._export_problems)
         prow.addWidget(self.export_problems_button)
         pv.addLayout(prow)
-        self.tabs.addTab(problems, "Problems")
-        split.addWidget(left)
-        split.addWidget(self.tabs)
-        split.setStretchFactor(0, 2)
-        split.setStretchFactor(1, 3)
-        split.setSizes([400, 600])
-        self.body.addWidget(split, 1)
-
-        self._fatal_problems: list[dict] = []
-        state.data_failed.connect(self._failed)
-        state.data_loading.connect(self._loading)
-        state.data_changed.connect(self._show)
-        state.config_changed.connect(self._sync_from_config)
-        state.model_changed.connect(self._model_changed)
-        self._sync_from_config()
+        return problems
 
     # ---- choosing data ----
 
@@ -201,6 +233,7 @@ class DataPage(Page):
         self.state.config.data.format = None
         self.state.config.data.mapping = None
         self.state.changed()
+        self.state.remember_data_folder(source)
         if self.state.model is None:
             self.summary_label.setText("Choose a model first: its tokenizer decides how the data is read.")
             return
@@ -212,7 +245,7 @@ class DataPage(Page):
             self.load(text)
 
     def _pick_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Choose training data", str(Path.home()), DATA_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, "Choose training data", str(self.state.data_folder()), DATA_FILTER)
         if path:
             self.load(path)
 
@@ -228,24 +261,24 @@ class DataPage(Page):
                 return
 
     def _format_chosen(self, _index: int) -> None:
-        self.state.config.data.format = self.format.currentData()
-        if self.format.currentData() not in ("prompt_completion", "alpaca"):
-            self.state.config.data.mapping = None
+        fmt = self.format.currentData()
+        data = self.state.config.data
+        data.format = fmt
+        if data.mapping and not set(data.mapping) <= set(ROLES.get(fmt or "prompt_completion", ())):
+            data.mapping = None  # the columns chosen were for another layout
         self.state.changed()
         self.state.load_data()
 
-    def _mapping_chosen(self, _index: int) -> None:
-        mapping = {}
-        for key, combo in self.mapping.items():
-            column = combo.currentData()
-            if column:
-                mapping[key] = column
-        if "prompt" in mapping and "response" in mapping:
-            self.state.config.data.mapping = mapping
-            if self.state.config.data.format is None:
-                self.state.config.data.format = "prompt_completion"
-            self.state.changed()
-            self.state.load_data()
+    def _column_chosen(self, _role: str, _column) -> None:
+        """A picker changed: once every needed column is chosen, save the mapping and read the file again."""
+        if self.pickers.missing():
+            return  # the preview under the empty picker asks for its column
+        data = self.state.config.data
+        data.mapping = self.pickers.mapping()
+        if data.format is None and self._shown_format not in (None, *PICKER_FORMATS):
+            data.format = self._shown_format  # keep alpaca, messages, ... as detected
+        self.state.changed()
+        self.state.load_data()
 
     def _skip_toggled(self, on: bool) -> None:
         if self.state.config.data.skip_bad_rows != on:
@@ -299,102 +332,118 @@ class DataPage(Page):
 
     def _loading(self, source: str) -> None:
         self.busy.setVisible(True)
+        if source != self._shown_source:  # another file: nothing of the last one stays on screen
+            self._shown_source, self._shown_format = None, None
+            self._clear_report()
+            self._show_problems([], {})
+            self.mapping_box.setVisible(False)
         shown = "the built-in demo data" if is_demo(source) else source
+        self.summary_label.setTextFormat(Qt.TextFormat.PlainText)
         self.summary_label.setText(f"Reading and checking {shown}…")
         set_state_style(self.summary_label, "")
 
     def _show(self) -> None:
         self.busy.setVisible(False)
-        view = self.state.data
-        if view is None:
-            message, advice = self.state.data_error or ("No data.", "")
-            self.summary_label.setText(f"{message}\n{advice}")
-            set_state_style(self.summary_label, "bad")
-            self.problems.set_problems(self._fatal_problems)
-            n = len(self._fatal_problems)
-            self.tabs.setTabText(1, f"Problems ({n})" if n else "Problems (none)")
-            if n:
-                self.tabs.setCurrentIndex(1)
-            self.histogram.set_histogram([], [], self.state.config.training.seq_len)
-            for v in self.example_views:
-                v.set_example(None)
-            self.example_tabs.clear()
-            self.summary_changed.emit()
-            return
+        self._shown_source = self.state.config.data.source
+        if self.state.data is None:
+            failure = self.state.data_failure or DataFailure(*(self.state.data_error or ("No data.", "")))
+            self._show_failure(failure)
+        else:
+            self._show_report(self.state.data)
+        self.summary_changed.emit()
+
+    def _show_failure(self, failure: DataFailure) -> None:
+        """Only this file's problems: the last file's format, counts, lengths and examples are gone."""
+        self._shown_format = None
+        self._clear_report()
+        self.summary_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.summary_label.setText(failure.message)
+        set_state_style(self.summary_label, "bad")
+        self.advice_label.setText(failure.advice)
+        self.advice_label.setVisible(bool(failure.advice))
+        self._show_problems(failure.problems, Counter(p.get("kind") or p["message"] for p in failure.problems))
+        if failure.problems:
+            self.tabs.setCurrentIndex(1)
+        roles = ROLES.get(self.state.config.data.format or "prompt_completion", ())
+        self._show_columns(failure.columns, failure.first_row, roles, self.state.config.data.mapping or {}, bool(failure.columns))
+
+    def _clear_report(self) -> None:
+        self.advice_label.setVisible(False)
+        self._select_format(DETECTED)
+        self.histogram.set_histogram([], [], self.state.config.training.seq_len)
+        self.truncation.setText("")
+        set_state_style(self.truncation, "")
+        self.example_tabs.clear()
+        for view in self.example_views:
+            view.set_example(None)
+
+    def _show_report(self, view) -> None:
         r = view.report
-        dropped = f"{r['rows_dropped']} dropped" + (f" ({r['duplicates']} duplicates)" if r["duplicates"] else "")
-        skipped = f", {r['rows_skipped']} broken lines skipped" if r["rows_skipped"] else ""
-        detected = r["format"] == r.get("detected_format")
-        how = "detected" if detected else "chosen"
-        source = "Built-in demo data (plant care)" if is_demo(self.state.config.data.source) else r["source"]
-        self.summary_label.setText(
-            f"<b>{source}</b> — format {r['format_detail']} ({how}); <b>{r['rows']} rows kept</b> of {r['rows_read']} read, "
-            f"{dropped}{skipped}. Tokenized with {r['model']}'s tokenizer and {r['chat_template']} chat template; "
-            f"loss on {'the answers only' if r['assistant_only_loss'] else 'every token'}.")
-        set_state_style(self.summary_label, "" if r["usable"] else "bad")
-        self.summary_label.setTextFormat(Qt.TextFormat.RichText)
-        # format and mapping
-        self.format.blockSignals(True)
-        index = self.format.findData(self.state.config.data.format)
-        self.format.setCurrentIndex(max(0, index))
-        self.format.setItemText(0, f"Detected: {r.get('detected_format') or 'nothing'}")
-        self.format.blockSignals(False)
-        is_table = str(r["source"]).lower().endswith(TABLE_SUFFIXES) or r["format"] == "prompt_completion"
-        self.mapping_box.setVisible(is_table)
-        if is_table:
-            self._fill_mapping(r["columns"], r["format_detail"])
-        # lengths
-        st = r["stats"]
+        self._shown_format = r["format"]
+        self.advice_label.setVisible(False)
+        self._show_summary(r)
+        detected = r.get("detected_format")
+        self._select_format(f"Detected: {detected}" if detected else f"From your columns: {r['format']}")
+        self._show_columns(r["columns"], r["first_row"], r["roles"], r["mapping"], len(r["columns"]) > 1)
         if len(view.lengths):
             self.histogram.set_lengths(view.lengths, self.state.config.training.seq_len)
         else:
+            st = r["stats"]
             self.histogram.set_histogram(st["histogram"], st["bin_edges"], self.state.config.training.seq_len)
         self._show_truncation()
-        # examples
+        self._show_examples(r["examples"])
+        self._show_problems(r["problems"], r["problem_counts"], "No problems found.")
+
+    def _show_summary(self, r: dict) -> None:
+        dropped = f"{r['rows_dropped']:,} dropped" + (f" ({count(r['duplicates'], 'duplicate')})" if r["duplicates"] else "")
+        skipped = f", {count(r['rows_skipped'], 'broken line')} skipped" if r["rows_skipped"] else ""
+        how = "detected" if r["format"] == r.get("detected_format") else "chosen"
+        source = "Built-in demo data (plant care)" if is_demo(self.state.config.data.source) else r["source"]
+        loss = "the answers only" if r["assistant_only_loss"] else "every token"
+        self.summary_label.setTextFormat(Qt.TextFormat.RichText)
+        self.summary_label.setText(
+            f"<b>{html.escape(source)}</b> — format {html.escape(r['format_detail'])} ({how}); "
+            f"<b>{count(r['rows'], 'row')} kept</b> of {r['rows_read']:,} read, {dropped}{skipped}. "
+            f"Tokenized with {html.escape(r['model'])}'s tokenizer and {r['chat_template']} chat template; loss on {loss}.")
+        set_state_style(self.summary_label, "" if r["usable"] else "bad")
+
+    def _select_format(self, detected_text: str) -> None:
+        self.format.blockSignals(True)
+        self.format.setItemText(0, detected_text)
+        self.format.setCurrentIndex(max(0, self.format.findData(self.state.config.data.format)))
+        self.format.blockSignals(False)
+
+    def _show_columns(self, columns: list[str], first_row: dict, roles, chosen: dict, visible: bool) -> None:
+        self.mapping_box.setVisible(visible)
+        if visible:
+            self.pickers.show_columns(columns, first_row, list(roles), chosen)
+
+    def _show_examples(self, examples: list[dict]) -> None:
         self.example_tabs.clear()
-        for i, example in enumerate(r["examples"][:3]):
-            self.example_views[i].set_example(example)
-            turns = sum(1 for s in example["segments"] if s.get("trained"))
-            self.example_tabs.addTab(self.example_views[i], f"Row {example['line']}" + (f" ({turns} answers)" if turns > 1 else ""))
-        # problems
-        self._fatal_problems = []
-        self.problems.set_problems(r["problems"])
-        n = len(r["problems"])
-        counts = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in sorted(r["problem_counts"].items(), key=lambda kv: -kv[1]))
-        self.problem_counts.setText(counts or "No problems found.")
-        self.tabs.setTabText(1, f"Problems ({n})" if n else "Problems (none)")
+        for view, example in zip(self.example_views, examples):
+            view.set_example(example)
+            answers = sum(1 for s in example["segments"] if s.get("trained"))
+            more = f" ({count(answers, 'answer')})" if answers > 1 else ""
+            self.example_tabs.addTab(view, f"Row {example['line']}{more}")
+
+    def _show_problems(self, problems: list[dict], counts: dict, none_found: str = "") -> None:
+        self.problems.set_problems(problems)
+        n = len(problems)
+        self.problem_counts.setText(count_kinds(counts) if counts else none_found)
+        self.tabs.setTabText(1, f"Problems ({n:,})" if n else "Problems (none)")
         self.export_problems_button.setEnabled(n > 0)
-        self.summary_changed.emit()
-
-    def _failed(self, _message: str, _advice: str, problems) -> None:
-        self._fatal_problems = list(problems or [])
-
-    def _fill_mapping(self, columns: list[str], detail: str) -> None:
-        current = self.state.config.data.mapping or {}
-        for key, combo in self.mapping.items():
-            combo.blockSignals(True)
-            combo.clear()
-            combo.addItem("(none)" if key == "system" else "(choose)", None)
-            for c in columns:
-                combo.addItem(c, c)
-            chosen = current.get(key)
-            if chosen is None and "(" in detail and "→" in detail:  # "prompt_completion (question → answer)"
-                inner = detail[detail.index("(") + 1:detail.rindex(")")]
-                parts = [p.strip() for p in inner.split("→")]
-                chosen = {"prompt": parts[0], "response": parts[-1]}.get(key)
-            combo.setCurrentIndex(max(0, combo.findData(chosen)))
-            combo.blockSignals(False)
 
     def _show_truncation(self) -> None:
         view = self.state.data
         seq = self.state.config.training.seq_len
-        if view is None:
+        if view is None or self._shown_format is None:  # no report on screen (or another file's, being replaced)
             self.truncation.setText("")
             return
         share = view.truncated_share(seq)
         rows = round(share * view.report["rows"])
         cut = "split into pieces" if view.report["format"] == "text" else "cut"
-        self.truncation.setText(f"{rows} rows ({100 * share:.1f}%) are longer than {seq} tokens and would be {cut}."
+        verb = "is" if rows == 1 else "are"
+        self.truncation.setText(f"{count(rows, 'row')} ({100 * share:.1f}%) {verb} longer than {seq} tokens and would be {cut}."
                                 if rows else f"Every row fits in {seq} tokens: nothing is cut.")
         set_state_style(self.truncation, "warn" if share > 0.05 else "")
 
@@ -403,7 +452,8 @@ class DataPage(Page):
         return view.truncated_share(self.state.config.training.seq_len) if view else 0.0
 
     def _export_problems(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export the problems", str(Path.home() / "data-problems.csv"), "CSV (*.csv)")
+        suggested = self.state.data_folder() / "data-problems.csv"
+        path, _ = QFileDialog.getSaveFileName(self, "Export the problems", str(suggested), "CSV (*.csv)")
         if path:
             self.problems.export_csv(Path(path))
 
@@ -411,4 +461,4 @@ class DataPage(Page):
         view = self.state.data
         if view is None:
             return "choose data" if self.state.data_error is None else "problem with the data"
-        return f"{view.report['rows']} rows, {view.report['format']}"
+        return f"{count(view.report['rows'], 'row')}, {view.report['format']}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QFont
+from PySide6.QtGui import QFont, QPalette
 from PySide6.QtWidgets import (
     QComboBox,
     QGroupBox,
@@ -20,12 +20,14 @@ from PySide6.QtWidgets import (
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
+    QWidget,
 )
 
+from studio.core.memory import Suggestion
 from studio.ui.pages.base import Page
-from studio.ui.state import DEFAULT_GPU_GB, GPU_SIZES_GB, GiB, GpuChoice
+from studio.ui.state import DEFAULT_GPU_GB, GPU_SIZES_GB, GiB, GpuChoice, a_card
 from studio.ui.units import gb
-from studio.ui.widgets.memory_bar import MemoryBar
+from studio.ui.widgets.memory_bar import MemoryBar, label_of
 from studio.ui.widgets.text import help_label, set_state_style
 
 METHODS = (("full", "Full fine-tuning", "Every weight trained, in fp32 with AdamW: the classic, and by far the largest."),
@@ -43,6 +45,7 @@ class MemoryPage(Page):
         super().__init__(state, parent, scroll=True)
         self.last_update_ms = 0.0
         self._suggestion_buttons: list[QPushButton] = []
+        self._fix_rows: list[QWidget] = []
 
         row = QHBoxLayout()
         row.addWidget(QLabel("Plan for:", self))
@@ -51,11 +54,19 @@ class MemoryPage(Page):
         self.gpu.activated.connect(self._gpu_chosen)
         row.addWidget(self.gpu)
         self.gpu_note = QLabel("", self)
+        self.gpu_note.setWordWrap(True)
         self.gpu_note.setToolTip("Which GPU the studio found on this computer.")
         row.addWidget(self.gpu_note, 1)
         self.body.addLayout(row)
 
+        self.fixes_note = help_label("", self)
+        self.fixes_note.setForegroundRole(QPalette.ColorRole.WindowText)  # news about the user's settings: not muted
+        self.fixes_note.setToolTip("Memory fixes belong to the model they were made for.")
+        self.fixes_note.setVisible(False)
+        self.body.addWidget(self.fixes_note)
+
         self.verdict = QLabel("", self)
+        self.verdict.setWordWrap(True)
         font = QFont(self.verdict.font())
         font.setPointSizeF(font.pointSizeF() * 1.35)
         self.verdict.setFont(font)
@@ -67,7 +78,7 @@ class MemoryPage(Page):
         self.body.addWidget(self.details)
 
         self.suggest_box = QGroupBox("To make it fit", self)
-        self.suggest_box.setToolTip("Each button applies one change to your settings; the plan updates at once.")
+        self.suggest_box.setToolTip("Each Apply button makes the change written beside it; the plan updates at once.")
         self.suggest_layout = QVBoxLayout(self.suggest_box)
         self.suggest_empty = help_label("", self.suggest_box)
         self.suggest_layout.addWidget(self.suggest_empty)
@@ -119,7 +130,8 @@ class MemoryPage(Page):
             choice = GpuChoice(f"{g.name} ({g.free_bytes / GiB:.1f} GB free)", g.free_bytes, g.compute_dtype, True)
             self.gpu.addItem(f"This computer: {choice.label}", choice)
         for size in GPU_SIZES_GB:
-            self.gpu.addItem(f"A {size} GB card", GpuChoice(f"a {size} GB card", size * GiB))
+            card = a_card(size)
+            self.gpu.addItem(card[:1].upper() + card[1:], GpuChoice(card, size * GiB))
         current = self.state.gpu
         index = next((i for i in range(self.gpu.count()) if self.gpu.itemData(i).bytes == current.bytes), -1)
         if index < 0:
@@ -129,7 +141,8 @@ class MemoryPage(Page):
         if not self.state.gpus_detected:
             self.gpu_note.setText("Looking for GPUs…")
         elif not self.state.gpus:
-            self.gpu_note.setText(f"No GPU detected: planning for a {self.state.gpu.bytes // GiB} GB card.")
+            self.gpu_note.setText("No GPU found on this computer, so the plan assumes a card: choose the one you will "
+                                  "train on.")
         else:
             self.gpu_note.setText(f"Found: {', '.join(g.name for g in self.state.gpus)}.")
 
@@ -153,54 +166,96 @@ class MemoryPage(Page):
     def refresh(self) -> None:
         t0 = time.perf_counter()
         plan = self.state.plan()
-        gpu = self.state.gpu
-        for b in self._suggestion_buttons:  # gone at once, deleted when the event loop next runs
-            b.hide()
-            self.suggest_layout.removeWidget(b)
-            b.deleteLater()
-        self._suggestion_buttons = []
+        self._clear_fixes()
+        self.fixes_note.setText(self.state.fixes_note)
+        self.fixes_note.setVisible(bool(self.state.fixes_note))
         if plan is None:
-            self.verdict.setText("Choose a model to see its memory plan." if self.state.model is None else
-                                 "These settings cannot be planned; check the Adapter page.")
-            set_state_style(self.verdict, "")
-            self.bar.set_plan([], gpu.bytes, gpu.label)
-            self.suggest_box.setVisible(False)
-            self.last_update_ms = (time.perf_counter() - t0) * 1000
-            self.summary_changed.emit()
-            return
-        total = plan.total_bytes
-        fits = plan.fits(gpu.bytes)
-        if fits:
-            self.verdict.setText(f"Fits {gpu.label} with {gb(gpu.bytes - total)} to spare "
-                                 f"({gb(total)} of {gb(gpu.bytes)}).")
+            self._show_no_plan()
         else:
-            self.verdict.setText(f"Needs {gb(total - gpu.bytes)} more than {gpu.label} has "
-                                 f"({gb(total)} of {gb(gpu.bytes)}).")
+            self._show_plan(plan)
+        self.last_update_ms = (time.perf_counter() - t0) * 1000
+        self.summary_changed.emit()
+
+    def _show_no_plan(self) -> None:
+        gpu = self.state.gpu
+        self.verdict.setText("Choose a model to see its memory plan." if self.state.model is None else
+                             "These settings cannot be planned; check the Adapter page.")
+        set_state_style(self.verdict, "")
+        self.bar.set_plan([], gpu.bytes, gpu.label)
+        self.suggest_box.setVisible(False)
+
+    def _show_plan(self, plan) -> None:
+        gpu = self.state.gpu
+        fits = plan.fits(gpu.bytes)
+        self.verdict.setText(self._verdict(plan.total_bytes, fits))
         set_state_style(self.verdict, "good" if fits else "bad")
         self.bar.set_plan([(c.name, c.bytes, c.why) for c in plan.components], gpu.bytes, "GPU")
         s = plan.shape
         mode = {"4bit": "4-bit QLoRA", "8bit": "8-bit LoRA", "16bit": "16-bit LoRA", "full": "full fine-tuning"}[plan.precision.mode]
         ckpt = "with" if s.gradient_checkpointing else "without"
+        largest = max(plan.components, key=lambda c: c.bytes).name
         self.details.setText(f"{mode}, micro-batch {s.batch_size} × {s.seq_len} tokens, {ckpt} gradient checkpointing, "
                              f"{s.optimizer} optimizer, {plan.precision.compute_dtype} compute. "
-                             f"Largest part: {max(plan.components, key=lambda c: c.bytes).name.replace('_', ' ')}.")
-        # suggestions
+                             f"Largest part: {label_of(largest)}.")
+        self.suggest_box.setVisible(not fits)
+        if not fits:
+            self._show_fixes(self.state.suggestions())
+        self._show_comparison(plan)
+        self.notes.setText("\n".join(plan.notes))
+
+    def _verdict(self, total: int, fits: bool) -> str:
+        gpu = self.state.gpu
+        assumed = self._assumed()
         if fits:
-            self.suggest_box.setVisible(False)
-        else:
-            self.suggest_box.setVisible(True)
-            suggestions = self.state.suggestions()
-            self.suggest_empty.setText("" if suggestions else
-                                       "No single change makes it fit: choose a smaller model, or plan for a larger GPU.")
-            self.suggest_empty.setVisible(not suggestions)
-            for sug in suggestions:
-                button = QPushButton(f"{sug.change}  →  {gb(sug.total_bytes)}", self.suggest_box)
-                button.setToolTip(f"Apply: {sug.change}. The run would then need {gb(sug.total_bytes, 2)}.")
-                button.setStyleSheet("text-align: left; padding: 5px 10px;")
-                button.clicked.connect(lambda _=False, ch=dict(sug.changes): self.state.apply_changes(ch))
-                self.suggest_layout.addWidget(button)
-                self._suggestion_buttons.append(button)
-        # comparison
+            return f"Fits {gpu.label}{assumed} with {gb(gpu.bytes - total)} to spare ({gb(total)} of {gb(gpu.bytes)})."
+        return f"Needs {gb(total - gpu.bytes)} more than {gpu.label}{assumed} has ({gb(total)} of {gb(gpu.bytes)})."
+
+    def _assumed(self) -> str:
+        """Whether the card planned for is not this computer's own (the note beside the card says why)."""
+        if self.state.gpu.detected:
+            return ""
+        return " (a card you chose)" if self.state.gpus else " (assumed)"
+
+    # ---- the fixes: one row each, its words beside its Apply button ----
+
+    def _clear_fixes(self) -> None:
+        for row in self._fix_rows:  # gone at once, deleted when the event loop next runs
+            row.hide()
+            self.suggest_layout.removeWidget(row)
+            row.deleteLater()
+        self._fix_rows, self._suggestion_buttons = [], []
+
+    def _show_fixes(self, suggestions: list[Suggestion]) -> None:
+        settings_fit = any("model" not in sug.changes for sug in suggestions)
+        lean = None if settings_fit else self.state.leanest_plan()
+        self.suggest_empty.setText("" if lean is None else
+                                   f"No change to these settings makes it fit: even the leanest run the studio can offer "
+                                   f"needs {gb(lean.plan.total_bytes)}. Choose a smaller model, or plan for a larger GPU.")
+        self.suggest_empty.setVisible(lean is not None)
+        for sug in suggestions:
+            self._add_fix(sug)
+
+    def _add_fix(self, sug: Suggestion) -> None:
+        row = QWidget(self.suggest_box)
+        layout = QHBoxLayout(row)
+        layout.setContentsMargins(0, 2, 0, 2)
+        text = QLabel(fix_text(sug), row)
+        text.setWordWrap(True)
+        text.setToolTip(f"The run would then need {gb(sug.total_bytes, 2)}.")
+        layout.addWidget(text, 1)
+        button = QPushButton("Apply", row)
+        button.setAccessibleName(f"Apply: {sug.change}")
+        button.setToolTip(f"Apply: {sug.change}. The run would then need {gb(sug.total_bytes, 2)}.")
+        button.clicked.connect(lambda _=False, s=sug: self.state.apply_suggestion(s))
+        layout.addWidget(button, 0, Qt.AlignmentFlag.AlignTop)
+        self.suggest_layout.addWidget(row)
+        self._fix_rows.append(row)
+        self._suggestion_buttons.append(button)
+
+    # ---- the same run in other precisions ----
+
+    def _show_comparison(self, plan) -> None:
+        gpu = self.state.gpu
         plans = self.state.comparison()
         for r, (mode_key, _name, _tip) in enumerate(METHODS):
             p = plans.get(mode_key)
@@ -221,9 +276,10 @@ class MemoryPage(Page):
                 f.setBold(current)
                 item.setFont(f)
             self.table.item(r, 0).setText(METHODS[r][1] + ("  (this run)" if current else ""))
-        self.notes.setText("\n".join(plan.notes))
-        self.last_update_ms = (time.perf_counter() - t0) * 1000
-        self.summary_changed.emit()
+
+    def first_control(self):
+        """Where the keyboard starts on this page: the card to plan for."""
+        return self.gpu
 
     def verdict_text(self) -> str:
         return self.verdict.text()
@@ -231,13 +287,29 @@ class MemoryPage(Page):
     def suggestion_buttons(self) -> list[QPushButton]:
         return list(self._suggestion_buttons)
 
+    def fix_texts(self) -> list[str]:
+        """The words beside each Apply button, as shown."""
+        return [row.findChild(QLabel).text() for row in self._fix_rows]
+
     def summary(self) -> str:
         plan = self.state.plan()
         if plan is None:
             return ""
         gpu = self.state.gpu
-        if plan.fits(gpu.bytes):
+        fits = plan.fits(gpu.bytes)
+        if not gpu.detected:  # planned for a card the user assumed (or the default one)
+            card = f"an assumed {gpu.bytes // GiB} GB card"
+            return f"fits {card}" if fits else f"needs {gb(plan.total_bytes - gpu.bytes)} more than {card}"
+        if fits:
             return f"fits, {gb(gpu.bytes - plan.total_bytes)} spare"
         return f"needs {gb(plan.total_bytes - gpu.bytes)} more"
+
+
+def fix_text(sug: Suggestion) -> str:
+    """A fix in the user's words with its new total; a combination lists its changes one a line."""
+    if not sug.combined:
+        return f"{sug.change}  →  {gb(sug.total_bytes)}"
+    lines = "\n".join(f"• {part}" for part in sug.parts)
+    return f"These {len(sug.parts)} changes together  →  {gb(sug.total_bytes)}:\n{lines}"
 
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QLineEdit,
     QProgressBar,
@@ -31,6 +33,7 @@ from studio.ui.units import gb, params
 from studio.ui.widgets.text import help_label, set_state_style, subheading
 
 SOURCE_ROLE = Qt.ItemDataRole.UserRole
+CHOOSE_AFTER_MS = 250  # arrow keys through the list: the model is read once the highlight rests
 
 
 class ModelPage(Page):
@@ -59,21 +62,26 @@ class ModelPage(Page):
         self.tree = QTreeWidget(left)
         self.tree.setHeaderLabels(["Model", "Parameters", "Where"])
         self.tree.setRootIsDecorated(False)
-        self.tree.setToolTip("Double-click (or select and press Enter) to use a model. Catalog models are planned from their "
-                             "real configuration; their weights download when you train or press Download.")
+        self.tree.setToolTip("Click a model, or move to it with the arrow keys, to use it. Catalog models are planned from "
+                             "their real configuration; their weights download when you train or press Download.")
         self.tree.setAlternatingRowColors(True)
+        header = self.tree.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)  # the name takes what the others leave
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+        self._choose_timer = QTimer(self)
+        self._choose_timer.setSingleShot(True)
+        self._choose_timer.setInterval(CHOOSE_AFTER_MS)
+        self._choose_timer.timeout.connect(self._use_highlighted)
+        self.tree.itemSelectionChanged.connect(self._choose_timer.start)
         self.tree.itemActivated.connect(self._activated)
         self.tree.itemClicked.connect(self._activated)
         lv.addWidget(self.tree, 1)
 
         row = QHBoxLayout()
-        self.folder_button = QPushButton("&Folder…", left)
-        self.folder_button.setToolTip("Use a model folder on this computer (it holds config.json and *.safetensors). "
-                                      "You can also drag a folder onto this page.")
-        self.folder_button.clicked.connect(self._pick_folder)
-        row.addWidget(self.folder_button)
         self.hub_id = QLineEdit(left)
-        self.hub_id.setPlaceholderText("or a hub id, e.g. Qwen/Qwen2.5-0.5B-Instruct")
+        self.hub_id.setPlaceholderText("or a hub id, e.g. Qwen/Qwen3-4B")
         self.hub_id.setToolTip("A model on the Hugging Face hub: organisation/name. Use reads its configuration only; "
                                "Download fetches the weights too.")
         self.hub_id.returnPressed.connect(self._use_hub_id)
@@ -87,6 +95,14 @@ class ModelPage(Page):
         self.download_button.clicked.connect(self._start_download)
         row.addWidget(self.download_button)
         lv.addLayout(row)
+        folder_row = QHBoxLayout()
+        self.folder_button = QPushButton("&Folder…", left)
+        self.folder_button.setToolTip("Use a model folder on this computer (it holds config.json and *.safetensors). "
+                                      "You can also drag a folder onto this page.")
+        self.folder_button.clicked.connect(self._pick_folder)
+        folder_row.addWidget(self.folder_button)
+        folder_row.addWidget(help_label("or drag a model folder from your file manager onto this page.", left), 1)
+        lv.addLayout(folder_row)
         drow = QHBoxLayout()
         self.download_bar = QProgressBar(left)
         self.download_bar.setToolTip("Download progress")
@@ -101,7 +117,6 @@ class ModelPage(Page):
         self.download_label = help_label("", left)
         self.download_label.setVisible(False)
         lv.addWidget(self.download_label)
-        lv.addWidget(help_label("Tip: drag a model folder from your file manager onto this page.", left))
 
         # ---- right: the card ----
         card = QGroupBox("Model card", split)
@@ -143,8 +158,13 @@ class ModelPage(Page):
         self.warning = QLabel("", card)
         self.warning.setWordWrap(True)
         self.warning.setVisible(False)
-        self.warning.setToolTip("Checked against the GPU chosen on the Memory page.")
+        self.warning.setToolTip("Checked against the GPU chosen on the Memory page, with the same plan as its fixes.")
         cv.addWidget(self.warning)
+        self.fixes_note = help_label("", card)
+        self.fixes_note.setForegroundRole(QPalette.ColorRole.WindowText)  # news about the user's settings: not muted
+        self.fixes_note.setToolTip("Memory fixes belong to the model they were made for.")
+        self.fixes_note.setVisible(False)
+        cv.addWidget(self.fixes_note)
         self.notes = help_label("", card)
         cv.addWidget(self.notes)
         cv.addStretch(1)
@@ -153,10 +173,12 @@ class ModelPage(Page):
         split.setStretchFactor(0, 5)
         split.setStretchFactor(1, 4)
         split.setSizes([560, 440])
+        self._too_large = False
 
         state.model_loading.connect(self._loading)
         state.model_changed.connect(self._show_model)
         state.gpu_changed.connect(self._update_warning)
+        state.config_changed.connect(self._update_warning)
         state.settings_changed.connect(self.update_online)
         self._fill_list()
         self.update_online()
@@ -182,16 +204,13 @@ class ModelPage(Page):
             gated = ", gated" if entry.gated else ""
             self._item(entry.display_name, params(entry.expected_total_params), f"catalog{gated}", entry.name,
                        f"{entry.hub_id} — {entry.license}{gated}. Planned from its real configuration; weights download when needed.")
-        for col in range(3):
-            self.tree.resizeColumnToContents(col)
-        self.tree.setColumnWidth(0, max(self.tree.columnWidth(0), 240))
         start_task("list cached models", lambda s: _cached(), on_done=self._add_cached)
         self._select_current()
 
     def _add_cached(self, models) -> None:
         for i, m in enumerate(models):
-            size = gb(m.size_on_disk) if m.has_weights else "config only"
-            item = QTreeWidgetItem([m.hub_id, "", f"on this computer, {size}"])
+            where = f"downloaded, {gb(m.size_on_disk)}" if m.has_weights else "no weights yet"
+            item = QTreeWidgetItem([m.hub_id, "", where])
             item.setData(0, SOURCE_ROLE, m.hub_id)
             for col in range(3):
                 item.setToolTip(col, f"In the Hugging Face cache: {m.path}")
@@ -217,9 +236,20 @@ class ModelPage(Page):
                 return
 
     def _activated(self, item: QTreeWidgetItem, _column: int = 0) -> None:
+        self._choose_timer.stop()
         source = item.data(0, SOURCE_ROLE)
         if source and source != self.state.config.model.source:
             self.use(source)
+
+    def _use_highlighted(self) -> None:
+        """The highlighted model is the chosen one (arrow keys move the highlight; the card follows)."""
+        items = self.tree.selectedItems()
+        if items and not items[0].isHidden():
+            self._activated(items[0])
+
+    def first_control(self):
+        """Where the keyboard starts on this page: the list, so that arrow keys choose a model."""
+        return self.tree
 
     def use(self, source: str) -> None:
         self.state.load_model(source)
@@ -328,6 +358,7 @@ class ModelPage(Page):
         self.card_title.setText(f"Reading {source}…")
         set_state_style(self.warning, "")
         self.warning.setVisible(False)
+        self._too_large = False
 
     def _show_model(self) -> None:
         self.busy.setVisible(False)
@@ -340,6 +371,7 @@ class ModelPage(Page):
             self.warning.setText(f"{message}\n{advice}")
             set_state_style(self.warning, "bad")
             self.warning.setVisible(True)
+            self._too_large = False
             self.summary_changed.emit()
             return
         self._select_current()
@@ -365,38 +397,54 @@ class ModelPage(Page):
         if info.needs_trust_remote_code:
             notes.append("This model runs its own code (allowed in Settings).")
         self.notes.setText("\n".join(notes))
+        self.fixes_note.setText(self.state.fixes_note)
+        self.fixes_note.setVisible(bool(self.state.fixes_note))
         self._update_warning()
         self.summary_changed.emit()
 
     def _update_warning(self) -> None:
+        """Whether the model can fit the GPU: the same leanest run as the Memory page's fixes."""
         info = self.state.model
-        if info is None:
+        if info is None or self.busy.isVisibleTo(self):  # another model is being read: its card decides
             return
         try:
-            smallest = self.state.smallest_plan(info)
+            lean, now = self.state.leanest_plan(info), self.state.plan()
         except StudioError as exc:  # e.g. nothing an adapter can attach to
-            self.warning.setText(f"{exc.message} {exc.advice}")
-            set_state_style(self.warning, "bad")
-            self.warning.setVisible(True)
+            self._show_warning(f"{exc.message} {exc.advice}", "bad")
             return
         gpu = self.state.gpu
-        if smallest is not None and not smallest.fits(gpu.bytes):
-            self.warning.setText(
-                f"Too large for {gpu.label}: even in 4-bit with the leanest settings (batch 1, 512 tokens, rank 8) it needs "
-                f"{gb(smallest.total_bytes)}. Choose a smaller model, or a larger GPU on the Memory page.")
-            set_state_style(self.warning, "bad")
-            self.warning.setVisible(True)
+        if lean is None or now is None or now.fits(gpu.bytes):
+            self._show_warning("", "")
+        elif not lean.fits(gpu.bytes):
+            self._show_warning(f"Too large for {gpu.label}: even the leanest run the studio can offer ({leanest_words(lean)}) "
+                               f"needs {gb(lean.plan.total_bytes)}. Choose a smaller model, or a larger GPU on the Memory page.",
+                               "bad", too_large=True)
         else:
-            self.warning.setVisible(False)
+            self._show_warning(f"Fits {gpu.label} only with leaner settings: the Memory page lists the changes "
+                               f"(the run needs {gb(now.total_bytes)} as it is set now).", "warn")
+
+    def _show_warning(self, text: str, style: str, too_large: bool = False) -> None:
+        self.warning.setText(text)
+        set_state_style(self.warning, style)
+        self.warning.setVisible(bool(text))
+        self._too_large = too_large
 
     def too_large_warning(self) -> str:
-        return self.warning.text() if self.warning.isVisible() else ""
+        return self.warning.text() if self._too_large else ""
 
     def summary(self) -> str:
         info = self.state.model
         if info is None:
             return "choose a model"
         return f"{'demo' if is_demo(info.source) else info.name}, {params(info.total_params)}"
+
+
+def leanest_words(lean) -> str:
+    """The leanest run in a few words: "4-bit, rank 4, examples cut at 256 tokens, one at a time"."""
+    p = lean.plan
+    at_once = "one at a time" if p.shape.batch_size == 1 else f"{p.shape.batch_size} at a time"
+    held = {"4bit": "4-bit", "8bit": "8-bit", "16bit": "16-bit"}.get(p.precision.mode, p.precision.mode)
+    return f"{held}, rank {p.adapter.rank}, examples cut at {p.shape.seq_len} tokens, {at_once}"
 
 
 def _cached():

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import math
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QFontDatabase
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
+    QLabel,
     QPlainTextEdit,
     QPushButton,
     QSplitter,
@@ -27,6 +29,8 @@ from PySide6.QtWidgets import (
 
 from studio.core import runs
 from studio.core.errors import StudioError
+from studio.core.wording import count
+from studio.ui.open_path import open_or_say_where
 from studio.ui.pages.base import Page
 from studio.ui.tasks import start_task
 from studio.ui.units import gb
@@ -35,6 +39,41 @@ from studio.ui.widgets.text import help_label, set_state_style
 
 COLUMNS = ("Run", "Status", "Steps", "Loss", "Eval loss", "Model", "Started", "Size")
 PATH_ROLE = Qt.ItemDataRole.UserRole
+# The sorted column's arrow, drawn in its title: Qt's own indicator points up for "newest first" in
+# some styles (it maps descending order to SortUp), which reads as the opposite.
+ARROWS = {Qt.SortOrder.AscendingOrder: "▲", Qt.SortOrder.DescendingOrder: "▼"}
+
+
+class _Cell(QTableWidgetItem):
+    """A cell that sorts by its value (a time, a number), not by its text ("12 MB" before "6 MB")."""
+
+    def __init__(self, text: str, key) -> None:
+        super().__init__(text)
+        self.key = key
+
+    def __lt__(self, other) -> bool:
+        return self.key < other.key
+
+
+def _cells(s, newness: int) -> list[_Cell]:
+    """One run's row. `newness`: its place in the list, newest highest (a run that never started has
+    no start time; the list placed it by its folder's age)."""
+    started = dt.datetime.fromtimestamp(s.started).strftime("%Y-%m-%d %H:%M") if s.started else "–"
+    steps = f"{s.step}/{s.total_steps}" if s.total_steps else f"{s.step}"
+    missing = math.inf  # no loss yet: after every number
+    cells = [_Cell(s.name, s.name), _Cell(f"⚠ {s.status}" if s.problem else s.status, s.status), _Cell(steps, s.step),
+             _Cell(f"{s.final_loss:.4f}" if s.final_loss is not None else "–", s.final_loss if s.final_loss is not None else missing),
+             _Cell(f"{s.eval_loss:.4f}" if s.eval_loss is not None else "–", s.eval_loss if s.eval_loss is not None else missing),
+             _Cell(s.model, s.model), _Cell(started, newness), _Cell(gb(s.size_bytes), s.size_bytes)]
+    for c, cell in enumerate(cells):
+        cell.setData(PATH_ROLE, str(s.path))
+        if s.problem:
+            cell.setToolTip(s.problem)
+        elif s.error and c == 1:
+            cell.setToolTip(f"{s.error.get('message', '')}\n{s.error.get('advice', '')}")
+        elif c in (0, COLUMNS.index("Model")):
+            cell.setToolTip(cell.text())
+    return cells
 
 
 class RunsPage(Page):
@@ -72,8 +111,13 @@ class RunsPage(Page):
         self.table.setSortingEnabled(True)
         self.table.setAlternatingRowColors(True)
         self.table.setToolTip("Your runs, newest first. Select one to see its recipe, curves and samples.")
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        for column in ("Run", "Model"):  # the long ones share the room left, shortened with "…" (full text as tooltip)
+            header.setSectionResizeMode(COLUMNS.index(column), QHeaderView.ResizeMode.Stretch)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        header.setSortIndicatorShown(False)
+        header.sortIndicatorChanged.connect(self._show_sort_arrow)
         self.table.itemSelectionChanged.connect(self._selected)
         split.addWidget(self.table)
 
@@ -95,11 +139,17 @@ class RunsPage(Page):
         self.recipe_button.clicked.connect(self._use_recipe)
         self.folder_button = QPushButton("Open folder", detail)
         self.folder_button.setToolTip("Show the run folder in your file manager.")
-        self.folder_button.clicked.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.opened))))
+        self.folder_button.clicked.connect(self._open_folder)
         for b in (self.resume_button, self.try_button, self.recipe_button, self.folder_button):
             b.setEnabled(False)
             buttons.addWidget(b)
         dv.addLayout(buttons)
+        self.folder_note = QLabel("", detail)  # where the run is, when nothing could open it
+        self.folder_note.setWordWrap(True)
+        self.folder_note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.folder_note.setToolTip("Select the path to copy it; it is on the clipboard already.")
+        self.folder_note.setVisible(False)
+        dv.addWidget(self.folder_note)
         self.tabs = QTabWidget(detail)
         self.tabs.setToolTip("The selected run, read from its folder.")
         self.plot = LossPlot(self.tabs, title="Loss")
@@ -139,25 +189,19 @@ class RunsPage(Page):
         self.table.setSortingEnabled(False)
         self.table.setRowCount(len(self.summaries))
         for r, s in enumerate(self.summaries):
-            started = dt.datetime.fromtimestamp(s.started).strftime("%Y-%m-%d %H:%M") if s.started else "–"
-            steps = f"{s.step}/{s.total_steps}" if s.total_steps else str(s.step)
-            values = [s.name, s.status, steps, f"{s.final_loss:.4f}" if s.final_loss is not None else "–",
-                      f"{s.eval_loss:.4f}" if s.eval_loss is not None else "–", s.model, started, gb(s.size_bytes)]
-            if s.problem:
-                values[1] = f"⚠ {s.status}"
-            for c, v in enumerate(values):
-                item = QTableWidgetItem(v)
-                item.setData(PATH_ROLE, str(s.path))
-                if s.problem:
-                    item.setToolTip(s.problem)
-                elif s.error and c == 1:
-                    item.setToolTip(f"{s.error.get('message', '')}\n{s.error.get('advice', '')}")
+            for c, item in enumerate(_cells(s, newness=len(self.summaries) - r)):
                 self.table.setItem(r, c, item)
         self.table.setSortingEnabled(True)
+        self.table.horizontalHeader().setSortIndicatorShown(False)  # turned on again with sorting: the title has the arrow
         self.table.sortItems(COLUMNS.index("Started"), Qt.SortOrder.DescendingOrder)  # newest first
         if selected is not None:
             self.select(selected)
         self.summary_changed.emit()
+
+    def _show_sort_arrow(self, column: int, order: Qt.SortOrder) -> None:
+        for c, title in enumerate(COLUMNS):
+            item = self.table.horizontalHeaderItem(c)
+            item.setText(f"{title} {ARROWS[order]}" if c == column else title)
 
     def select(self, run_dir: Path) -> None:
         for r in range(self.table.rowCount()):
@@ -202,6 +246,7 @@ class RunsPage(Page):
             return  # another run was chosen meanwhile
         summary = view.summary
         self.opened = view.run_dir
+        self.folder_note.setVisible(False)
         series = view.series
         self.plot.set_history(series["loss"], series["eval_loss"], series["lr"])
         self.recipe.setPlainText(view.recipe_text)
@@ -217,6 +262,10 @@ class RunsPage(Page):
         self.try_button.setEnabled(summary.adapter is not None)
         self.recipe_button.setEnabled(True)
         self.folder_button.setEnabled(True)
+
+    def _open_folder(self) -> None:
+        if self.opened is not None:
+            open_or_say_where(self.opened, self.folder_note)
 
     def _try(self) -> None:
         if self.opened is not None:
@@ -236,5 +285,4 @@ class RunsPage(Page):
         self.go_to.emit("adapter")
 
     def summary(self) -> str:
-        n = len(self.summaries)
-        return f"{n} run{'s' if n != 1 else ''}" if n else ""
+        return count(len(self.summaries), "run") if self.summaries else ""

@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QFont, QFontDatabase
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFont, QFontDatabase
 from PySide6.QtWidgets import (
     QFrame,
     QGridLayout,
@@ -29,8 +29,11 @@ from PySide6.QtWidgets import (
 
 from studio.core import runs
 from studio.core.errors import StudioError
+from studio.core.wording import count
+from studio.ui.open_path import open_or_say_where
 from studio.ui.pages.base import Page
 from studio.ui.runner import TrainingThread
+from studio.ui.state import StartBlocker
 from studio.ui.tasks import start_task
 from studio.ui.units import duration
 from studio.ui.widgets.gauges import MemoryGauge
@@ -76,8 +79,13 @@ class FailurePanel(QFrame):
         row.addStretch(1)
         layout.addWidget(self.title)
         layout.addWidget(self.message)
+        self.log_path = QLabel("", self)  # where the log is, when nothing could open it
+        self.log_path.setWordWrap(True)
+        self.log_path.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.log_path.setVisible(False)
         layout.addWidget(self.advice)
         layout.addLayout(row)
+        layout.addWidget(self.log_path)
         self.kind = ""
 
     def show_error(self, kind: str, message: str, advice: str, action: str | None) -> None:
@@ -87,7 +95,37 @@ class FailurePanel(QFrame):
         self.advice.setText(f"What to do: {advice}" if advice else "")
         self.action.setText(action or "")
         self.action.setVisible(bool(action))
+        self.log_path.setVisible(False)
         self.setVisible(True)
+
+
+class StartBlockedPanel(QFrame):
+    """Why Start is refused (the data or the model cannot be used), and a button to the page that fixes it."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("startBlocked")
+        self.setStyleSheet("#startBlocked { border: 1px solid #c98a00; border-radius: 4px; }")
+        self.setToolTip("Training cannot start until this is fixed.")
+        row = QHBoxLayout(self)
+        row.setContentsMargins(6, 3, 6, 3)
+        self.reason = QLabel("", self)
+        self.reason.setWordWrap(True)
+        self.reason.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.button = QPushButton("", self)
+        self.button.setToolTip("Show the page where this is fixed.")
+        row.addWidget(self.reason, 1)
+        row.addWidget(self.button)
+        self.page = ""
+        self.setVisible(False)
+
+    def show_blocker(self, blocker: StartBlocker | None) -> None:
+        self.setVisible(blocker is not None)
+        if blocker is None:
+            return
+        self.page = blocker.page
+        self.reason.setText(f"Training cannot start. {blocker.message} {blocker.advice}".strip())
+        self.button.setText(f"Go to the {blocker.page.capitalize()} page")
 
 
 class TrainPage(Page):
@@ -103,6 +141,8 @@ class TrainPage(Page):
         self.run_dir: Path | None = None
         self.total_steps: int | None = None
         self.last_finished: dict | None = None
+        self.step = 0  # the last step shown
+        self.past = None  # the RunSummary of a stopped run offered for resuming
         self._pending_action = None
 
         # ---- controls ----
@@ -129,14 +169,19 @@ class TrainPage(Page):
         self.try_button.setToolTip("Ask the fine-tuned model questions and export it (the next page).")
         self.try_button.setMinimumHeight(34)
         self.try_button.setVisible(False)
-        self.try_button.clicked.connect(lambda: self.go_to.emit("try"))
+        self.try_button.clicked.connect(self._try_run)
         for b in (self.start_button, self.cancel_button, self.resume_button, self.try_button):
             row.addWidget(b)
         self.status = QLabel("Ready to train.", self)
         self.status.setWordWrap(True)
         self.status.setToolTip("What the run is doing.")
         row.addWidget(self.status, 1)
+        row.addStretch(0)  # takes the room while the status is hidden, so the buttons keep their size
         self.body.addLayout(row)
+
+        self.blocked = StartBlockedPanel(self)
+        self.blocked.button.clicked.connect(lambda: self.go_to.emit(self.blocked.page))
+        self.body.addWidget(self.blocked)
 
         self.banner = QLabel("", self)
         self.banner.setWordWrap(True)
@@ -225,6 +270,9 @@ class TrainPage(Page):
         vsplit.setSizes([420, 120])
         self.body.addWidget(vsplit, 1)
         state.model_changed.connect(self._update_buttons)
+        for signal in (state.config_changed, state.data_loading, state.data_changed):
+            signal.connect(self._update_start)
+        self._update_start()
 
     # ---- running ----
 
@@ -234,6 +282,9 @@ class TrainPage(Page):
 
     def start_run(self) -> None:
         if self.running:
+            return
+        if self.state.start_blocker() is not None:
+            self._update_start()
             return
         config = self.state.snapshot()
         try:
@@ -272,6 +323,7 @@ class TrainPage(Page):
         if self.running:
             return
         self.run_dir = Path(summary.path)
+        self.past = summary
         total = f" of {summary.total_steps}" if summary.total_steps else ""
         self.banner.setText(f"The run {summary.name} stopped ({summary.status}) at step {summary.step}{total}. "
                             "Press Resume to continue it from its last checkpoint.")
@@ -284,7 +336,7 @@ class TrainPage(Page):
             return
         n = self.thread.request_cancel()
         if n == 1:
-            self.status.setText("Stopping after this step and saving the adapter… (press Cancel again to stop at once)")
+            self.status.setText("Stopping after this step and saving the adapter… Press “Stop now” to stop at once.")
             self.cancel_button.setText("■  Stop &now")
             self.cancel_button.setToolTip("Stop at once, mid-step. The last checkpoint is kept; Resume continues from it.")
         else:
@@ -329,14 +381,27 @@ class TrainPage(Page):
         self.progress.setFormat("starting…")
         self.total_steps = None
         self.last_finished = None
+        self.step = 0
+        self.past = None
         for label in self.stat_labels.values():
             label.setText("–")
         self.cancel_button.setText("■  &Cancel")
         self.cancel_button.setToolTip("Stop after the current step and save the adapter. Press again to stop at once.")
 
+    def _update_start(self) -> None:
+        """Start only when a run could begin: not while one trains, nor when the data or the model is
+        known not to be usable (the panel says why and leads to the page that fixes it)."""
+        running = self.running
+        blocker = None if running else self.state.start_blocker()
+        self.blocked.show_blocker(blocker)
+        idle = blocker is not None and self.run_dir is None  # nothing to show but why it cannot start
+        self.status.setVisible(not idle)
+        self.progress.setVisible(not idle)
+        self.start_button.setEnabled(not running and self.state.model is not None and blocker is None)
+
     def _update_buttons(self) -> None:
         running = self.running
-        self.start_button.setEnabled(not running and self.state.model is not None)
+        self._update_start()
         self.cancel_button.setEnabled(running and (self.thread is None or self.thread.cancel_requests < 2))
         resumable = (not running and self.run_dir is not None and runs.resume_point(self.run_dir) is not None
                      and (self.last_finished or {}).get("status") != "completed")
@@ -354,17 +419,16 @@ class TrainPage(Page):
         if self.total_steps:
             self.progress.setRange(0, int(self.total_steps))
             self.progress.setFormat("step %v of %m")
-        resumed = f", resuming at step {e['resumed_from_step']}" if e.get("resumed_from_step") else ""
-        rows = f"{e.get('train_rows')} training rows, {e.get('eval_rows')} held out" if e.get("train_rows") is not None else ""
-        self.status.setText(f"Training on {e.get('device')} ({e.get('precision')}, {e.get('compute_dtype')}): "
-                            f"{self.total_steps} steps, {rows}{resumed}.")
+        self.status.setText(_started_text(e))
         planned = e.get("planned_bytes")
         if e.get("device") == "CPU":
             self.gauge.set_values(planned=planned, note="CPU run: nothing to measure")
         else:
             total = self.state.gpus[0].total_bytes if self.state.gpus else None
             self.gauge.set_values(planned=planned, total=total, note="waiting for the first step")
-        self.stat_labels["step"].setText(f"{e.get('resumed_from_step') or 0} / {self.total_steps}")
+        self.step = e.get("resumed_from_step") or 0
+        self.stat_labels["step"].setText(f"{self.step} / {self.total_steps}")
+        self.summary_changed.emit()
 
     def _on_steps(self, events: list[dict]) -> None:
         self.plot.add_steps(events)
@@ -374,9 +438,10 @@ class TrainPage(Page):
             self.total_steps = total
             self.progress.setRange(0, int(total))
             self.progress.setFormat("step %v of %m")
-        self.progress.setValue(int(e["step"]))
+        self.step = int(e["step"])
+        self.progress.setValue(self.step)
         s = self.stat_labels
-        s["step"].setText(f"{e['step']} / {total}")
+        s["step"].setText(f"{self.step} / {total}")
         loss = e.get("loss")
         s["loss"].setText(f"{loss:.4f}" if loss is not None and math.isfinite(loss) else "not a number")
         tps = e.get("tokens_per_s")
@@ -386,6 +451,7 @@ class TrainPage(Page):
         measured = e.get("gpu_nvml_bytes") or e.get("gpu_reserved_bytes") or e.get("gpu_bytes")
         if measured is not None:  # what the driver sees (context included) where known, else what PyTorch holds
             self.gauge.set_values(measured=measured, peak=e.get("gpu_peak_reserved_bytes") or e.get("gpu_peak_bytes"))
+        self.summary_changed.emit()
 
     def _on_preflight(self, e: dict) -> None:
         from studio.ui.units import gb
@@ -393,10 +459,10 @@ class TrainPage(Page):
         measured = e.get("measured_nvml_bytes") or e.get("measured_reserved_bytes") or e.get("measured_allocated_bytes")
         if measured:
             self.gauge.set_values(measured=measured, peak=measured, planned=e.get("planned_bytes"))
-            self.log.appendPlainText(f"[studio] preflight: the longest batch ({e.get('tokens')} tokens) took {gb(measured, 2)} "
+            self.log.appendPlainText(f"[studio] preflight: the longest batch ({count(e.get('tokens') or 0, 'token')}) took {gb(measured, 2)} "
                                      f"of GPU memory (planned {gb(e.get('planned_bytes'), 2)}).")
         else:
-            self.log.appendPlainText(f"[studio] preflight: the longest batch ({e.get('tokens')} tokens) ran.")
+            self.log.appendPlainText(f"[studio] preflight: the longest batch ({count(e.get('tokens') or 0, 'token')}) ran.")
 
     def _on_eval(self, e: dict) -> None:
         self.plot.add_eval(e)
@@ -425,23 +491,36 @@ class TrainPage(Page):
     def _on_finished(self, e: dict) -> None:
         self.last_finished = e
         status = e.get("status")
+        self.step = e.get("step") or self.step
         if status == "completed":
-            self.status.setText(f"Done: {e.get('step', self.plot.steps()[-1] if self.plot.steps() else '')} steps. "
-                                f"The adapter is in {self.run_dir / 'adapter'}.")
+            self.status.setText(f"Done: {count(self.step, 'step')}. The adapter is in {self.run_dir / 'adapter'}.")
             set_state_style(self.status, "good")
         elif status == "cancelled":
-            self.status.setText(f"Cancelled at step {e.get('step')}; the adapter so far was saved. Resume continues the run.")
+            self.status.setText(f"Cancelled at step {self.step}; the adapter so far was saved. Resume continues the run.")
             set_state_style(self.status, "warn")
         else:
-            error = e.get("error") or {}
-            self.status.setText("The run failed — see below.")
-            set_state_style(self.status, "bad")
-            self._show_failure(error.get("kind", "crash"), error.get("message", ""), error.get("advice", ""))
-        if status in ("completed", "cancelled") and self.run_dir and (self.run_dir / "adapter" / "adapter_model.safetensors").is_file():
-            self.state.select_run(self.run_dir)
+            self._failed(e.get("error") or {})
+        if status in ("completed", "cancelled") and self._has_adapter():
+            if status == "completed":  # Try & export opens on it; a cancelled one only when asked ("Try it")
+                self.state.select_run(self.run_dir)
             self.try_button.setVisible(True)
             self.run_completed.emit(self.run_dir)
         self._update_buttons()
+
+    def _failed(self, error: dict) -> None:
+        """The failure panel, and the plain message and advice in the log (the traceback stays in stderr.log)."""
+        self.status.setText("The run failed — see below.")
+        set_state_style(self.status, "bad")
+        message, advice = error.get("message", ""), error.get("advice", "")
+        self._show_failure(error.get("kind", "crash"), message, advice)
+        self.log.appendPlainText(f"[studio] The run failed: {message}" + (f"\n[studio] What to do: {advice}" if advice else ""))
+
+    def _has_adapter(self) -> bool:
+        return self.run_dir is not None and (self.run_dir / runs.ADAPTER / "adapter_model.safetensors").is_file()
+
+    def _try_run(self) -> None:
+        self.state.select_run(self.run_dir)
+        self.go_to.emit("try")
 
     def _on_report(self, message: str, advice: str) -> None:
         self._show_failure("could_not_start", message, advice)
@@ -506,8 +585,10 @@ class TrainPage(Page):
         self.start_run()
 
     def _open_log(self) -> None:
-        if self.run_dir is not None:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.run_dir / runs.STDERR)))
+        if self.run_dir is None:
+            return
+        open_or_say_where(self.run_dir / runs.STDERR, self.failure.log_path, what="the log",
+                          paste_into="a text editor's Open dialog")
 
     # ---- a past run ----
 
@@ -531,19 +612,39 @@ class TrainPage(Page):
                 self.progress.setRange(0, int(self.total_steps))
                 self.progress.setFormat("step %v of %m")
         if series["loss"]:
-            self.progress.setValue(series["loss"][-1][0])
-            self.stat_labels["step"].setText(f"{series['loss'][-1][0]} / {self.total_steps}")
+            self.step = series["loss"][-1][0]
+            self.progress.setValue(self.step)
+            self.stat_labels["step"].setText(f"{self.step} / {self.total_steps}")
             self.stat_labels["loss"].setText(f"{series['loss'][-1][1]:.4f}")
         if series["eval_loss"]:
             self.stat_labels["eval"].setText(f"{series['eval_loss'][-1][1]:.4f}")
 
     def summary(self) -> str:
+        """For the step list: updated with every step while a run trains."""
         if self.running:
-            step = self.plot.steps()[-1] if self.plot.steps() else 0
-            return f"training, step {step}/{self.total_steps or '?'}"
+            return f"training, step {self.step}/{self.total_steps}" if self.total_steps else "starting…"
         if self.last_finished:
-            return str(self.last_finished.get("status", ""))
+            return _ended(self.last_finished.get("status", ""), self.step)
+        if self.past is not None:
+            return _ended(self.past.status, self.past.step)
         return ""
+
+
+def _started_text(e: dict) -> str:
+    """"Training on CPU (4bit, float32): 45 steps, 180 training rows, 20 held out."""
+    parts = [count(e["total_steps"], "step")] if e.get("total_steps") else []
+    if e.get("train_rows") is not None:
+        parts.append(f"{count(e['train_rows'], 'training row')}, {e.get('eval_rows') or 0:,} held out")
+    if e.get("resumed_from_step"):
+        parts.append(f"resuming at step {e['resumed_from_step']}")
+    return f"Training on {e.get('device')} ({e.get('precision')}, {e.get('compute_dtype')}): {', '.join(parts)}."
+
+
+def _ended(status: str, step: int) -> str:
+    """How a run ended, in a few words: "completed, 30 steps", "cancelled at step 12", "failed"."""
+    if status == "completed":
+        return f"completed, {count(step, 'step')}"
+    return f"{status} at step {step}" if step else status
 
 
 def _about_data(message: str, source: str) -> bool:

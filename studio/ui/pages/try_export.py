@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QUrl
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -28,18 +27,23 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core import paths
+from studio.core.wording import count
+from studio.ui.open_path import open_or_say_where
 from studio.ui.pages.base import Page
 from studio.ui.tasks import Task, start_task
 from studio.ui.units import gb
 from studio.ui.widgets.text import help_label, set_state_style
 
 EXPORTS = {
-    "adapter": ("Export &adapter", "The trained adapter (small), with a model card and the recipe. Load it on top of the "
-                                   "base model with PEFT, or share it."),
-    "merged": ("Export &merged model", "The base model with the adapter merged in, as a standalone 16-bit model "
-                                       "(as large as the base; needs its weights on this computer)."),
+    "adapter": ("Export &adapter", ("The trained adapter (small), with a model card and the recipe. Load it on top of the "
+                                    "base model with PEFT, or share it.")),
+    "merged": ("Export &merged model", ("The base model with the adapter merged in, as a standalone 16-bit model "
+                                        "(as large as the base; needs its weights on this computer).")),
     "ollama": ("Export for &Ollama", "The adapter plus an Ollama Modelfile: `ollama create NAME -f Modelfile` in the folder."),
 }
+
+
+NO_RUN_HINT = "Train a run first (or pick one under Runs)."
 
 
 class TryExportPage(Page):
@@ -57,6 +61,8 @@ class TryExportPage(Page):
         self._refused_kind: str | None = None  # the export that stopped at files in the way, to run again with force
         self.last_export: Path | None = None
         self.answers = {"base": "", "adapter": ""}
+        self.answered_run: Path | None = None  # the run whose answers are on screen
+        self._hinting = False  # the status says "Train a run first"
 
         row = QHBoxLayout()
         row.addWidget(QLabel("Run:", self))
@@ -107,6 +113,7 @@ class TryExportPage(Page):
         self.temperature.setToolTip("0: the most likely answer, the same every time (best to compare). Higher: more varied.")
         settings.addWidget(self.temperature)
         self.try_status = QLabel("", self)
+        self.try_status.setWordWrap(True)
         self.try_status.setToolTip("What the models are doing.")
         settings.addWidget(self.try_status, 1)
         self.body.addLayout(settings)
@@ -163,6 +170,12 @@ class TryExportPage(Page):
         ev.addLayout(brow)
         self.export_status = help_label("", export)
         ev.addWidget(self.export_status)
+        self.folder_note = QLabel("", export)  # where the export is, when nothing could open it
+        self.folder_note.setWordWrap(True)
+        self.folder_note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.folder_note.setToolTip("Select the path to copy it; it is on the clipboard already.")
+        self.folder_note.setVisible(False)
+        ev.addWidget(self.folder_note)
         self.body.addWidget(export)
 
         state.run_selected.connect(self._run_selected)
@@ -200,7 +213,7 @@ class TryExportPage(Page):
         self.run_combo.clear()
         for r in found:
             loss = f", loss {r.final_loss:.3f}" if r.final_loss is not None else ""
-            self.run_combo.addItem(f"{r.name} — {r.status}, {r.step} steps{loss}", str(r.path))
+            self.run_combo.addItem(f"{r.name} — {r.status}, {count(r.step, 'step')}{loss}", str(r.path))
         if current is not None:
             index = self.run_combo.findData(str(current))
             if index < 0:
@@ -208,8 +221,8 @@ class TryExportPage(Page):
                 index = 0
             self.run_combo.setCurrentIndex(index)
         self.run_combo.blockSignals(False)
-        if current is None and self.run_combo.count():
-            self.state.select_run(Path(self.run_combo.currentData()))
+        if current is None and found:
+            self.state.select_run(_default_run(found))
         self._update_enabled()
 
     def _run_chosen(self, index: int) -> None:
@@ -223,11 +236,24 @@ class TryExportPage(Page):
         self.run_combo.setCurrentIndex(self.run_combo.findData(str(run_dir)))
         if self.try_model_dir != Path(run_dir) / "adapter":
             self.try_model = None  # another run: its models load on the next question
+        if self.answered_run is not None and self.answered_run != Path(run_dir):
+            self._clear_answers()
         self.destination.clear()
         self.export_status.setText("")
+        self.folder_note.setVisible(False)
         self.open_button.setEnabled(False)
         self._refuse(None)
         self._update_enabled()
+
+    def _clear_answers(self) -> None:
+        """Another run is chosen: the answers on screen were the previous run's."""
+        self._stop()
+        self.answered_run = None
+        self.answers = {"base": "", "adapter": ""}
+        self.base_view.clear()
+        self.adapter_view.clear()
+        self.try_status.setText("")
+        set_state_style(self.try_status, "")
 
     def _suggest_prompt(self) -> None:
         view = self.state.data
@@ -243,16 +269,23 @@ class TryExportPage(Page):
         if question:
             self.prompt.setPlainText(question)
 
+    def has_run(self) -> bool:
+        """A run with a trained adapter is chosen."""
+        run = self.state.current_run
+        return run is not None and (Path(run) / "adapter" / "adapter_model.safetensors").is_file()
+
     def _update_enabled(self) -> None:
-        has_run = self.state.current_run is not None
+        has_run = self.has_run()
         asking = self._ask_task is not None and self._ask_task.running
         exporting = self._export_task is not None and self._export_task.running
         self.ask_button.setEnabled(has_run and not asking)
         self.stop_button.setEnabled(asking)
         for b in self.export_buttons.values():
             b.setEnabled(has_run and not exporting)
-        if not has_run:
-            self.try_status.setText("Train a run first (or pick one under Runs).")
+        if has_run == self._hinting:  # the hint shows exactly while no run can be tried
+            self._hinting = not has_run
+            self.try_status.setText("" if has_run else NO_RUN_HINT)
+            set_state_style(self.try_status, "")
 
     def release_model(self) -> None:
         """Let go of the models loaded for trying (and their GPU memory) before a training run."""
@@ -275,8 +308,8 @@ class TryExportPage(Page):
     def ask(self) -> None:
         prompt = self.prompt.toPlainText().strip()
         run_dir = self.state.current_run
-        if not prompt or run_dir is None:
-            self.try_status.setText("Type a question first." if run_dir else "Train a run first.")
+        if not prompt or not self.has_run():
+            self.try_status.setText("Type a question first." if self.has_run() else NO_RUN_HINT)
             return
         from studio.core.generate import GenerationSettings
 
@@ -286,6 +319,7 @@ class TryExportPage(Page):
         self.base_view.clear()
         self.adapter_view.clear()
         self.answers = {"base": "", "adapter": ""}
+        self.answered_run = Path(run_dir)
 
         def work(state):
             from studio.core.generate import TryModel
@@ -297,7 +331,7 @@ class TryExportPage(Page):
 
                 with heavy_imports():
                     model = TryModel.load(adapter_dir)
-            out = {"model": model}
+            out = {"model": model, "run": Path(run_dir)}
             for side, with_adapter in (("base", False), ("adapter", True)):
                 state.report(("status", "The base model is answering…" if side == "base" else "The fine-tuned model is answering…"),
                              force=True)
@@ -324,6 +358,8 @@ class TryExportPage(Page):
         self._update_enabled()
 
     def _streamed(self, value) -> None:
+        if self.answered_run is None:
+            return  # another run was chosen meanwhile
         side, text = value
         if side == "status":
             self.try_status.setText(text)
@@ -333,8 +369,11 @@ class TryExportPage(Page):
         view.setPlainText(text)
 
     def _answered(self, out: dict) -> None:
+        if out["run"] != self.answered_run:
+            self._update_enabled()
+            return  # another run was chosen while this one answered
         self.try_model = out["model"]
-        self.try_model_dir = Path(self.state.current_run) / "adapter"
+        self.try_model_dir = out["run"] / "adapter"
         for side in ("base", "adapter"):
             if side in out:
                 self.answers[side] = out[side]
@@ -446,12 +485,17 @@ class TryExportPage(Page):
 
     def _open_folder(self) -> None:
         if self.last_export is not None:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.last_export)))
+            open_or_say_where(self.last_export, self.folder_note)
 
     def summary(self) -> str:
         if self.last_export is not None:
             return "exported"
         return ""
+
+
+def _default_run(found) -> Path:
+    """The run to try when none is chosen: the newest completed one (not one cancelled after a step)."""
+    return next((r.path for r in found if r.status == "completed"), found[0].path)
 
 
 class _Stopped(Exception):

@@ -71,7 +71,12 @@ def _poll_gpus() -> list:
 
 
 class MemoryGauge(QWidget):
-    """Measured GPU memory of the run against the GPU's size, with the planned figure marked."""
+    """Measured GPU memory of the run against the GPU's size, with the planned figure marked. The
+    words under the bar wrap onto more lines in a narrow column instead of being cut."""
+
+    MARGIN = 6
+    BAR_HEIGHT = 18
+    SEPARATOR = "  ·  "
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -81,13 +86,45 @@ class MemoryGauge(QWidget):
         self.peak: int | None = None
         self.note = "Waiting for the run to start."
         self.setMinimumHeight(74)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        policy = QSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        policy.setHeightForWidth(True)
+        self.setSizePolicy(policy)
         self.setToolTip("GPU memory the run uses (bar, with its peak as a thin mark) against the plan (dashed line) "
                         "and the card's size (the full width).")
         self.setAccessibleName("GPU memory gauge")
 
     def sizeHint(self) -> QSize:
-        return QSize(280, 74)
+        return QSize(280, self.heightForWidth(max(self.width(), 280)))
+
+    def hasHeightForWidth(self) -> bool:
+        return True
+
+    def heightForWidth(self, width: int) -> int:
+        fm = QFontMetrics(self.font())
+        lines = max(1, len(self.lines_below(width - 2 * self.MARGIN)))
+        return max(74, self.MARGIN + fm.height() + 4 + self.BAR_HEIGHT + 4 + lines * (fm.height() + 2) + self.MARGIN)
+
+    def lines_below(self, width: int) -> list[str]:
+        """The words under the bar (planned, peak, the note) in lines no wider than `width`."""
+        fm = QFontMetrics(self.font())
+        lines: list[str] = []
+        for part in self._parts_below():
+            joined = f"{lines[-1]}{self.SEPARATOR}{part}" if lines else part
+            if lines and fm.horizontalAdvance(joined) <= width:
+                lines[-1] = joined
+            else:
+                lines.extend(_wrapped(part, fm, width))
+        return lines
+
+    def _parts_below(self) -> list[str]:
+        parts = []
+        if self.planned:
+            parts.append(f"planned {gb(self.planned)} (dashed)")
+        if self.peak:
+            parts.append(f"peak {gb(self.peak)}")
+        if self.measured is None and self.note:
+            parts.append(self.note)
+        return parts
 
     def set_values(self, *, total: int | None = None, planned: int | None = None, measured: int | None = None,
                    peak: int | None = None, note: str | None = None) -> None:
@@ -101,11 +138,13 @@ class MemoryGauge(QWidget):
             self.peak = peak
         if note is not None:
             self.note = note
+        self.updateGeometry()
         self.update()
 
     def reset(self) -> None:
         self.total = self.planned = self.measured = self.peak = None
         self.note = "Waiting for the run to start."
+        self.updateGeometry()
         self.update()
 
     def paintEvent(self, event) -> None:
@@ -114,10 +153,10 @@ class MemoryGauge(QWidget):
         pal = self.palette()
         fm = QFontMetrics(self.font())
         text = pal.color(QPalette.ColorRole.WindowText)
-        m = 6
+        m = self.MARGIN
         width = self.width() - 2 * m
         top = m + fm.height() + 4
-        h = 18
+        h = self.BAR_HEIGHT
         scale = max(self.total or 0, self.planned or 0, self.peak or 0, self.measured or 0) * (1.0 if self.total else 1.1) or 1
         p.setPen(Qt.PenStyle.NoPen)
         p.setBrush(pal.color(QPalette.ColorRole.AlternateBase))
@@ -143,13 +182,19 @@ class MemoryGauge(QWidget):
         if self.total:
             head += f" of {gb(self.total)}"
         p.drawText(QPointF(m, m + fm.ascent()), head)
-        lines = []
-        if self.planned:
-            lines.append(f"planned {gb(self.planned)} (dashed)")
-        if self.peak:
-            lines.append(f"peak {gb(self.peak)}")
-        below = "  ·  ".join(lines) if lines else ""
-        if self.measured is None and self.note:
-            below = f"{below}  ·  {self.note}" if below else self.note
-        p.drawText(QRectF(m, top + h + 4, width, fm.height() + 2), Qt.TextFlag.TextSingleLine, fm.elidedText(below, Qt.TextElideMode.ElideRight, width))
+        y = top + h + 4
+        for line in self.lines_below(width):
+            p.drawText(QPointF(m, y + fm.ascent()), line)
+            y += fm.height() + 2
         p.end()
+
+
+def _wrapped(text: str, fm: QFontMetrics, width: int) -> list[str]:
+    """`text` in lines no wider than `width`, broken between words (a single longer word keeps its line)."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and fm.horizontalAdvance(f"{lines[-1]} {word}") <= width:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return lines

@@ -60,6 +60,7 @@ class TokenHistogram(QWidget):
 
     def set_histogram(self, counts: list[int], edges: list[float], seq_len: int) -> None:
         self.counts, self.edges = list(counts), list(edges)
+        self.plot.getAxis("left").setStyle(showValues=bool(counts))  # no "0.2 rows" on an empty plot
         if counts:
             e = np.asarray(edges, dtype=float)
             centres = (e[:-1] + e[1:]) / 2
@@ -68,9 +69,11 @@ class TokenHistogram(QWidget):
             hi = max(e[-1], seq_len * 1.05)
             lo = min(e[0], seq_len * 0.95)
             self.plot.setXRange(lo, hi, padding=0.02)
-            self.plot.setYRange(0, max(counts) * 1.15, padding=0)
-        else:
+            self.plot.setYRange(0, max(max(counts) * 1.15, 4), padding=0)  # whole rows on the axis, also for 1 or 2
+        else:  # no data: no bars, and no axes left over from the last data's lengths
             self.bars.setOpts(x=[], height=[], width=1)
+            self.plot.setXRange(0, seq_len * 1.25, padding=0.02)
+            self.plot.setYRange(0, 1, padding=0)
         self.set_seq_len(seq_len)
 
     def set_seq_len(self, seq_len: int) -> None:

@@ -13,7 +13,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QTimer
 from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from PySide6.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
 
 LOSS = "#4e79a7"
 SMOOTH = "#1f4e79"
@@ -40,6 +40,16 @@ def smooth(values: np.ndarray, weight: float | None = None) -> np.ndarray:
     return out
 
 
+class StepAxis(pg.AxisItem):
+    """An axis of optimizer steps: whole numbers only (no 1.5 or 2.5 steps), however far it is zoomed in."""
+
+    def tickValues(self, minVal, maxVal, size):
+        levels = [(spacing, values) for spacing, values in super().tickValues(minVal, maxVal, size) if spacing >= 1]
+        if levels:
+            return levels
+        return [(1, list(range(math.ceil(minVal), math.floor(maxVal) + 1)))]
+
+
 def _major_ticks_only(plot: pg.PlotItem) -> None:
     """Minor ticks and their grid lines cost paint time on every update and add little."""
     for name in ("left", "bottom"):
@@ -58,22 +68,37 @@ class LossPlot(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.view)
 
-        self.loss_plot: pg.PlotItem = self.view.addPlot(row=0, col=0)
+        # the title and the legend share a row above the curves, so the legend never hides one
+        top = self.view.addLayout(row=0, col=0)
+        top.setContentsMargins(0, 0, 0, 0)
+        top.setMaximumHeight(26)
+        self.title_label = pg.LabelItem(title, size="11pt", justify="left")
+        self.title_label.setMaximumHeight(26)
+        self.legend = pg.LegendItem(colCount=3, labelTextSize="9pt", horSpacing=12)
+        self.legend.setMaximumHeight(26)
+        self.legend.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Maximum)  # its entries side by side, not spread out
+        top.addItem(self.title_label, 0, 0)
+        top.addItem(self.legend, 0, 1)
+        top.layout.setColumnStretchFactor(0, 1)
+        self.loss_plot: pg.PlotItem = self.view.addPlot(row=1, col=0, axisItems={"bottom": StepAxis("bottom")})
         self.loss_plot.setLabel("left", "loss")
         self.loss_plot.showGrid(x=True, y=True, alpha=0.25)
         _major_ticks_only(self.loss_plot)
-        self.legend = self.loss_plot.addLegend(offset=(-10, 10), labelTextSize="9pt")
+        self.placeholder = pg.LabelItem("The curves appear with the first step.", size="10pt")
+        self.placeholder.setParentItem(self.loss_plot.vb)  # centred on the plot area, whatever its range
+        self.placeholder.anchor(itemPos=(0.5, 0.5), parentPos=(0.5, 0.5))
         self.raw_curve = self.loss_plot.plot([], [], name="loss", pen=pg.mkPen(QColor(LOSS).lighter(140), width=1))
         self.smooth_curve = self.loss_plot.plot([], [], name="smoothed", pen=pg.mkPen(SMOOTH, width=2.5))
         self.eval_curve = self.loss_plot.plot([], [], name="eval loss", pen=pg.mkPen(EVAL, width=2, style=pg.QtCore.Qt.PenStyle.DashLine),
                                               symbol="o", symbolSize=7, symbolBrush=EVAL, symbolPen=None)
-        for curve in (self.raw_curve, self.smooth_curve, self.eval_curve):
+        for curve, name in ((self.raw_curve, "loss"), (self.smooth_curve, "smoothed"), (self.eval_curve, "eval loss")):
             curve.setDownsampling(auto=True, method="peak")
             curve.setClipToView(True)
+            self.legend.addItem(curve, name)
         self.lr_plot: pg.PlotItem | None = None
         self.lr_curve = None
         if show_lr:
-            self.lr_plot = self.view.addPlot(row=1, col=0)
+            self.lr_plot = self.view.addPlot(row=2, col=0, axisItems={"bottom": StepAxis("bottom")})
             self.lr_plot.setLabel("left", "learning rate")
             self.lr_plot.setLabel("bottom", "step")
             self.lr_plot.showGrid(x=True, y=True, alpha=0.25)
@@ -83,8 +108,8 @@ class LossPlot(QWidget):
             self.lr_curve = self.lr_plot.plot([], [], pen=pg.mkPen(LR, width=2))
             self.lr_curve.setDownsampling(auto=True, method="peak")
             self.lr_curve.setClipToView(True)
-            self.view.ci.layout.setRowStretchFactor(0, 3)
-            self.view.ci.layout.setRowStretchFactor(1, 1)
+            self.view.ci.layout.setRowStretchFactor(1, 3)
+            self.view.ci.layout.setRowStretchFactor(2, 1)
         else:
             self.loss_plot.setLabel("bottom", "step")
         self.clear()
@@ -102,8 +127,7 @@ class LossPlot(QWidget):
         self._lr: list[float] = []
         self._eval: dict[int, float] = {}
         self._dirty = True
-        self._titled = False
-        self.loss_plot.setTitle(f"{self.title} — appears with the first step")
+        self.placeholder.setVisible(True)
         self._redraw()
 
     def _forget_after(self, step: int) -> None:
@@ -168,9 +192,8 @@ class LossPlot(QWidget):
         self.eval_curve.setData([s for s, _ in ev], [v for _, v in ev])
         if self.lr_curve is not None:
             self.lr_curve.setData(x, np.asarray(self._lr, dtype=float), connect="finite")
-        if self._steps and not self._titled:
-            self._titled = True  # set once: a title that changes every step re-lays the whole plot out
-            self.loss_plot.setTitle(self.title)
+        if self._steps:
+            self.placeholder.setVisible(False)
 
     # ---- light and dark ----
 
@@ -194,8 +217,8 @@ class LossPlot(QWidget):
                 axis = plot.getAxis(name)
                 axis.setPen(pg.mkPen(text))
                 axis.setTextPen(pg.mkPen(text))
-            plot.titleLabel.setAttr("color", text.name())
-            plot.setTitle(plot.titleLabel.text)
+        self.title_label.setText(self.title, color=text.name())
+        self.placeholder.setText(self.placeholder.text, color=pal.color(QPalette.ColorRole.PlaceholderText).name())
         for _sample, label in self.legend.items:
             label.setAttr("color", text.name())
             label.setText(label.text)

@@ -1,0 +1,100 @@
+"""The Memory page: a run that does not fit gets its fixes one a row, in the user's words, each with
+its new total; fixes made for one model do not silently stay when another is chosen; a plan for a
+card this computer does not have says so."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.ui.conftest import close_window, make_window, pump, wait_until
+
+GiB = 1024**3
+JARGON = ("lm_head", "fp32", "bfloat16", "LoRA rank", "Micro-batch", "Sequence length")
+
+
+@pytest.fixture
+def llama_on_8gb(qapp, tmp_path):
+    """Llama 3.1 8B with the studio's settings for a real model, planned for an 8 GB card."""
+    w = make_window(model="llama-3.1-8b", data=None, runs_dir=tmp_path / "runs")
+    w.show_page("memory")
+    w.page("memory").choose_gpu_gb(8)
+    yield w
+    close_window(w)
+
+
+def _choose_model(window, source: str) -> None:
+    window.page("model").select_source(source)
+    wait_until(lambda: window.state.model is not None and window.state.model.catalog_name == source, 60, source)
+    pump(seconds=0.05)
+
+
+def test_each_fix_is_a_row_in_plain_words_with_its_new_total(llama_on_8gb):
+    w = llama_on_8gb
+    memory = w.page("memory")
+    assert memory.gpu.currentText() == "An 8 GB card"
+    assert "more than an 8 GB card (assumed) has" in memory.verdict_text()
+    texts = memory.fix_texts()
+    assert texts[0] == ("These 2 changes together  →  7.5 GB:\n"
+                        "• Keep the input and output layers in 16-bit, without a 32-bit copy (trains as well)\n"
+                        "• Shorter examples: cut at 512 tokens instead of 2048")
+    assert texts[1] == "Use the smaller Llama 3.2 3B (3.2 B parameters)  →  6.4 GB"
+    assert not any(word in text for text in texts for word in JARGON)
+    buttons = memory.suggestion_buttons()
+    suggestions = w.state.suggestions()
+    assert len(buttons) == len(texts) == len(suggestions)
+    assert [b.accessibleName() for b in buttons] == [f"Apply: {s.change}" for s in suggestions]
+    buttons[0].click()
+    pump(seconds=0.05)
+    assert w.state.plan().total_bytes == suggestions[0].total_bytes <= 8 * GiB
+    assert memory.verdict_text().startswith("Fits an 8 GB card (assumed)")
+    assert w.state.config.training.seq_len == 512 and not w.state.config.training.upcast_frozen
+
+
+def test_fixes_made_for_one_model_are_undone_for_another_and_come_back_with_it(llama_on_8gb):
+    w = llama_on_8gb
+    memory, model = w.page("memory"), w.page("model")
+    memory.suggestion_buttons()[0].click()  # Llama 3.1 8B fits 8 GB: no fp32 copy, examples cut at 512
+    pump(seconds=0.05)
+    t = w.state.config.training
+    assert (t.seq_len, t.upcast_frozen) == (512, False)
+
+    _choose_model(w, "smollm2-135m")
+    assert (t.seq_len, t.upcast_frozen) == (2048, True)  # what they were before the fix
+    w.show_page("memory")
+    pump(seconds=0.05)
+    assert memory.fixes_note.isVisible() and model.fixes_note.isVisibleTo(model)  # on both pages
+    for label in (memory.fixes_note, model.fixes_note):
+        assert label.text() == ("The 2 changes made so Llama 3.1 8B would fit are undone for this model: keep the input and "
+                                "output layers in 16-bit, without a 32-bit copy (trains as well); shorter examples: cut at "
+                                "512 tokens instead of 2048. They come back if you choose Llama 3.1 8B again.")
+
+    _choose_model(w, "llama-3.1-8b")
+    t = w.state.config.training
+    assert (t.seq_len, t.upcast_frozen) == (512, False)
+    assert w.state.plan().fits(8 * GiB) and memory.verdict_text().startswith("Fits")
+    assert memory.fixes_note.text().startswith("The 2 changes made earlier so Llama 3.1 8B fits are back: ")
+
+    w.page("data").seq_len.setValue(768)  # changed by hand after the fix: the user's now
+    _choose_model(w, "smollm2-135m")
+    t = w.state.config.training
+    assert (t.seq_len, t.upcast_frozen) == (768, True)
+
+
+def test_a_plan_without_a_gpu_says_the_card_is_assumed(window):
+    window.state.set_gpus([])  # the check found no GPU on this computer
+    pump(seconds=0.05)
+    memory = window.page("memory")
+    assert memory.summary() == "fits an assumed 24 GB card"
+    step = next(window.steps.item(i).text() for i in range(window.steps.count()) if "Memory" in window.steps.item(i).text())
+    assert step.endswith("fits an assumed 24 GB card")
+    assert memory.verdict_text().startswith("Fits a 24 GB card (assumed) with ")
+    assert "No GPU found on this computer" in memory.gpu_note.text()
+    memory.choose_gpu_gb(8)
+    assert memory.summary() == "fits an assumed 8 GB card"
+    from studio.core.hardware import GPU
+
+    window.state.set_gpus([GPU(0, "NVIDIA RTX 3090", 24 * GiB, 23 * GiB, (8, 6), "nvml")])
+    memory.gpu.setCurrentIndex(0)
+    memory.gpu.activated.emit(0)
+    assert memory.summary().startswith("fits, ") and memory.summary().endswith(" spare")
+    assert "assumed" not in memory.verdict_text()
