@@ -5,9 +5,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QUrl
+from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import QApplication, QLabel
+from PySide6.QtWidgets import QApplication, QLabel, QWidget
+
+
+def path_note(parent: QWidget) -> QLabel:
+    """The (hidden) label where `open_or_say_where` says where a path is: selectable, wrapped."""
+    note = QLabel("", parent)
+    note.setWordWrap(True)
+    note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    note.setToolTip("Select the path to copy it; it is on the clipboard already.")
+    note.setVisible(False)
+    return note
 
 
 def open_or_say_where(path: Path, note: QLabel, *, what: str = "the folder",

@@ -15,7 +15,6 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
-    QLabel,
     QPlainTextEdit,
     QPushButton,
     QSplitter,
@@ -30,7 +29,7 @@ from PySide6.QtWidgets import (
 from studio.core import runs
 from studio.core.errors import StudioError
 from studio.core.wording import count
-from studio.ui.open_path import open_or_say_where
+from studio.ui.open_path import open_or_say_where, path_note
 from studio.ui.pages.base import Page
 from studio.ui.tasks import start_task
 from studio.ui.units import gb
@@ -144,11 +143,7 @@ class RunsPage(Page):
             b.setEnabled(False)
             buttons.addWidget(b)
         dv.addLayout(buttons)
-        self.folder_note = QLabel("", detail)  # where the run is, when nothing could open it
-        self.folder_note.setWordWrap(True)
-        self.folder_note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.folder_note.setToolTip("Select the path to copy it; it is on the clipboard already.")
-        self.folder_note.setVisible(False)
+        self.folder_note = path_note(detail)  # where the run is, when nothing could open it
         dv.addWidget(self.folder_note)
         self.tabs = QTabWidget(detail)
         self.tabs.setToolTip("The selected run, read from its folder.")

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 from studio.core import runs
 from studio.core.errors import StudioError
 from studio.core.wording import count
-from studio.ui.open_path import open_or_say_where
+from studio.ui.open_path import open_or_say_where, path_note
 from studio.ui.pages.base import Page
 from studio.ui.runner import TrainingThread
 from studio.ui.state import StartBlocker
@@ -79,10 +79,7 @@ class FailurePanel(QFrame):
         row.addStretch(1)
         layout.addWidget(self.title)
         layout.addWidget(self.message)
-        self.log_path = QLabel("", self)  # where the log is, when nothing could open it
-        self.log_path.setWordWrap(True)
-        self.log_path.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.log_path.setVisible(False)
+        self.log_path = path_note(self)  # where the log is, when nothing could open it
         layout.addWidget(self.advice)
         layout.addLayout(row)
         layout.addWidget(self.log_path)

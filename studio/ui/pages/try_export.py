@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 
 from studio.core import paths
 from studio.core.wording import count
-from studio.ui.open_path import open_or_say_where
+from studio.ui.open_path import open_or_say_where, path_note
 from studio.ui.pages.base import Page
 from studio.ui.tasks import Task, start_task
 from studio.ui.units import gb
@@ -170,11 +170,7 @@ class TryExportPage(Page):
         ev.addLayout(brow)
         self.export_status = help_label("", export)
         ev.addWidget(self.export_status)
-        self.folder_note = QLabel("", export)  # where the export is, when nothing could open it
-        self.folder_note.setWordWrap(True)
-        self.folder_note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.folder_note.setToolTip("Select the path to copy it; it is on the clipboard already.")
-        self.folder_note.setVisible(False)
+        self.folder_note = path_note(export)  # where the export is, when nothing could open it
         ev.addWidget(self.folder_note)
         self.body.addWidget(export)
 
