@@ -302,13 +302,14 @@ def studio_config(model_dir: Path, options: dict, seq_len: int, batch_size: int,
 # ---------------------------------------------------------------------------------------------
 
 
-def synthetic_rows(n_rows: int, seq_len: int, vocab_size: int, seed: int) -> dict:
-    """Random token ids that fill the whole sequence; every token is a target."""
+def synthetic_rows(n_rows: int, seq_len: int, vocab_size: int, seed: int) -> list[dict]:
+    """Random token ids that fill the whole sequence; every token is a target. A plain list (Trainer
+    takes any sequence of examples), so the GPU check needs no datasets package."""
     import torch
 
     g = torch.Generator().manual_seed(seed)
     ids = torch.randint(0, vocab_size, (n_rows, seq_len), generator=g).tolist()
-    return {"input_ids": ids, "labels": [list(row) for row in ids]}
+    return [{"input_ids": row, "labels": list(row)} for row in ids]
 
 
 def run_one(a) -> dict:
@@ -320,8 +321,6 @@ def run_one(a) -> dict:
     warnings.filterwarnings("ignore")
     rss_start = current_rss()
     import torch
-    from datasets import Dataset
-    from datasets.utils.logging import disable_progress_bar
     from transformers import (AutoTokenizer, DataCollatorForSeq2Seq, PrinterCallback, Trainer,
                               TrainingArguments, set_seed)
 
@@ -329,7 +328,6 @@ def run_one(a) -> dict:
     from studio.core.models import load_tokenizer, resolve_model
     from studio.core.training import worker
 
-    disable_progress_bar()
     on_gpu = a.device == "cuda"
     compute_dtype = a.compute_dtype
     if on_gpu:
@@ -351,7 +349,7 @@ def run_one(a) -> dict:
     optim = worker.OPTIMIZER_NAMES[shape.optimizer]
 
     total_steps = a.warmup + a.steps
-    data = Dataset.from_dict(synthetic_rows(total_steps * a.batch_size, a.seq_len, info.vocab_size, a.seed))
+    data = synthetic_rows(total_steps * a.batch_size, a.seq_len, info.vocab_size, a.seed)
 
     rss_before_model = current_rss()
     set_seed(a.seed)
@@ -403,7 +401,7 @@ def run_one(a) -> dict:
             train_peak = tracker.peak
             tracker.reset_peak()
             tracker.start()
-        eval_loss = trainer.evaluate(eval_dataset=data.select(range(a.batch_size))).get("eval_loss")
+        eval_loss = trainer.evaluate(eval_dataset=data[: a.batch_size]).get("eval_loss")
         if on_gpu:
             torch.cuda.synchronize()
             eval_peak = torch.cuda.max_memory_allocated()
@@ -570,6 +568,7 @@ def run_variants(names: list[str], common: list[str], jobs: int, timeout: float)
         r["wall_s"] = round(time.time() - t0, 1)
         state = f"failed: {r['error']}" if "error" in r else f"{fmt_tps(r['tokens_per_s'])} tok/s"
         print(f"{name}: {state} ({r['wall_s']:.0f} s)", flush=True)
+        print("VARIANT " + json.dumps(r), flush=True)  # each variant's figures as soon as they exist
         return r
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:

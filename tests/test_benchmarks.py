@@ -60,3 +60,24 @@ def test_faults_benchmark_smoke(tmp_path):
     out = run("benchmarks/faults.py", "--kills", "1", "--steps", "4", "--save-every", "2", "--again", "0",
               "--phases", "final-save", "--work", str(tmp_path / "faults"))
     assert "machine:" in out and "same adapter as the uninterrupted run: 1/1" in out
+
+
+def test_gpu_calibration_rehearsal_on_cpu(tmp_path):
+    """gpu_check.sh's calibration on the CPU, shrunk: every case of a model trains its two steps
+    through the studio's own loader and Trainer, and each step's phases are recorded in order."""
+    run("benchmarks/gpu_calibrate.py", "--cpu-rehearsal", "--models", "qwen3-0.6b", "--out", str(tmp_path),
+        "--work", str(tmp_path / "models"))
+    rows = [json.loads(line) for line in (tmp_path / "calibration.jsonl").read_text().splitlines()]
+    assert [r["case"]["use_dora"] for r in rows] == [False, True] and not any("error" in r for r in rows)
+    for r in rows:
+        assert len(r["phases"]) == 2 and all(list(step) == ["before", "forward", "loss", "backward", "optimizer"]
+                                             for step in r["phases"])
+        assert len(r["losses"]) == 2 and all(math.isfinite(x) for x in r["losses"]) and r["planned"]["total"] > 0
+
+
+def test_gpu_tables_from_the_h100_readings():
+    """The committed H100 readings are planned again with this checkout's planner."""
+    out = run("benchmarks/gpu_tables.py")
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "GiB" not in line and "-|" not in line]
+    assert len([r for r in rows if r.count("|") == 10]) == 24
+    assert "planned tensors vs needed: median |error|" in out

@@ -1,0 +1,420 @@
+"""The planner against measured GPU memory, phase by phase (issue #17; run by benchmarks/gpu_check.sh).
+
+    python benchmarks/gpu_calibrate.py --out DIR [--budget-s 300] [--models qwen2.5-0.5b,...]
+
+For each architecture (the catalog config with random weights, built on the GPU and saved as bf16
+safetensors in a RAM folder beside the demo tokenizer: no download), one child process measures
+its cases in turn. A case is the studio's own path: `worker.load_model` (bitsandbytes 4/8-bit,
+PEFT LoRA or DoRA, the fp32 copy or not, checkpointing) and the worker's Trainer class with the
+chunked loss, paged 8-bit AdamW, bf16 autocast, two optimizer steps on random token ids that
+fill the whole sequence (every token a target), then one evaluation batch.
+
+Per case it records, for the second step (the first also creates the optimizer states):
+  forward   from the model's forward call to its return (labels inside: transformers' own loss)
+  loss      from there to compute_loss's return (the studio's chunked loss runs here)
+  backward  from there to the optimizer step (gradient clipping included)
+  optimizer the optimizer step
+each as torch's peak allocated bytes within the phase and the allocated bytes at its end; the
+whole-run peaks of allocated and reserved bytes; the GPU memory the driver shows in use (NVML,
+the device's used memory minus what was in use before this process touched CUDA, which holds the
+CUDA context, library workspaces, the allocator's reserve and bitsandbytes' paged optimizer
+states, which live outside torch's allocator); the evaluation batch's peak; and plan()'s components
+for the same settings. One plain-loop case trains every weight in pure bf16 (no fp32 master copy)
+for the full fine-tuning model.
+
+`--cpu-rehearsal`: the same code on the CPU with each architecture shrunk (a few seconds each), so
+the GPU minutes are only spent measuring.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import subprocess
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+
+@dataclass(frozen=True)
+class Case:
+    model: str
+    seq_len: int
+    batch_size: int = 1
+    rank: int = 16
+    gradient_checkpointing: bool = True
+    precision: str = "4bit"  # 4bit, 8bit, 16bit (LoRA), full-bf16 (every weight trained, pure bf16)
+    use_dora: bool = False
+    upcast_frozen: bool = True
+    chunked_loss: bool = True
+    optimizer: str = "auto"
+
+    def label(self) -> str:
+        parts = [self.model, self.precision, f"b{self.batch_size}×{self.seq_len}"]
+        if self.precision != "full-bf16":
+            parts.append(f"r{self.rank}" + (" DoRA" if self.use_dora else ""))
+        parts.append("ckpt" if self.gradient_checkpointing else "no-ckpt")
+        if self.precision in ("4bit", "8bit") and not self.upcast_frozen:
+            parts.append("no-fp32-copy")
+        if not self.chunked_loss:
+            parts.append("full-loss")
+        if self.optimizer != "auto":
+            parts.append(self.optimizer)
+        return " ".join(parts)
+
+
+# Grouped by architecture; each group runs in one child process, in this order (most valuable first).
+CASES = [
+    # qwen2 (152k vocabulary, tied embeddings)
+    Case("qwen2.5-0.5b", 2048), Case("qwen2.5-0.5b", 8192), Case("qwen2.5-0.5b", 2048, chunked_loss=False),
+    Case("qwen2.5-0.5b", 1024, 4, 64, False), Case("qwen2.5-0.5b", 1024, 2, precision="16bit"),
+    Case("qwen2.5-0.5b", 2048, precision="full-bf16", optimizer="adamw"),
+    # llama (128k vocabulary)
+    Case("llama-3.2-1b", 4096), Case("llama-3.2-1b", 2048, 2), Case("llama-3.2-1b", 2048, 2, use_dora=True),
+    Case("llama-3.2-1b", 4096, upcast_frozen=False), Case("llama-3.2-1b", 2048, precision="8bit"),
+    Case("llama-3.2-1b", 1024, 2, 16, False, chunked_loss=False),
+    # gemma2 (256k vocabulary, soft-capped logits)
+    Case("gemma-2-2b", 2048), Case("gemma-2-2b", 4096, upcast_frozen=False), Case("gemma-2-2b", 2048, chunked_loss=False),
+    # phi3 (fused qkv and gate_up projections)
+    Case("phi-3-mini-4k-instruct", 4096), Case("phi-3-mini-4k-instruct", 1024, 2, 16, False),
+    # qwen3
+    Case("qwen3-0.6b", 4096), Case("qwen3-0.6b", 2048, 2, 32, use_dora=True),
+]
+
+# Shrunk architectures for the CPU rehearsal: the code paths, not the figures.
+REHEARSAL = {"hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 2, "num_attention_heads": 4,
+             "num_key_value_heads": 2, "head_dim": 32, "vocab_size": 4096, "max_position_embeddings": 4096}
+
+
+def rehearsal_case(case: Case) -> Case:
+    return replace(case, seq_len=min(case.seq_len, 128), batch_size=min(case.batch_size, 2), optimizer="adamw")
+
+
+# ---------------------------------------------------------------------------------------------
+# Memory readings
+# ---------------------------------------------------------------------------------------------
+
+
+class Nvml:
+    """The device's used memory from NVML (0 where there is no driver)."""
+
+    def __init__(self):
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            self._nvml, self._handle = pynvml, pynvml.nvmlDeviceGetHandleByIndex(0)
+        except Exception:
+            self._nvml = None
+
+    def used(self) -> int:
+        return int(self._nvml.nvmlDeviceGetMemoryInfo(self._handle).used) if self._nvml else 0
+
+
+class PhaseProbe:
+    """Peak and end-of-phase allocated bytes, phase by phase, for every training step."""
+
+    def __init__(self, on_gpu: bool):
+        import torch
+
+        self.torch, self.on_gpu = torch, on_gpu
+        self.steps: list[dict] = []
+        self._current: dict = {}
+        self.active = True  # off for the evaluation batch, whose peak is read on its own
+
+    def _read(self) -> tuple[int, int]:
+        if not self.on_gpu:
+            return 0, 0
+        cuda = self.torch.cuda
+        cuda.synchronize()
+        return int(cuda.max_memory_allocated()), int(cuda.memory_allocated())
+
+    def mark(self, phase: str) -> None:
+        if not self.active:
+            return
+        peak, now = self._read()
+        self._current[phase] = {"peak": peak, "end": now}
+        if self.on_gpu:
+            self.torch.cuda.reset_peak_memory_stats()
+        if phase == "optimizer":
+            self.steps.append(self._current)
+            self._current = {}
+
+    def attach(self, model, optimizer) -> None:
+        model.register_forward_pre_hook(lambda *_: self.mark("before"))
+        model.register_forward_hook(lambda *_: self.mark("forward"))
+        inner = getattr(optimizer, "optimizer", optimizer)  # accelerate wraps it
+        inner.register_step_pre_hook(lambda *_: self.mark("backward"))
+        inner.register_step_post_hook(lambda *_: self.mark("optimizer"))
+
+
+# ---------------------------------------------------------------------------------------------
+# One case
+# ---------------------------------------------------------------------------------------------
+
+
+def random_rows(n: int, seq_len: int, vocab: int, seed: int = 0) -> list[dict]:
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, vocab, (n, seq_len), generator=g).tolist()
+    return [{"input_ids": row, "labels": list(row)} for row in ids]
+
+
+def studio_config(case: Case, model_dir: Path):
+    from studio.core.recipe import RunConfig
+
+    config = RunConfig()
+    config.model.source = str(model_dir)
+    config.adapter.rank, config.adapter.alpha, config.adapter.use_dora = case.rank, 2 * case.rank, case.use_dora
+    t = config.training
+    t.precision, t.batch_size, t.seq_len, t.grad_accum = case.precision, case.batch_size, case.seq_len, 1
+    t.gradient_checkpointing, t.upcast_frozen, t.chunked_loss = case.gradient_checkpointing, case.upcast_frozen, case.chunked_loss
+    t.optimizer, t.attention = case.optimizer, "sdpa"
+    return config
+
+
+def planned(case: Case, config, info, on_gpu: bool) -> dict:
+    from studio.core.memory import plan
+
+    if case.precision == "full-bf16":
+        return {}  # not in the planner's model yet
+    shape = config.train_shape(on_gpu, info.model_type)
+    p = plan(info, config.adapter_spec(), shape, config.precision_for("bfloat16"))
+    return {"total": p.total_bytes, **{c.name: c.bytes for c in p.components}}
+
+
+def full_bf16_model(model_dir: Path, case: Case, device):
+    """Every weight trained in pure bf16 (no fp32 master copy), as a plain script does it."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16, attn_implementation="sdpa",
+                                                 device_map={"": device.index or 0} if device.type == "cuda" else None)
+    if case.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.config.use_cache = False
+    return model
+
+
+def measure(case: Case, model_dir: Path, on_gpu: bool, nvml: Nvml, nvml_idle: int) -> dict:
+    import tempfile
+
+    import torch
+    from transformers import PrinterCallback, TrainerCallback, TrainingArguments
+
+    from studio.core.models import load_tokenizer, resolve_model
+    from studio.core.training import worker
+
+    device = torch.device("cuda", 0) if on_gpu else torch.device("cpu")
+    compute = "bfloat16"
+    config = studio_config(case, model_dir)
+    info = resolve_model(str(model_dir))
+    shape = config.train_shape(on_gpu, info.model_type) if case.precision != "full-bf16" else None
+    if on_gpu:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    base_allocated = torch.cuda.memory_allocated() if on_gpu else 0
+    nvml_start = nvml.used() - nvml_idle  # what earlier cases of this process still hold (context, workspaces)
+    t0 = time.perf_counter()
+    if case.precision == "full-bf16":
+        model = full_bf16_model(model_dir, case, device)
+        trainer_class, extra, collator = _plain_trainer(), {}, None
+    else:
+        model = worker.load_model(config, info, device, compute)
+        trainer_class = worker._trainer_class()
+        extra = {"loss_chunk_tokens": shape.loss_chunk_tokens}
+        collator = worker.make_collator(shape, load_tokenizer(info), on_gpu)
+    load_s = time.perf_counter() - t0
+    loaded_allocated = (torch.cuda.memory_allocated() if on_gpu else 0) - base_allocated
+    probe = PhaseProbe(on_gpu)
+
+    class Probed(trainer_class):
+        def compute_loss(self, *args, **kwargs):
+            out = super().compute_loss(*args, **kwargs)
+            if self.model.training:
+                probe.mark("loss")
+            return out
+
+    class Attach(TrainerCallback):
+        def on_train_begin(self, args, state, control, model=None, optimizer=None, **kw):
+            probe.attach(model, optimizer)
+
+    rows = random_rows(2 * case.batch_size + case.batch_size, case.seq_len, info.vocab_size)
+    train_rows, eval_rows = rows[: 2 * case.batch_size], rows[2 * case.batch_size:]
+    optim = "adamw_torch" if case.optimizer == "adamw" or shape is None else worker.OPTIMIZER_NAMES[shape.optimizer]
+    with tempfile.TemporaryDirectory() as out:
+        args = TrainingArguments(
+            output_dir=out, max_steps=2, per_device_train_batch_size=case.batch_size, per_device_eval_batch_size=case.batch_size,
+            gradient_accumulation_steps=1, learning_rate=1e-4, lr_scheduler_type="constant", max_grad_norm=1.0, optim=optim,
+            logging_steps=1, save_strategy="no", eval_strategy="no", bf16=True, use_cpu=not on_gpu, report_to="none",
+            disable_tqdm=True, remove_unused_columns=False, prediction_loss_only=True, dataloader_pin_memory=False)
+        trainer = Probed(model=model, args=args, train_dataset=train_rows, data_collator=collator, callbacks=[Attach()], **extra)
+        trainer.remove_callback(PrinterCallback)
+        if on_gpu:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        t1 = time.perf_counter()
+        trainer.train()
+        train_s = time.perf_counter() - t1
+        probe.active = False
+        result = {"allocated": 0, "reserved": 0, "nvml": 0}
+        if on_gpu:
+            torch.cuda.synchronize()
+            phase_peak = max((v["peak"] for step in probe.steps for v in step.values()), default=0)  # marks reset the peak
+            result = {"allocated": max(phase_peak, int(torch.cuda.max_memory_allocated())) - base_allocated,
+                      "reserved": int(torch.cuda.max_memory_reserved()), "nvml": nvml.used() - nvml_idle}
+            torch.cuda.reset_peak_memory_stats()
+        eval_loss = trainer.evaluate(eval_dataset=eval_rows).get("eval_loss")
+        eval_peak = int(torch.cuda.max_memory_allocated()) - base_allocated if on_gpu else 0
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    plan_parts = planned(case, config, info, on_gpu)
+    del trainer, model
+    gc.collect()
+    if on_gpu:
+        torch.cuda.empty_cache()
+    return {"case": asdict(case), "label": case.label(), "planned": plan_parts, "loaded_allocated": loaded_allocated,
+            "measured": result, "nvml_start": nvml_start, "base_allocated": base_allocated, "phases": probe.steps, "eval_peak": eval_peak, "eval_loss": eval_loss, "losses": losses,
+            "trainable": trainable, "tokens": case.batch_size * case.seq_len, "load_s": round(load_s, 2),
+            "train_s": round(train_s, 2), "vocab_size": info.vocab_size, "model_type": info.model_type}
+
+
+def _plain_trainer():
+    from transformers import Trainer
+
+    return Trainer
+
+
+# ---------------------------------------------------------------------------------------------
+# Building the architectures, the child per architecture, the parent
+# ---------------------------------------------------------------------------------------------
+
+
+def build_random_model(name: str, folder: Path, overrides: dict | None = None) -> Path:
+    """The catalog architecture with random weights (bf16 safetensors) and the demo tokenizer."""
+    import shutil
+
+    import torch
+    from transformers import AutoModelForCausalLM
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    from studio.core.models import catalog_entry
+    from studio.core.paths import demo_model_dir
+
+    raw = {**json.loads(catalog_entry(name).config_path.read_text()), **(overrides or {})}
+    raw.pop("quantization_config", None)
+    for key in ("pad_token_id", "bos_token_id", "eos_token_id"):  # a shrunk vocabulary must still hold them
+        ids = raw.get(key)
+        if isinstance(ids, int) and ids >= raw["vocab_size"] or isinstance(ids, list) and max(ids) >= raw["vocab_size"]:
+            raw[key] = 0
+    config = CONFIG_MAPPING[raw["model_type"]].from_dict(raw)
+    with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+    model.save_pretrained(folder)
+    del model
+    for f in demo_model_dir().iterdir():
+        if f.name.startswith(("tokenizer", "chat_template", "special_tokens")):
+            shutil.copy(f, folder / f.name)
+    return folder
+
+
+def child(name: str, work: Path, out: Path, rehearsal: bool, deadline: float, index: int | None = None) -> int:
+    """Measure `name`'s cases (only CASES[index] with `index`: a process per case, so no case
+    inherits another's memory); the model is built by the first call and reused."""
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    nvml = Nvml()
+    nvml_idle = nvml.used()  # before this process touches CUDA
+    import torch
+
+    on_gpu = torch.cuda.is_available() and not rehearsal
+    model_dir = work / name
+    if not (model_dir / "config.json").exists():
+        t0 = time.time()
+        torch.manual_seed(0)
+        build_random_model(name, model_dir, REHEARSAL if rehearsal else None)
+        print(f"[{name}] built in {time.time() - t0:.1f} s", flush=True)
+        if on_gpu:
+            torch.cuda.empty_cache()
+            nvml_idle = nvml.used() - (torch.cuda.memory_reserved() or 0)  # context stays; reading is still clean
+    chosen = [CASES[index]] if index is not None else [c for c in CASES if c.model == name]
+    cases = [rehearsal_case(c) if rehearsal else c for c in chosen]
+    with out.open("a", encoding="utf-8") as fh:
+        for case in cases:
+            if time.time() > deadline:
+                print(f"[{name}] out of time: skipped {case.label()}", flush=True)
+                continue
+            t1 = time.time()
+            try:
+                row = measure(case, model_dir, on_gpu, nvml, nvml_idle)
+            except Exception as exc:  # one case's failure must not lose the others
+                traceback.print_exc()
+                row = {"case": asdict(case), "label": case.label(), "error": f"{type(exc).__name__}: {exc}"[:500]}
+                gc.collect()
+                if on_gpu:
+                    torch.cuda.empty_cache()
+            row["own_process"] = index is not None
+            fh.write(json.dumps(row) + "\n")
+            fh.flush()
+            print(f"[{name}] {case.label()}: {time.time() - t1:.1f} s "
+                  f"{'error: ' + row['error'] if 'error' in row else _short(row)}", flush=True)
+    return 0
+
+
+def _short(row: dict) -> str:
+    m, p = row["measured"], row["planned"].get("total")
+    gib = 1024**3
+    err = f" plan {p / gib:.2f} ({100 * (p - m['nvml']) / m['nvml']:+.1f}% vs NVML)" if p and m["nvml"] else ""
+    return f"allocated {m['allocated'] / gib:.2f} reserved {m['reserved'] / gib:.2f} NVML {m['nvml'] / gib:.2f} GiB{err}"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", type=Path, required=True, help="folder for calibration.jsonl")
+    ap.add_argument("--work", type=Path, default=Path("/dev/shm/studio-calibration"))
+    ap.add_argument("--models", help="comma-separated catalog names (default: all, in CASES order)")
+    ap.add_argument("--budget-s", type=float, default=300.0, help="stop starting cases after this many seconds")
+    ap.add_argument("--cpu-rehearsal", action="store_true")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--deadline", type=float, help=argparse.SUPPRESS)
+    ap.add_argument("--case", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--per-case", action="store_true", help="a process per case (clean readings; slower)")
+    ap.add_argument("--skip-first", action="store_true", help="with --per-case: leave out each model's first case")
+    a = ap.parse_args(argv)
+    a.out.mkdir(parents=True, exist_ok=True)
+    results = a.out / "calibration.jsonl"
+    if a.child:
+        return child(a.child, a.work, results, a.cpu_rehearsal, a.deadline, a.case)
+    deadline = time.time() + a.budget_s
+    names = a.models.split(",") if a.models else list(dict.fromkeys(c.model for c in CASES))
+    for name in names:
+        if time.time() > deadline:
+            print(f"out of time: {name} not measured", flush=True)
+            continue
+        cmd = [sys.executable, __file__, "--out", str(a.out), "--work", str(a.work), "--child", name,
+               "--deadline", str(deadline)] + (["--cpu-rehearsal"] if a.cpu_rehearsal else [])
+        indices = [i for i, c in enumerate(CASES) if c.model == name]
+        runs = [cmd + ["--case", str(i)] for i in indices[1 if a.skip_first else 0:]] if a.per_case else [cmd]
+        for run in runs:
+            try:
+                code = subprocess.run(run, timeout=max(30.0, deadline - time.time() + 120)).returncode
+            except subprocess.TimeoutExpired:
+                code = "timeout"
+            print(f"[{name}] child finished: {code}", flush=True)
+        subprocess.run(["rm", "-rf", str(a.work / name)])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
