@@ -327,7 +327,8 @@ def build_random_model(name: str, folder: Path, overrides: dict | None = None) -
     return folder
 
 
-def child(name: str, work: Path, out: Path, rehearsal: bool, deadline: float, index: int | None = None) -> int:
+def child(name: str, work: Path, out: Path, rehearsal: bool, deadline: float, index: int | None = None,
+          build_only: bool = False) -> int:
     """Measure `name`'s cases (only CASES[index] with `index`: a process per case, so no case
     inherits another's memory); the model is built by the first call and reused."""
     import warnings
@@ -340,14 +341,13 @@ def child(name: str, work: Path, out: Path, rehearsal: bool, deadline: float, in
 
     on_gpu = torch.cuda.is_available() and not rehearsal
     model_dir = work / name
-    if not (model_dir / "config.json").exists():
+    if build_only or not (model_dir / "config.json").exists():
         t0 = time.time()
         torch.manual_seed(0)
         build_random_model(name, model_dir, REHEARSAL if rehearsal else None)
         print(f"[{name}] built in {time.time() - t0:.1f} s", flush=True)
-        if on_gpu:
-            torch.cuda.empty_cache()
-            nvml_idle = nvml.used() - (torch.cuda.memory_reserved() or 0)  # context stays; reading is still clean
+        if build_only:  # the measuring processes start with nothing on the GPU
+            return 0
     chosen = [CASES[index]] if index is not None else [c for c in CASES if c.model == name]
     cases = [rehearsal_case(c) if rehearsal else c for c in chosen]
     with out.open("a", encoding="utf-8") as fh:
@@ -389,13 +389,14 @@ def main(argv=None) -> int:
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--deadline", type=float, help=argparse.SUPPRESS)
     ap.add_argument("--case", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--per-case", action="store_true", help="a process per case (clean readings; slower)")
     ap.add_argument("--skip-first", action="store_true", help="with --per-case: leave out each model's first case")
     a = ap.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
     results = a.out / "calibration.jsonl"
     if a.child:
-        return child(a.child, a.work, results, a.cpu_rehearsal, a.deadline, a.case)
+        return child(a.child, a.work, results, a.cpu_rehearsal, a.deadline, a.case, a.build_only)
     deadline = time.time() + a.budget_s
     names = a.models.split(",") if a.models else list(dict.fromkeys(c.model for c in CASES))
     for name in names:
@@ -406,6 +407,8 @@ def main(argv=None) -> int:
                "--deadline", str(deadline)] + (["--cpu-rehearsal"] if a.cpu_rehearsal else [])
         indices = [i for i, c in enumerate(CASES) if c.model == name]
         runs = [cmd + ["--case", str(i)] for i in indices[1 if a.skip_first else 0:]] if a.per_case else [cmd]
+        if a.per_case:
+            runs.insert(0, cmd + ["--build-only"])
         for run in runs:
             try:
                 code = subprocess.run(run, timeout=max(30.0, deadline - time.time() + 120)).returncode

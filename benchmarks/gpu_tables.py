@@ -52,6 +52,10 @@ def _calibration_rows(folder: Path) -> list[Measured]:
             if "error" not in r and r["case"]["precision"] != "full-bf16":
                 # clean: measured in a process of its own, or first in its process (only the CUDA context before it)
                 rows.append((r, own or r.get("nvml_start", 0) < 0.7 * GiB))
+                if own and r["measured"]["nvml"] - r["measured"]["reserved"] < 0.5 * GiB:
+                    # the 2026-11-26 per-case run built the model in the first case's process and
+                    # left the CUDA context out of that case's NVML figure (fixed since: --build-only)
+                    r["measured"]["nvml"] = None
     # What stays allocated between steps beside the model (buffers of bitsandbytes, cuBLAS), per
     # model, from its clean cases: a later case of a shared process subtracts it with the model.
     extra = {r["case"]["model"]: _between_steps(r) - r["loaded_allocated"] for r, clean in rows if clean}
@@ -116,7 +120,8 @@ def table(rows: list[Measured]) -> str:
         if e2 is not None:
             err_held.append(e2)
         phase = max(m.phase_peaks, key=m.phase_peaks.get) if m.phase_peaks else "-"
-        held = f"{m.reserved / GiB:.2f} / {m.nvml / GiB:.2f}" if m.nvml else "(shared process)"
+        nvml = f"{m.nvml / GiB:.2f}" if m.nvml else "-"
+        held = f"{m.reserved / GiB:.2f} / {nvml}" if m.reserved else "(shared process)"
         lines.append(f"| {m.label} | {m.loaded / GiB:.2f} | {m.needed / GiB:.2f} | {phase} | {held} | {tensors / GiB:.2f} | "
                      f"{e1:+.1f} | {p.total_bytes / GiB:.2f} | {'-' if e2 is None else f'{e2:+.1f}'} |")
     lines.append("")
