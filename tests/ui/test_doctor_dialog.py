@@ -94,9 +94,9 @@ def test_a_failing_check_says_so_and_can_still_be_copied(qapp):
 
 def _studio_window(*, first_run_check: bool):
     """The window as `studio` opens it (app.run turns the first-run check on before showing it)."""
+    from studio.core.presets import first_run_config
     from studio.core.settings import Settings
     from studio.ui.main_window import MainWindow
-    from studio.ui.presets import first_run_config
     from studio.ui.state import StudioState
 
     window = MainWindow(StudioState(first_run_config("demo", "demo"), Settings()), model="demo", data="demo")

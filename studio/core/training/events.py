@@ -1,7 +1,9 @@
 """The events a worker writes: one JSON object per line in events.jsonl (and on its stdout).
 
 Readers are tolerant: a worker killed mid-write leaves a partial last line, which is skipped.
-Fields may be added freely; never rename one without updating every reader (runs.py, the UI).
+Fields may be added freely; never rename one without updating every reader. The one reader of what
+the events mean is `runs.RunHistory` (where an attempt starts and ends, the curves, the samples, the
+status); the `error` of a failed run's `finished` event is described in failures.py.
 """
 
 from __future__ import annotations
@@ -15,9 +17,7 @@ from pathlib import Path
 from typing import IO, Iterator
 
 EVENT_TYPES = ("started", "preflight", "step", "eval", "sample", "checkpoint", "finished", "log")
-STATUSES = ("completed", "cancelled", "failed")
-# How a failed run failed; the window shows kind-specific help.
-FAILURE_KINDS = ("out_of_memory", "nan_loss", "disk_full", "bad_input", "cancelled_hard", "crash", "killed")
+STATUSES = ("completed", "cancelled", "failed")  # of a `finished` event; how a failed run failed: failures.py
 
 
 def _clean(value):

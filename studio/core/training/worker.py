@@ -36,6 +36,7 @@ from studio.core.recipe import RunConfig
 from studio.core.runs import DISK_MARGIN, free_bytes  # by name: tests replace worker.free_bytes
 from studio.core.training import ownership
 from studio.core.training.events import EventWriter, size_of
+from studio.core.training.failures import Failure
 
 EXIT_NOT_OWNER = 3  # another process owns the run folder: nothing was done
 OPTIMIZER_NAMES = {"adamw": "adamw_torch", "adamw-8bit": "adamw_bnb_8bit", "paged-adamw-8bit": "paged_adamw_8bit"}
@@ -43,11 +44,17 @@ DEFAULT_SAMPLE_PROMPTS = 2  # rows of the eval split (or the data) used as sampl
 
 
 class RunFailure(Exception):
-    """A failure with a kind the window knows (events.FAILURE_KINDS), a message and advice."""
+    """A failure the window knows (failures.py): its kind, message, advice, and topic — what the user
+    changes to fix it ("data", "model", "settings", "memory", "disk"; by default the kind's own, if any)."""
 
-    def __init__(self, kind: str, message: str, advice: str = ""):
+    def __init__(self, kind: str, message: str, advice: str = "", topic: str | None = None):
         super().__init__(message)
-        self.kind, self.message, self.advice = kind, message, advice
+        self.failure = Failure(kind, message, advice, topic)
+        self.kind, self.message, self.advice, self.topic = kind, message, advice, self.failure.topic
+
+    def error(self) -> dict:
+        """The `error` of the `finished` event."""
+        return self.failure.as_dict()
 
 
 @dataclass
@@ -80,12 +87,12 @@ def check_inputs(config: RunConfig):
         info = resolve_model(config.model.source, trust_remote_code=config.model.trust_remote_code)
         weight_load_kwargs(config, info)
     except StudioError as exc:
-        raise RunFailure("bad_input", exc.message, exc.advice) from exc
+        raise RunFailure("bad_input", exc.message, exc.advice, topic="model") from exc
     try:
         loaded = load_data(config.data.source, fmt=config.data.format, mapping=config.data.mapping,
                            skip_bad_rows=config.data.skip_bad_rows, split=config.data.split, subset=config.data.subset)
     except StudioError as exc:
-        raise RunFailure("bad_input", exc.message, exc.advice) from exc
+        raise RunFailure("bad_input", exc.message, exc.advice, topic="data") from exc
     return info, loaded
 
 
@@ -136,7 +143,7 @@ def tokenized_splits(loaded, tokenizer, config: RunConfig):
     dropped = len(tokenized) - len(kept)
     if len(kept) == 0:
         raise RunFailure("bad_input", f"After cutting examples to {seq_len} tokens, none has an answer left to learn from.",
-                         "Raise the sequence length (--seq-len), or shorten the prompts.")
+                         "Raise the sequence length (--seq-len), or shorten the prompts.", topic="data")
     eval_ds = None
     n_eval = int(round(len(kept) * config.data.eval_fraction))
     if n_eval >= 1 and len(kept) - n_eval >= 1:
@@ -663,7 +670,7 @@ def _run_owned(run_dir: Path, *, resume: bool, echo) -> int:
         try:
             config = runs.load_recipe(run_dir)
         except StudioError as exc:
-            raise RunFailure("bad_input", exc.message, exc.advice) from exc
+            raise RunFailure("bad_input", exc.message, exc.advice, topic="settings") from exc
         result = train(run_dir, config, events, stop, resume=resume)
         if is_main_process():
             events.emit("finished", **result)
@@ -671,28 +678,28 @@ def _run_owned(run_dir: Path, *, resume: bool, echo) -> int:
     except RunFailure as failure:
         _log_traceback(run_dir)
         if is_main_process():
-            events.emit("finished", status="failed", error={"kind": failure.kind, "message": failure.message, "advice": failure.advice})
+            events.emit("finished", status="failed", error=failure.error())
         return 2 if failure.kind == "bad_input" else 1
     except StudioError as exc:
         _log_traceback(run_dir)
         if is_main_process():
-            events.emit("finished", status="failed", error={"kind": "bad_input", "message": exc.message, "advice": exc.advice})
+            events.emit("finished", status="failed", error=Failure("bad_input", exc.message, exc.advice).as_dict())
         return 2
     except MemoryError:
         _log_traceback(run_dir)
         if is_main_process():
-            events.emit("finished", status="failed", error={
-                "kind": "out_of_memory", "message": "The computer ran out of memory (RAM).",
-                "advice": "Close other programs, or lower the batch size or the sequence length."})
+            events.emit("finished", status="failed", error=Failure(
+                "out_of_memory", "The computer ran out of memory (RAM).",
+                "Close other programs, or lower the batch size or the sequence length.").as_dict())
         return 1
     except Exception as exc:
         _log_traceback(run_dir)
         if not is_main_process():
             return 1
-        events.emit("finished", status="failed", error={
-            "kind": "crash", "message": f"Training stopped on an unexpected error: {type(exc).__name__}: {exc}"[:500],
-            "advice": f"The full report is in {run_dir / runs.STDERR}. Resume the run to continue from the last checkpoint; "
-                      "if it happens again, include that file in a bug report."})
+        events.emit("finished", status="failed", error=Failure(
+            "crash", f"Training stopped on an unexpected error: {type(exc).__name__}: {exc}"[:500],
+            f"The full report is in {run_dir / runs.STDERR}. Resume the run to continue from the last checkpoint; "
+            "if it happens again, include that file in a bug report.").as_dict())
         return 1
     finally:
         events.close()
