@@ -99,7 +99,7 @@ def measure_cpu(case: Case) -> Row:
     from studio.core.memory import plan
     from studio.core.models import resolve_model
     from studio.core.recipe import RunConfig
-    from studio.core.training.worker import load_model
+    from studio.core.training.model import load_model
 
     config = RunConfig()
     config.model.source = case.model

@@ -327,7 +327,8 @@ def run_one(a) -> dict:
 
     from studio.core.memory import plan
     from studio.core.models import load_tokenizer, resolve_model
-    from studio.core.training import worker
+    from studio.core.training import model as training_model
+    from studio.core.training import trainer as training_trainer
 
     disable_progress_bar()
     on_gpu = a.device == "cuda"
@@ -348,7 +349,7 @@ def run_one(a) -> dict:
     info = resolve_model(str(model_dir))
     shape = config.train_shape(on_gpu, info.model_type)
     memory = plan(info, config.adapter_spec(), shape, config.precision_for(compute_dtype))
-    optim = worker.OPTIMIZER_NAMES[shape.optimizer]
+    optim = training_trainer.OPTIMIZER_NAMES[shape.optimizer]
 
     total_steps = a.warmup + a.steps
     data = Dataset.from_dict(synthetic_rows(total_steps * a.batch_size, a.seq_len, info.vocab_size, a.seed))
@@ -365,10 +366,10 @@ def run_one(a) -> dict:
         collator = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=-100)
     else:
         device = torch.device("cuda", 0) if on_gpu else torch.device("cpu")
-        model = worker.load_model(config, info, device, compute_dtype)
+        model = training_model.load_model(config, info, device, compute_dtype)
         tokenizer = load_tokenizer(info)
-        trainer_class, extra = worker._trainer_class(), {"loss_chunk_tokens": shape.loss_chunk_tokens}
-        collator = worker.make_collator(shape, tokenizer, on_gpu)  # as worker.train builds it
+        trainer_class, extra = training_trainer.trainer_class(), {"loss_chunk_tokens": shape.loss_chunk_tokens}
+        collator = training_trainer.make_collator(shape, tokenizer, on_gpu)  # as session.setup builds it
     load_s = time.perf_counter() - t_load
     loaded_allocated = torch.cuda.memory_allocated() if on_gpu else None
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -274,7 +274,7 @@ def test_total_steps_as_the_worker_counts_them():
 def test_held_out_rows_as_the_worker_splits_them(rows, fraction, held):
     data = DataSection(eval_fraction=fraction)
     assert data.held_out_rows(rows) == held
-    n = round(rows * fraction)  # worker.tokenized_splits
+    n = round(rows * fraction)  # dataset.tokenized_splits (data.held_out_rows)
     assert held == (n if n >= 1 and rows - n >= 1 else 0)
 
 

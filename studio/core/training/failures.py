@@ -82,3 +82,16 @@ class Failure:
         topic = error.get("topic")
         return cls(str(error.get("kind") or "crash"), str(error.get("message") or ""), str(error.get("advice") or ""),
                    topic if topic in TOPICS else None)
+
+
+class RunFailure(Exception):
+    """A failure raised inside the worker; it ends the run with `failure` as the `finished` event's error."""
+
+    def __init__(self, kind: str, message: str, advice: str = "", topic: str | None = None):
+        super().__init__(message)
+        self.failure = Failure(kind, message, advice, topic)
+        self.kind, self.message, self.advice, self.topic = kind, message, advice, self.failure.topic
+
+    def error(self) -> dict:
+        """The `error` of the `finished` event."""
+        return self.failure.as_dict()
