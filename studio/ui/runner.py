@@ -88,7 +88,6 @@ class TrainingThread(QThread):
         self.run_dir: Path | None = Path(run_dir) if run_dir else None
         self.poll_interval = poll_interval
         self.handle = None
-        self.finished_event: dict | None = None
         self._lock = threading.Lock()
         self._cancels_wanted = 0
         self._cancels_done = 0
@@ -159,7 +158,6 @@ class TrainingThread(QThread):
                              "The worker may still be running: see the Runs list. If this repeats, report it with `studio doctor`.")
 
     def _end(self, finished: dict) -> None:
-        self.finished_event = finished
         self.run_finished.emit(finished)
 
     def _do_cancels(self, launcher, handle) -> None:

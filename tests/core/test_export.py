@@ -228,7 +228,8 @@ def test_modelfile_template_renders_the_chat_template(finished_run, adapter_expo
     assert expected.startswith(tok.bos_token)  # Ollama adds the BOS token itself
     assert export.render_go_template(template, prompt) == expected[len(tok.bos_token):]
     # and literally, for one fixed conversation
-    assert export.render_go_template(template, [{"role": "user", "content": "Hi"}]) == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    expected = "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    assert export.render_go_template(template, [{"role": "user", "content": "Hi"}]) == expected
 
 
 def test_modelfile_for_the_default_template_and_for_an_unknown_one(finished_run, adapter_export):
@@ -245,7 +246,7 @@ def test_modelfile_for_the_default_template_and_for_an_unknown_one(finished_run,
               "{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}")
     unknown = export.ollama_template(tok, llama3)
     assert unknown.kind is None and unknown.template is None
-    facts = export.read_run(finished_run)
+    facts = runs.read_run(finished_run)
     text = export.modelfile_text(facts, unknown, merged=False)
     assert "TEMPLATE \"\"\"" not in text.replace('# To be sure, add a TEMPLATE """..."""', "")
     assert "No TEMPLATE" in text and "ADAPTER ." in text

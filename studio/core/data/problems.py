@@ -132,6 +132,3 @@ class ProblemLog:
     @property
     def total(self) -> int:
         return sum(self.counts.values())
-
-    def has_fatal(self) -> bool:
-        return any(p.severity == FATAL for p in self.problems)

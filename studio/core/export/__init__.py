@@ -22,11 +22,10 @@ from studio.core.export.layout import CARD, MARKER, MODELFILE, PLOT
 from studio.core.export.loss_plot import loss_svg
 from studio.core.export.ollama import OLLAMA_ADAPTER_TYPES, OllamaTemplate, modelfile_text, ollama_template, wants_modelfile
 from studio.core.export.target import FilesInTheWay, TargetFolder, check_target, is_export, survey
-from studio.core.runs import RunFacts, locate_base, read_run
 
 __all__ = [
     "CARD", "DEFAULT_SHARD_SIZE", "DTYPES", "MARKER", "MODELFILE", "OLLAMA_ADAPTER_TYPES", "PLOT", "ExportResult",
-    "FilesInTheWay", "OllamaTemplate", "RunFacts", "TargetFolder", "check_target", "expected_bytes", "export_run",
-    "is_export", "loss_svg", "locate_base", "model_card", "modelfile_text", "ollama_template", "read_run", "recover",
+    "FilesInTheWay", "OllamaTemplate", "TargetFolder", "check_target", "expected_bytes", "export_run",
+    "is_export", "loss_svg", "model_card", "modelfile_text", "ollama_template", "recover",
     "render_go_template", "shard_size_bytes", "survey", "wants_modelfile",
 ]

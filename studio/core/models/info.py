@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 from studio.core.errors import StudioError
 
@@ -54,7 +55,6 @@ class ModelInfo:
     head_dim: int
     intermediate_size: int
     context_length: int | None
-    config_dtype: str | None  # the dtype the weights were published in ("bfloat16", ...)
     has_chat_template: bool
     path: Path | None = None  # local folder holding config.json (and maybe weights)
     hub_id: str | None = None
@@ -96,7 +96,7 @@ class ModelInfo:
             )
         return [layer for layer in self.linear_layers if layer.suffix in wanted]
 
-    def with_catalog(self, entry: "CatalogEntry | None") -> "ModelInfo":
+    def with_catalog(self, entry: CatalogEntry | None) -> ModelInfo:
         """Add the catalog's name, license and family to a model found elsewhere (e.g. the hub cache)."""
         if entry is None:
             return self

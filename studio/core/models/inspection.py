@@ -40,7 +40,6 @@ def inspect_folder(
         tied_embeddings=shape.tied,
         linear_layers=shape.linears,
         **_dimensions(text_config(config)),
-        config_dtype=_config_dtype(raw),
         **_provenance(folder, files_folder, raw, name=name, hub_id=hub_id, entry=entry),
         weights_bytes=weights_bytes,
         weights_format=weights_format,
@@ -64,12 +63,6 @@ def _dimensions(text) -> dict:
         "intermediate_size": int(getattr(text, "intermediate_size", 0) or 0),
         "context_length": int(context) if context else None,
     }
-
-
-def _config_dtype(raw: dict) -> str | None:
-    """The dtype the weights were published in, as config.json (or its text part) states it."""
-    dtype = raw.get("torch_dtype") or raw.get("dtype") or (raw.get("text_config") or {}).get("torch_dtype")
-    return str(dtype) if dtype else None
 
 
 def _provenance(folder: Path, files_folder: Path, raw: dict, *, name: str | None, hub_id: str | None,

@@ -20,14 +20,37 @@ A run's status is derived from its events and its lock, never stored separately:
 from another machine reads the same. `from studio.core import runs` gives all of it as `runs.X`.
 """
 
-from studio.core.runs.checkpoints import (CHECKPOINT_FILES, TORCH_FILES, checkpoint_problem, checkpoint_step, checkpoints,
-                                          is_complete_checkpoint, resume_point)
+from studio.core.runs.checkpoints import (
+    CHECKPOINT_FILES,
+    TORCH_FILES,
+    checkpoint_problem,
+    checkpoint_step,
+    checkpoints,
+    is_complete_checkpoint,
+    resume_point,
+)
 from studio.core.runs.facts import RunFacts, locate_base, read_run
-from studio.core.runs.folders import (ADAPTER, ADAPTER_WEIGHTS, CANCEL, CHECKPOINTS, DISK_MARGIN, EVENTS, LOCK, PID, RECIPE,
-                                      STDERR, create_run_dir, folder_size, free_bytes, has_adapter, load_recipe, runs_root)
+from studio.core.runs.folders import (
+    ADAPTER,
+    ADAPTER_WEIGHTS,
+    CANCEL,
+    CHECKPOINTS,
+    DISK_MARGIN,
+    EVENTS,
+    LOCK,
+    PID,
+    RECIPE,
+    STDERR,
+    create_run_dir,
+    folder_size,
+    free_bytes,
+    has_adapter,
+    load_recipe,
+    runs_root,
+)
 from studio.core.runs.history import RunHistory
 from studio.core.runs.listing import RunSummary, list_runs, summarize_run
-from studio.core.runs.status import is_completed, status_of, wait_for_status
+from studio.core.runs.status import is_completed, status_of
 from studio.core.training.events import read_events  # as runs.read_events, for the callers that read a folder's events
 
 
@@ -41,5 +64,5 @@ __all__ = [
     "RECIPE", "STDERR", "TORCH_FILES", "RunFacts", "RunHistory", "RunSummary", "checkpoint_problem", "checkpoint_step",
     "checkpoints", "create_run_dir", "folder_size", "free_bytes", "has_adapter", "is_complete_checkpoint",
     "is_completed", "list_runs", "load_recipe", "locate_base", "metrics", "read_events", "read_run", "resume_point",
-    "runs_root", "status_of", "summarize_run", "wait_for_status",
+    "runs_root", "status_of", "summarize_run",
 ]

@@ -4,7 +4,6 @@ another machine reads the same."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from studio.core.runs.folders import has_adapter
@@ -23,13 +22,3 @@ def status_of(run_dir: Path, history: RunHistory | None = None) -> str:
 def is_completed(run_dir: Path, history: RunHistory | None = None) -> bool:
     """Trained to its last step: the last attempt ended `completed` and its adapter is there."""
     return (history if history is not None else RunHistory.read(run_dir)).status == "completed" and has_adapter(run_dir)
-
-
-def wait_for_status(run_dir: Path, statuses: tuple[str, ...], timeout: float) -> str:
-    """Poll a run's status until it is one of `statuses` (used by tests and the CLI)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        status = status_of(run_dir)
-        if status in statuses or time.monotonic() > deadline:
-            return status
-        time.sleep(0.2)
