@@ -322,8 +322,7 @@ def run_one(a) -> dict:
     import torch
     from datasets import Dataset
     from datasets.utils.logging import disable_progress_bar
-    from transformers import (AutoTokenizer, DataCollatorForSeq2Seq, PrinterCallback, Trainer,
-                              TrainingArguments, set_seed)
+    from transformers import AutoTokenizer, DataCollatorForSeq2Seq, PrinterCallback, Trainer, TrainingArguments, set_seed
 
     from studio.core.memory import plan
     from studio.core.models import load_tokenizer, resolve_model
@@ -418,7 +417,7 @@ def run_one(a) -> dict:
         "model": a.model, "seq_len": a.seq_len, "batch_size": a.batch_size, "warmup_steps": a.warmup, "timed_steps": a.steps,
         "loss_chunk_tokens": shape.loss_chunk_tokens, "trainable_params": trainable, "load_s": round(load_s, 2),
         "tokens_per_s": (n1 - n0) / (t1 - t0) if t1 > t0 else None,
-        "step_s": [round(b[0] - a_[0], 4) for a_, b in zip(clock.marks, clock.marks[1:])],
+        "step_s": [round(b[0] - a_[0], 4) for a_, b in zip(clock.marks, clock.marks[1:], strict=False)],
         "losses": losses,
         "eval_loss": eval_loss, "eval_peak_bytes": eval_peak,
         "planned_bytes": memory.total_bytes,

@@ -143,7 +143,7 @@ def _example(ex: dict) -> str:
 def _histogram(counts: list[int], edges: list[float], seq_len: int, width: int = 40) -> str:
     peak = max(counts) or 1
     lines = []
-    for c, lo, hi in zip(counts, edges, edges[1:]):
+    for c, lo, hi in zip(counts, edges, edges[1:], strict=False):
         if c == 0 and lo > seq_len:
             continue
         mark = " ◀ seq-len" if lo <= seq_len < hi else ""

@@ -29,8 +29,8 @@ import re
 import shutil
 import sys
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 from studio.core.errors import StudioError
 from studio.core.training.ownership import pid_alive

@@ -5,9 +5,9 @@ adapter answer the same prompt with the same settings, rendered with the chat te
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from studio.core.data.tokens import Renderer
 from studio.core.errors import StudioError
@@ -134,7 +134,7 @@ class TryModel:
 
     @classmethod
     def load(cls, adapter_dir: Path, *, base: str | None = None, precision: str = "auto",
-             allow_pickle: bool | None = None) -> "TryModel":
+             allow_pickle: bool | None = None) -> TryModel:
         """Load the base (as the run trained it, or 16-bit on CPU) and the adapter saved in `adapter_dir`.
         `allow_pickle`: load pickled weights; by default, as the run's recipe allowed."""
         from peft import PeftModel

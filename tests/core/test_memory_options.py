@@ -65,7 +65,7 @@ def test_chunked_loss_equals_transformers_loss_and_gradients():
     chunked = chunked_causal_lm_loss(model, {"input_ids": ids, "labels": labels}, chunk_tokens=16)
     new_grads = grads_of(chunked)
     assert chunked.item() == pytest.approx(reference.item(), rel=1e-5)
-    assert all(torch.allclose(a, b, atol=1e-6, rtol=1e-4) for a, b in zip(ref_grads, new_grads))
+    assert all(torch.allclose(a, b, atol=1e-6, rtol=1e-4) for a, b in zip(ref_grads, new_grads, strict=False))
     # with Trainer's count of target tokens over the accumulated micro-batches
     n = int((labels[:, 1:] != -100).sum())
     torch.manual_seed(1)
@@ -107,7 +107,7 @@ def test_chunked_loss_matches_each_architectures_own_logits(kind):
     chunked = chunked_causal_lm_loss(model, {"input_ids": ids, "labels": labels}, chunk_tokens=16)
     new_grads = torch.autograd.grad(chunked, trainable)
     assert chunked.item() == pytest.approx(reference.item(), rel=1e-5)
-    assert all(torch.allclose(a, b, atol=1e-6, rtol=1e-4) for a, b in zip(ref_grads, new_grads))
+    assert all(torch.allclose(a, b, atol=1e-6, rtol=1e-4) for a, b in zip(ref_grads, new_grads, strict=False))
 
 
 def test_chunked_loss_runs_lm_head_under_the_trainers_autocast():

@@ -20,7 +20,8 @@ BAD_ROWS = 'not json\n{"x": 1}\n'
 
 
 def _step_label(window) -> str:
-    return next(window.steps.item(i).text() for i in range(window.steps.count()) if window.steps.item(i).data(Qt.ItemDataRole.UserRole) == "train")
+    items = (window.steps.item(i) for i in range(window.steps.count()))
+    return next(item.text() for item in items if item.data(Qt.ItemDataRole.UserRole) == "train")
 
 
 def _overflow(page: QWidget) -> list[str]:

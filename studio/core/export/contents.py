@@ -9,8 +9,8 @@ import math
 import os
 import shutil
 import struct
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from studio.core.errors import StudioError
 from studio.core.export.card import model_card

@@ -10,9 +10,9 @@ import json
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from studio.core.atomic import recover, write_files
 from studio.core.errors import StudioError

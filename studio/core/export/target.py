@@ -9,9 +9,9 @@ from __future__ import annotations
 import hashlib
 import re
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from studio.core.atomic import files_in
 from studio.core.errors import StudioError
@@ -19,6 +19,7 @@ from studio.core.export.layout import MARKER
 from studio.core.runs import ADAPTER
 from studio.core.runs.facts import read_json
 from studio.core.wording import count
+
 
 def is_export(folder: Path) -> bool:
     return (Path(folder) / MARKER).is_file() and read_json(Path(folder) / MARKER).get("exporter") == "lora-studio"

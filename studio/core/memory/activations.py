@@ -112,7 +112,7 @@ def residual_bytes(precision: Precision) -> int:
 
 def _layer_index(name: str) -> int | None:
     parts = name.split(".")
-    for a, b in zip(parts, parts[1:]):
+    for a, b in zip(parts, parts[1:], strict=False):
         if a in ("layers", "h", "blocks", "layer") and b.isdigit():
             return int(b)
     return None

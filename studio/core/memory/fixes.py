@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Sequence
 
 from studio.core.memory.choices import AdapterSpec, Precision, TrainShape
 from studio.core.memory.components import MemoryPlan

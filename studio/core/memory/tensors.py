@@ -17,7 +17,7 @@ Exact, and proven against real allocations by tests/core/test_memory_exact.py on
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
 from studio.core.memory.choices import AdapterSpec
 from studio.core.models import ModelInfo

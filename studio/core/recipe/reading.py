@@ -21,7 +21,8 @@ def read_toml(path: Path) -> dict:
     try:
         return tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise StudioError(f"There is no recipe at {path}.", "Check the path, or write one with `studio train --model ... --data ...`.") from exc
+        raise StudioError(f"There is no recipe at {path}.",
+                          "Check the path, or write one with `studio train --model ... --data ...`.") from exc
     except UnicodeDecodeError as exc:
         raise StudioError(f"The recipe {path} is not UTF-8 text (byte {exc.start} cannot be read).",
                           "Save it as UTF-8 in a text editor, or write a new one with `studio train --model ... --data ...`.") from exc

@@ -15,8 +15,8 @@ The rules:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from studio.core.runs.folders import EVENTS
 from studio.core.training.events import read_events

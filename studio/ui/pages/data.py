@@ -425,7 +425,7 @@ class DataPage(Page):
 
     def _show_examples(self, examples: list[dict]) -> None:
         self.example_tabs.clear()
-        for view, example in zip(self.example_views, examples):
+        for view, example in zip(self.example_views, examples, strict=False):
             view.set_example(example)
             answers = sum(1 for s in example["segments"] if s.get("trained"))
             more = f" ({count(answers, 'answer')})" if answers > 1 else ""

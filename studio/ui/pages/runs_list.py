@@ -134,7 +134,8 @@ class RunsPage(Page):
         self.try_button.setToolTip("Try this run's adapter and export it.")
         self.try_button.clicked.connect(self._try)
         self.recipe_button = QPushButton("Train again with this recipe", detail)
-        self.recipe_button.setToolTip("Load this run's settings (model, data, adapter, training) into the pages, to change and start again.")
+        self.recipe_button.setToolTip("Load this run's settings (model, data, adapter, training) into the pages, "
+                                      "to change and start again.")
         self.recipe_button.clicked.connect(self._use_recipe)
         self.folder_button = QPushButton("Open folder", detail)
         self.folder_button.setToolTip("Show the run folder in your file manager.")
