@@ -72,7 +72,7 @@ class TrainingThread(QThread):
     logged = Signal(list)  # new log lines (the worker's stderr and its "log" events)
     cancelling = Signal(str)  # what a cancel did: "stopping after this step" / "stopped"
     run_finished = Signal(dict)  # the "finished" event, from the worker or from `launcher.classify`
-    report = Signal(str, str)  # an error in this thread or in starting the run: message, advice
+    report = Signal(str, str, object)  # an error in this thread or in starting the run: message, advice, topic (or None)
 
     def __init__(self, *, config: RunConfig | None = None, run_dir: Path | None = None, mode: str = "start",
                  poll_interval: float = 0.2, parent=None):
@@ -151,11 +151,12 @@ class TrainingThread(QThread):
                     return
                 time.sleep(self.poll_interval)
         except StudioError as exc:
-            self.report.emit(exc.message, exc.advice)
+            self.report.emit(exc.message, exc.advice, exc.topic)
         except Exception as exc:  # noqa: BLE001 - never a crash in the window
             log.error("training thread failed:\n%s", traceback.format_exc())
             self.report.emit(f"The run could not be followed: {type(exc).__name__}: {exc}",
-                             "The worker may still be running: see the Runs list. If this repeats, report it with `studio doctor`.")
+                             "The worker may still be running: see the Runs list. If this repeats, report it with `studio doctor`.",
+                             None)
 
     def _end(self, finished: dict) -> None:
         self.run_finished.emit(finished)

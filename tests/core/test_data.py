@@ -245,6 +245,7 @@ def test_a_fix_names_a_setting_in_the_words_of_each_front_end(tmp_path):
     with pytest.raises(DataError) as err:
         load_data(path)
     assert err.value.advice == "Fix or delete this line, or add --skip-bad-rows to leave it out."  # the CLI prints this
+    assert err.value.topic == "data"  # the window's Data page fixes it
     assert err.value.advice_for(WINDOW) == "Fix or delete this line, or turn on Skip broken lines to leave it out."
     problem = err.value.problems[0]
     assert problem.setting == "data.skip_bad_rows"

@@ -287,3 +287,15 @@ def test_the_demo_first_run_trains_45_steps():
     rows = 200
     assert config.total_steps(rows - config.data.held_out_rows(rows)) == 45
 
+
+
+@pytest.mark.parametrize("section,name,value,topic", [
+    ("data", "eval_fraction", 0.95, "data"), ("training", "learning_rate", 5.0, "settings"), ("adapter", "rank", 0, "settings"),
+])
+def test_a_bad_value_says_which_topic_fixes_it(section, name, value, topic):
+    """The window opens the page its topic names, without reading the message."""
+    config = RunConfig()
+    setattr(getattr(config, section), name, value)
+    with pytest.raises(StudioError) as caught:
+        config.validate()
+    assert caught.value.topic == topic

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from studio.core.data.formats import FORMATS
 from studio.core.recipe.fields import require, require_choice, setting
@@ -10,6 +11,8 @@ from studio.core.recipe.fields import require, require_choice, setting
 
 @dataclass
 class DataSection:
+    TOPIC: ClassVar[str] = "data"  # what a bad value here is about (errors.StudioError.topic)
+
     source: str = setting("a data file, a folder of files, or a hub dataset id", flag="--data", default="demo")
     format: str | None = setting("alpaca, sharegpt, messages, prompt_completion or text (default: detected)",
                                  flag="--format", label="Format", choices=FORMATS, default=None)

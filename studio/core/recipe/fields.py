@@ -47,10 +47,12 @@ def kinds_of(spec: Field) -> list[str]:
 
 
 def refuse(section: object, name: str, what: str, want: str, flag: str | None = None) -> NoReturn:
-    """A StudioError that names the bad value, what it must be and the flag that changes it."""
+    """A StudioError that names the bad value, what it must be and the flag that changes it; its topic
+    is the section's (`TOPIC`: the data or the model), else the settings."""
     value = getattr(section, name)
     flag = flag or flag_of(type(section), name)
-    raise StudioError(f"{what} is {value!r}, but it must be {want}.", f"Change it with {flag}.")
+    raise StudioError(f"{what} is {value!r}, but it must be {want}.", f"Change it with {flag}.",
+                      topic=getattr(section, "TOPIC", "settings"))
 
 
 def require(ok: bool, section: object, name: str, what: str, want: str, flag: str | None = None) -> None:

@@ -132,7 +132,7 @@ class TrainPage(Page):
         try:
             config.validate()
         except StudioError as exc:
-            self._show_failure("could_not_start", exc.message, exc.advice)
+            self._show_failure("could_not_start", exc.message, exc.advice, _error_of(exc.message, exc.topic))
             return
         self._reset_view()
         self.status.setText("Starting the training process (loading the model takes a moment)…")
@@ -334,8 +334,8 @@ class TrainPage(Page):
         self.state.select_run(self.run_dir)
         self.go_to.emit("try")
 
-    def _on_report(self, message: str, advice: str) -> None:
-        self._show_failure("could_not_start", message, advice)
+    def _on_report(self, message: str, advice: str, topic: str | None = None) -> None:
+        self._show_failure("could_not_start", message, advice, _error_of(message, topic))
         self.status.setText("The run could not start — see below.")
         set_state_style(self.status, "bad")
         self._update_buttons()
@@ -454,11 +454,16 @@ def _ended(status: str, step: int) -> str:
     return f"{status} at step {step}" if step else status
 
 
+def _error_of(message: str, topic: str | None) -> dict:
+    """A StudioError as a failure's `error`: with its topic only when it has one."""
+    return {"message": message} if topic is None else {"message": message, "topic": topic}
+
+
 def page_that_fixes(kind: str, error: dict, config) -> str:
     """The page that fixes a bad_input or could_not_start failure: the one its `topic` names ("data",
     "model", "memory"); else the Model page for bad input, the Adapter page (the settings) for a run
-    that could not start. A failure without a topic — from a run folder an older studio wrote, or one
-    that was never a worker's event — is read: a message about the data or the model leads there."""
+    that could not start. A failure without a topic — from a run folder an older studio wrote, or an
+    error whose maker named none — is read: a message about the data or the model leads there."""
     if "topic" in error:
         return TOPIC_PAGES.get(error["topic"] or "", "model" if kind == "bad_input" else "adapter")
     message = error.get("message", "")

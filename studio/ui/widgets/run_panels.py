@@ -15,19 +15,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.core.training.failures import title_of
 from studio.ui.open_path import path_note
 from studio.ui.widgets.text import set_state_style, subheading
-
-KIND_TITLES = {
-    "out_of_memory": "The GPU ran out of memory",
-    "nan_loss": "Training diverged (the loss became not-a-number)",
-    "disk_full": "The disk is full",
-    "bad_input": "The model or the data cannot be used",
-    "cancelled_hard": "The run was stopped at once",
-    "crash": "The training process stopped unexpectedly",
-    "killed": "The training process was ended from outside",
-    "could_not_start": "The run could not start",
-}
 
 STATS = (("step", "Step", "Optimizer steps done / in all."),
          ("loss", "Loss", "Training loss of the last step (lower is better)."),
@@ -75,7 +65,7 @@ class FailurePanel(QFrame):
 
     def show_error(self, kind: str, message: str, advice: str, action: str | None) -> None:
         self.kind = kind
-        self.title.setText(KIND_TITLES.get(kind, "The run failed"))
+        self.title.setText(title_of(kind))
         self.message.setText(message)
         self.advice.setText(f"What to do: {advice}" if advice else "")
         self.action.setText(action or "")
