@@ -3,8 +3,6 @@ adapter, and how long to train — with three presets for a first run and the re
 
 from __future__ import annotations
 
-import math
-
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -380,17 +378,13 @@ class AdapterPage(Page):
         return matching_preset(self.state.config)
 
     def estimated_steps(self) -> int | None:
+        """The run's optimizer steps on the data shown, counted as the worker counts them."""
         view = self.state.data
         if view is None:
             return None
         c = self.state.config
-        t = c.training
-        if t.steps is not None:
-            return t.steps
         rows = view.report["rows"]
-        train_rows = rows - int(rows * c.data.eval_fraction) if c.data.eval_fraction else rows
-        per_step = t.batch_size * t.grad_accum * max(1, t.num_processes)
-        return max(1, math.ceil((t.epochs or 1) * train_rows / per_step))
+        return c.total_steps(rows - c.data.held_out_rows(rows))
 
     def summary(self) -> str:
         a, t = self.state.config.adapter, self.state.config.training
