@@ -30,7 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from data_inspect import write_jsonl  # the ~1 KB chat rows of the 200,000-row benchmark
+from data_inspect import write_jsonl  # noqa: E402 - the ~1 KB chat rows of the 200,000-row benchmark
 
 WORDS = ["leaf", "water", "light", "soil", "root", "pot", "drain", "mist", "humid", "bright", "shade", "pest", "mite",
          "gnat", "rot", "yellow", "brown", "fern", "palm"]

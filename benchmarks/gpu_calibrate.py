@@ -4,7 +4,7 @@
 
 For each architecture (the catalog config with random weights, built on the GPU and saved as bf16
 safetensors in a RAM folder beside the demo tokenizer: no download), one child process measures
-its cases in turn. A case is the studio's own path: `worker.load_model` (bitsandbytes 4/8-bit,
+its cases in turn. A case is the studio's own path: `training.model.load_model` (bitsandbytes 4/8-bit,
 PEFT LoRA or DoRA, the fp32 copy or not, checkpointing) and the worker's Trainer class with the
 chunked loss, paged 8-bit AdamW, bf16 autocast, two optimizer steps on random token ids that
 fill the whole sequence (every token a target), then one evaluation batch.
@@ -212,7 +212,8 @@ def measure(case: Case, model_dir: Path, on_gpu: bool, nvml: Nvml, nvml_idle: in
     from transformers import PrinterCallback, TrainerCallback, TrainingArguments
 
     from studio.core.models import load_tokenizer, resolve_model
-    from studio.core.training import worker
+    from studio.core.training import model as training_model
+    from studio.core.training import trainer as training_trainer
 
     device = torch.device("cuda", 0) if on_gpu else torch.device("cpu")
     compute = "bfloat16"
@@ -229,10 +230,10 @@ def measure(case: Case, model_dir: Path, on_gpu: bool, nvml: Nvml, nvml_idle: in
         model = full_bf16_model(model_dir, case, device)
         trainer_class, extra, collator = _plain_trainer(), {}, None
     else:
-        model = worker.load_model(config, info, device, compute)
-        trainer_class = worker._trainer_class()
+        model = training_model.load_model(config, info, device, compute)
+        trainer_class = training_trainer.trainer_class()
         extra = {"loss_chunk_tokens": shape.loss_chunk_tokens}
-        collator = worker.make_collator(shape, load_tokenizer(info), on_gpu)
+        collator = training_trainer.make_collator(shape, load_tokenizer(info), on_gpu)
     load_s = time.perf_counter() - t0
     loaded_allocated = (torch.cuda.memory_allocated() if on_gpu else 0) - base_allocated
     probe = PhaseProbe(on_gpu)
@@ -250,7 +251,7 @@ def measure(case: Case, model_dir: Path, on_gpu: bool, nvml: Nvml, nvml_idle: in
 
     rows = random_rows(2 * case.batch_size + case.batch_size, case.seq_len, info.vocab_size)
     train_rows, eval_rows = rows[: 2 * case.batch_size], rows[2 * case.batch_size:]
-    optim = "adamw_torch" if case.optimizer == "adamw" or shape is None else worker.OPTIMIZER_NAMES[shape.optimizer]
+    optim = "adamw_torch" if case.optimizer == "adamw" or shape is None else training_trainer.OPTIMIZER_NAMES[shape.optimizer]
     with tempfile.TemporaryDirectory() as out:
         args = TrainingArguments(
             output_dir=out, max_steps=2, per_device_train_batch_size=case.batch_size, per_device_eval_batch_size=case.batch_size,

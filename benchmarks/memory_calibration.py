@@ -99,7 +99,7 @@ def measure_cpu(case: Case) -> Row:
     from studio.core.memory import plan
     from studio.core.models import resolve_model
     from studio.core.recipe import RunConfig
-    from studio.core.training.worker import load_model
+    from studio.core.training.model import load_model
 
     config = RunConfig()
     config.model.source = case.model
@@ -153,7 +153,8 @@ def measure_cpu(case: Case) -> Row:
     planned = {c.name: c.bytes for c in p.components if c.name in measured}
     measured["total"] = sum(measured.values())
     planned["total"] = sum(planned.values())
-    return Row(case, planned, measured, ["CPU: storages and saved tensors; logits, CUDA overhead and checkpointed activations not measured"])
+    return Row(case, planned, measured,
+               ["CPU: storages and saved tensors; logits, CUDA overhead and checkpointed activations not measured"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -185,7 +186,8 @@ def measure_gpu(case: Case, model_dir: Path, data: Path, work: Path) -> Row:
     config.model.source, config.data.source, config.data.eval_fraction = str(model_dir), str(data), 0.0
     config.adapter.rank, config.adapter.alpha = case.rank, 2 * case.rank
     t = config.training
-    t.precision, t.batch_size, t.seq_len, t.gradient_checkpointing = case.precision, case.batch_size, case.seq_len, case.gradient_checkpointing
+    t.precision, t.batch_size, t.seq_len = case.precision, case.batch_size, case.seq_len
+    t.gradient_checkpointing = case.gradient_checkpointing
     t.steps, t.epochs, t.grad_accum, t.eval_every, t.save_every, t.sample_every, t.preflight = 2, None, 1, 0, 0, 0, True
     handle = launcher.start(config, work / f"run-{time.time_ns()}")
     finished = launcher.wait(handle, timeout=900)

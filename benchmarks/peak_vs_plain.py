@@ -321,12 +321,12 @@ def run_one(a) -> dict:
     warnings.filterwarnings("ignore")
     rss_start = current_rss()
     import torch
-    from transformers import (AutoTokenizer, DataCollatorForSeq2Seq, PrinterCallback, Trainer,
-                              TrainingArguments, set_seed)
+    from transformers import AutoTokenizer, DataCollatorForSeq2Seq, PrinterCallback, Trainer, TrainingArguments, set_seed
 
     from studio.core.memory import plan
     from studio.core.models import load_tokenizer, resolve_model
-    from studio.core.training import worker
+    from studio.core.training import model as training_model
+    from studio.core.training import trainer as training_trainer
 
     on_gpu = a.device == "cuda"
     compute_dtype = a.compute_dtype
@@ -346,7 +346,7 @@ def run_one(a) -> dict:
     info = resolve_model(str(model_dir))
     shape = config.train_shape(on_gpu, info.model_type)
     memory = plan(info, config.adapter_spec(), shape, config.precision_for(compute_dtype))
-    optim = worker.OPTIMIZER_NAMES[shape.optimizer]
+    optim = training_trainer.OPTIMIZER_NAMES[shape.optimizer]
 
     total_steps = a.warmup + a.steps
     data = synthetic_rows(total_steps * a.batch_size, a.seq_len, info.vocab_size, a.seed)
@@ -363,10 +363,10 @@ def run_one(a) -> dict:
         collator = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=-100)
     else:
         device = torch.device("cuda", 0) if on_gpu else torch.device("cpu")
-        model = worker.load_model(config, info, device, compute_dtype)
+        model = training_model.load_model(config, info, device, compute_dtype)
         tokenizer = load_tokenizer(info)
-        trainer_class, extra = worker._trainer_class(), {"loss_chunk_tokens": shape.loss_chunk_tokens}
-        collator = worker.make_collator(shape, tokenizer, on_gpu)  # as worker.train builds it
+        trainer_class, extra = training_trainer.trainer_class(), {"loss_chunk_tokens": shape.loss_chunk_tokens}
+        collator = training_trainer.make_collator(shape, tokenizer, on_gpu)  # as session.setup builds it
     load_s = time.perf_counter() - t_load
     loaded_allocated = torch.cuda.memory_allocated() if on_gpu else None
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -415,7 +415,7 @@ def run_one(a) -> dict:
         "model": a.model, "seq_len": a.seq_len, "batch_size": a.batch_size, "warmup_steps": a.warmup, "timed_steps": a.steps,
         "loss_chunk_tokens": shape.loss_chunk_tokens, "trainable_params": trainable, "load_s": round(load_s, 2),
         "tokens_per_s": (n1 - n0) / (t1 - t0) if t1 > t0 else None,
-        "step_s": [round(b[0] - a_[0], 4) for a_, b in zip(clock.marks, clock.marks[1:])],
+        "step_s": [round(b[0] - a_[0], 4) for a_, b in zip(clock.marks, clock.marks[1:], strict=False)],
         "losses": losses,
         "eval_loss": eval_loss, "eval_peak_bytes": eval_peak,
         "planned_bytes": memory.total_bytes,

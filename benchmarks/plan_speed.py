@@ -20,7 +20,7 @@ def main() -> int:
     ap.add_argument("--model", default="llama-3.1-70b")
     ap.add_argument("--repeats", type=int, default=1000)
     args = ap.parse_args()
-    from studio.core.memory import GiB, AdapterSpec, Precision, TrainShape, plan, suggest_changes
+    from studio.core.memory import AdapterSpec, GiB, Precision, TrainShape, plan, suggest_changes
     from studio.core.models import resolve_model
 
     t0 = time.perf_counter()

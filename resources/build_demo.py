@@ -174,7 +174,7 @@ def pretrain(model, docs: list[list[int]], *, steps: int, batch: int, seq_len: i
                 yield torch.tensor(windows[i:i + batch])
 
     decay, no_decay = [], []
-    for name, p in model.named_parameters():
+    for p in model.parameters():
         (no_decay if p.ndim < 2 else decay).append(p)
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=lr, betas=(0.9, 0.95))

@@ -16,6 +16,15 @@ def test_core_never_imports_qt():
 
 
 def test_importing_the_core_loads_no_qt():
-    code = "import sys, studio.core.models, studio.core.memory, studio.core.hardware; print([m for m in sys.modules if 'PySide6' in m or 'pyqtgraph' in m])"
+    code = ("import sys, studio.core.models, studio.core.memory, studio.core.hardware; "
+            "print([m for m in sys.modules if 'PySide6' in m or 'pyqtgraph' in m])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300).stdout.strip()
     assert out == "[]"
+
+
+def test_the_tree_is_clean_under_ruff():
+    """The rules in pyproject.toml's [tool.ruff] (pyflakes, pycodestyle, import order, pyupgrade, bugbear),
+    checked with the tests so that CI keeps the tree clean."""
+    ruff = Path(sys.executable).parent / "ruff"
+    proc = subprocess.run([str(ruff), "check", "--no-cache", "."], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

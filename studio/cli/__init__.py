@@ -18,7 +18,7 @@ import argparse
 import logging
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from studio.cli import data, doctor, export, models, plan, runs, train
 from studio.cli.output import EXIT_INTERNAL_ERROR, EXIT_USER_ERROR

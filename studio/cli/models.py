@@ -35,7 +35,7 @@ def cmd_models(args) -> int:
     for e in catalog():
         rows.append((e.name, "catalog", _params_label(e.expected_total_params), "download", f"{e.hub_id} ({e.license})"))
     if args.json:
-        print(json.dumps([dict(zip(("name", "where", "params", "size", "detail"), r)) for r in rows], indent=2))
+        print(json.dumps([dict(zip(("name", "where", "params", "size", "detail"), r, strict=False)) for r in rows], indent=2))
         return 0
     widths = [max(len(r[i]) for r in rows + [("name", "where", "params", "size", "")]) for i in range(4)]
     print(f"{'name':<{widths[0]}}  {'where':<{widths[1]}}  {'params':>{widths[2]}}  {'size':>{widths[3]}}  detail")

@@ -1,4 +1,5 @@
-"""`studio plan MODEL`: how much GPU memory a run needs, and whether it fits."""
+"""`studio plan MODEL` (or `--recipe run.toml`): how much GPU memory a run needs, and whether it fits. The
+flags are the recipe's that change the plan (studio/cli/recipe_flags.py), with `--precision full` to compare."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ import json
 import sys
 
 from studio.cli.output import gib
+from studio.cli.recipe_flags import add_recipe_flags, add_recipe_sources, given, recipe_from_flags
+from studio.core.errors import StudioError
+from studio.core.memory import PRECISIONS
+from studio.core.recipe import TrainingSection, help_of
 
 
 def add_parser(sub) -> None:
@@ -16,54 +21,32 @@ def add_parser(sub) -> None:
 
 
 def _add_plan_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="a model folder, a config.json, a hub id (Qwen/Qwen2.5-0.5B), a catalog name, or 'demo'")
-    p.add_argument("--precision", choices=["4bit", "8bit", "16bit", "full"], default="4bit",
-                   help="how the base model is held: 4bit = QLoRA (default), 16bit = LoRA, full = full fine-tuning")
-    p.add_argument("--quant-type", choices=["nf4", "fp4"], default="nf4", help="4-bit data type (default nf4)")
-    p.add_argument("--no-double-quant", action="store_true", help="do not quantize the 4-bit block scales")
-    p.add_argument("--compute-dtype", choices=["bfloat16", "float16", "float32"],
-                   help="dtype of the matrix multiplications (default: bfloat16 where the GPU supports it)")
-    p.add_argument("--rank", type=int, default=16, help="LoRA rank: how much the model can change (default 16)")
-    p.add_argument("--alpha", type=int, default=32, help="LoRA alpha: alpha/rank is the strength of the change (default 32)")
-    p.add_argument("--dropout", type=float, default=0.05, help="LoRA dropout (default 0.05)")
-    p.add_argument("--targets", default="all-linear", help="LoRA target modules: all-linear (default) or e.g. q_proj,v_proj")
-    p.add_argument("--dora", action="store_true", help="use DoRA (weight-decomposed LoRA)")
-    p.add_argument("--batch-size", type=int, default=1, help="micro-batch: sequences per forward pass (default 1)")
-    p.add_argument("--seq-len", type=int, default=2048, help="tokens per sequence (default 2048)")
-    p.add_argument("--grad-accum", type=int, default=8, help="micro-batches per optimizer step (default 8)")
-    p.add_argument("--no-grad-ckpt", action="store_true", help="turn gradient checkpointing off (faster, much more memory)")
-    p.add_argument("--optim", choices=["adamw", "adamw-8bit", "paged-adamw-8bit"], default="paged-adamw-8bit",
-                   help="optimizer (default paged-adamw-8bit)")
-    p.add_argument("--attention", choices=["sdpa", "eager", "flash_attention_2"], default="sdpa",
-                   help="attention implementation (default sdpa)")
-    p.add_argument("--no-chunked-loss", action="store_true", help="plan transformers' loss over all logits at once")
-    p.add_argument("--loss-chunk", type=int, default=1024, help="tokens per chunk of the chunked loss (default 1024)")
-    p.add_argument("--no-fp32-frozen", action="store_true",
-                   help="4/8-bit: keep embeddings, norms and lm_head in the compute dtype instead of an fp32 copy")
+    p.add_argument("model.source", nargs="?", metavar="MODEL",
+                   help="a model folder, a config.json, a hub id (Qwen/Qwen2.5-0.5B), a catalog name, or 'demo'")
+    add_recipe_sources(p)
     p.add_argument("--gpu", help="check against this GPU: 24GB, 80GB, 4090, A100 80GB ... (default: the GPU found here)")
-    p.add_argument("--trust-remote-code", action="store_true", help="allow a model's own Python code (only for models you trust)")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    precision = help_of(TrainingSection, "precision") + ", or full (full fine-tuning, to compare) (default: 4bit)"
+    add_recipe_flags(p, keep=lambda key, spec: spec.metadata["plans"] and key != "model.source",
+                     changes={"training.precision": {"choices": list(PRECISIONS), "help": precision}})
 
 
-def _choices_from_args(args, model_type: str):
-    from studio.core.memory import AdapterSpec, TrainShape
-    from studio.core.training.chunked_loss import planned_chunk
-
-    targets = tuple(t.strip() for t in args.targets.split(",") if t.strip())
-    adapter = AdapterSpec(rank=args.rank, alpha=args.alpha, dropout=args.dropout, targets=targets, use_dora=args.dora)
-    shape = TrainShape(batch_size=args.batch_size, seq_len=args.seq_len, grad_accum=args.grad_accum,
-                       gradient_checkpointing=not args.no_grad_ckpt, optimizer=args.optim, attention=args.attention,
-                       loss_chunk_tokens=planned_chunk(not args.no_chunked_loss, args.loss_chunk, model_type))
-    return adapter, shape
+def recipe_from_args(args):
+    """The recipe to plan: --recipe or the defaults, --preset, then the flags (not validated: the planner
+    names what it cannot plan, and full fine-tuning is planned for comparison)."""
+    if not args.recipe and given(args, "model.source") is None:
+        raise StudioError("`studio plan` needs a model.",
+                          "Name one: studio plan MODEL (a folder, hub id, catalog name or demo), or --recipe run.toml.")
+    return recipe_from_flags(args)
 
 
-def _target_gpu(args):
+def _target_gpu(gpu: str | None):
     """(bytes, label, compute dtype) of the GPU to check against; bytes is None when there is none."""
     from studio.core.hardware import detect_gpus, parse_gpu_memory
 
-    if args.gpu:
-        size = parse_gpu_memory(args.gpu)
-        return size, f"{args.gpu} ({gib(size)} GiB)", "bfloat16"
+    if gpu:
+        size = parse_gpu_memory(gpu)
+        return size, f"{gpu} ({gib(size)} GiB)", "bfloat16"
     gpus = detect_gpus()
     if not gpus:
         return None, None, "bfloat16"
@@ -71,16 +54,17 @@ def _target_gpu(args):
     return g.free_bytes, f"{g.name} ({gib(g.free_bytes)} GiB free of {gib(g.total_bytes)})", g.compute_dtype
 
 
-def build_plan_report(args) -> dict:
-    """Everything `studio plan` shows, as the JSON shape documented in the README."""
-    from studio.core.memory import Precision, compare_precisions, plan, suggest_changes
+def build_plan_report(config, gpu: str | None = None) -> dict:
+    """Everything `studio plan` shows for the recipe `config` on the GPU `gpu` (default: the one found
+    here), as the JSON shape documented in the README."""
+    from studio.core.memory import compare_precisions, plan, suggest_changes
     from studio.core.models import family_members, resolve_model
 
-    model = resolve_model(args.model, trust_remote_code=args.trust_remote_code)
-    adapter, shape = _choices_from_args(args, model.model_type)
-    gpu_bytes, gpu_label, gpu_dtype = _target_gpu(args)
-    precision = Precision(mode=args.precision, quant_type=args.quant_type, double_quant=not args.no_double_quant,
-                          compute_dtype=args.compute_dtype or gpu_dtype, upcast_frozen=not args.no_fp32_frozen)
+    model = resolve_model(config.model.source, trust_remote_code=config.model.trust_remote_code)
+    adapter, shape = config.adapter_spec(), config.train_shape(on_gpu=True, model_type=model.model_type)
+    gpu_bytes, gpu_label, gpu_dtype = _target_gpu(gpu)
+    dtype = config.training.compute_dtype
+    precision = config.precision_for(gpu_dtype if dtype == "auto" else dtype)
     result = plan(model, adapter, shape, precision)
     suggestions = []
     if gpu_bytes is not None and not result.fits(gpu_bytes):
@@ -178,7 +162,7 @@ def print_plan(report: dict, out=None) -> None:
 
 
 def cmd_plan(args) -> int:
-    report = build_plan_report(args)
+    report = build_plan_report(recipe_from_args(args), args.gpu)
     if args.json:
         print(json.dumps(report, indent=2))
     else:

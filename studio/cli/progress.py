@@ -5,15 +5,18 @@ from __future__ import annotations
 import sys
 
 from studio.cli.output import GiB, duration
+from studio.core.runs import RunHistory
 
 
 class ProgressPrinter:
-    """One live line for steps; whole lines for everything else."""
+    """One live line for steps; whole lines for everything else. `history` sums up every event it was
+    given (a `finished` one is recorded, not printed): `history.finished` is how the attempt ended."""
 
     def __init__(self, out=None, live: bool = True):
         self.out = out or sys.stdout
         self.live = live and self.out.isatty()
         self.open_line = False
+        self.history = RunHistory()
 
     def line(self, text: str) -> None:
         if self.open_line:
@@ -23,28 +26,39 @@ class ProgressPrinter:
         self.out.flush()
 
     def event(self, e: dict) -> None:
-        kind = e["type"]
-        if kind == "started":
-            resumed = f", resuming at step {e['resumed_from_step']}" if e.get("resumed_from_step") else ""
-            self.line(f"Training on {e.get('device')} ({e.get('precision')}, {e.get('compute_dtype')}): {e.get('total_steps')} steps, "
-                      f"{e.get('train_rows')} training rows, {e.get('eval_rows')} held out; planned GPU memory "
-                      f"{(e.get('planned_bytes') or 0) / GiB:.2f} GiB{resumed}")
-        elif kind == "step":
-            tps = f"{e['tokens_per_s']:,.0f} tok/s" if e.get("tokens_per_s") else "- tok/s"
-            loss = f"{e['loss']:.4f}" if e.get("loss") is not None else "nan"
-            text = (f"step {e['step']}/{e.get('total_steps', '?')}  loss {loss}  {tps}  "
-                    f"elapsed {duration(e.get('elapsed_s'))}  ETA {duration(e.get('eta_s'))}")
-            if self.live:
-                self.out.write("\r" + text.ljust(78))
-                self.out.flush()
-                self.open_line = True
-            else:
-                self.line(text)
-        elif kind == "eval":
-            self.line(f"step {e['step']}: eval loss {e['eval_loss']:.4f}")
-        elif kind == "sample":
-            self.line(f"step {e['step']} sample — {e['prompt'][:60]!r} → {e['text'][:120]!r}")
-        elif kind == "checkpoint":
-            self.line(f"step {e['step']}: checkpoint saved ({e['path']})")
-        elif kind == "log":
-            self.line(e.get("message", ""))
+        self.history.add(e)
+        if e["type"] == "step":
+            self._step(e)
+            return
+        text = _LINES.get(e["type"], lambda e: None)(e)
+        if text is not None:
+            self.line(text)
+
+    def _step(self, e: dict) -> None:
+        tps = f"{e['tokens_per_s']:,.0f} tok/s" if e.get("tokens_per_s") else "- tok/s"
+        loss = f"{e['loss']:.4f}" if e.get("loss") is not None else "nan"
+        text = (f"step {e['step']}/{e.get('total_steps', '?')}  loss {loss}  {tps}  "
+                f"elapsed {duration(e.get('elapsed_s'))}  ETA {duration(e.get('eta_s'))}")
+        if self.live:
+            self.out.write("\r" + text.ljust(78))
+            self.out.flush()
+            self.open_line = True
+        else:
+            self.line(text)
+
+
+def _started(e: dict) -> str:
+    resumed = f", resuming at step {e['resumed_from_step']}" if e.get("resumed_from_step") else ""
+    return (f"Training on {e.get('device')} ({e.get('precision')}, {e.get('compute_dtype')}): {e.get('total_steps')} steps, "
+            f"{e.get('train_rows')} training rows, {e.get('eval_rows')} held out; planned GPU memory "
+            f"{(e.get('planned_bytes') or 0) / GiB:.2f} GiB{resumed}")
+
+
+# The whole line each kind of event prints (steps share one live line; `finished` and `preflight` print none).
+_LINES = {
+    "started": _started,
+    "eval": lambda e: f"step {e['step']}: eval loss {e['eval_loss']:.4f}",
+    "sample": lambda e: f"step {e['step']} sample — {e['prompt'][:60]!r} → {e['text'][:120]!r}",
+    "checkpoint": lambda e: f"step {e['step']}: checkpoint saved ({e['path']})",
+    "log": lambda e: e.get("message", ""),
+}

@@ -29,11 +29,11 @@ import re
 import shutil
 import sys
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 from studio.core.errors import StudioError
-from studio.core.runs import pid_alive
+from studio.core.training.ownership import pid_alive
 
 STAGING = ".studio-partial-"  # inside the target: `write_files`' staging folder, and its journal (+ ".swap.json")
 JOURNAL = ".swap.json"

@@ -88,122 +88,161 @@ class Verdict:
     findings: list[Finding] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _Setup:
+    """What the advice depends on, read from a doctor report."""
+
+    report: dict
+    gpus: list
+    torch_version: str
+    torch_ok: bool
+    cuda_build: str
+    cpu_build: bool
+    cuda_ok: bool
+    bnb: str
+    bnb_ok: bool
+    backend: str
+    frozen: bool
+
+    @classmethod
+    def of(cls, report: dict) -> _Setup:
+        torch_version = str(report.get("torch", ""))
+        cuda_build = str(report.get("cuda_build", ""))
+        bnb = str(report.get("bitsandbytes", ""))
+        return cls(report, report.get("gpus") or [], torch_version, not torch_version.startswith("not importable"),
+                   cuda_build, cuda_build.startswith("none") or not cuda_build, bool(report.get("cuda_available")),
+                   bnb, bool(bnb) and not bnb.startswith("not importable"), str(report.get("bitsandbytes_backend", "")),
+                   bool(report.get("frozen")))
+
+    @property
+    def four_bit(self) -> bool:
+        return self.torch_ok and self.cuda_ok and self.bnb_ok and self.backend.startswith("cuda")
+
+    @property
+    def base_version(self) -> str:
+        return self.torch_version.split("+")[0] if self.torch_ok else "2.13.0"
+
+    @property
+    def index_tag(self) -> str:
+        return torch_index_tag(self.report.get("cuda_driver"))
+
+    @property
+    def cuda_torch(self) -> str:
+        """The pip command that installs the CUDA build of PyTorch for this driver."""
+        return pip_command(f"--force-reinstall torch=={self.base_version} --index-url {PYTORCH_INDEX}/{self.index_tag}")
+
+
 def explain(report: dict) -> Verdict:
     """What the doctor report means for this user, in plain words."""
-    gpus = report.get("gpus") or []
-    torch_version = str(report.get("torch", ""))
-    torch_ok = not torch_version.startswith("not importable")
-    cuda_build = str(report.get("cuda_build", ""))
-    cpu_build = cuda_build.startswith("none") or not cuda_build
-    cuda_ok = bool(report.get("cuda_available"))
-    bnb = str(report.get("bitsandbytes", ""))
-    bnb_ok = bool(bnb) and not bnb.startswith("not importable")
-    backend = str(report.get("bitsandbytes_backend", ""))
-    four_bit = torch_ok and cuda_ok and bnb_ok and backend.startswith("cuda")
-    frozen = bool(report.get("frozen"))
-    base_version = torch_version.split("+")[0] if torch_ok else "2.13.0"
-    tag = torch_index_tag(report.get("cuda_driver"))
-    cuda_torch = pip_command(f"--force-reinstall torch=={base_version} --index-url {PYTORCH_INDEX}/{tag}")
-    findings: list[Finding] = []
-
-    # ---- the GPU ----
-    if gpus:
-        g = gpus[0]
-        more = f" (and {len(gpus) - 1} more)" if len(gpus) > 1 else ""
-        findings.append(Finding("gpu", True, f"GPU: {g['name']}{more}",
-                                f"{g['total_gib']:.1f} GiB of memory, {g['free_gib']:.1f} GiB free now."
-                                + (f" Driver {report['nvidia_driver']} (CUDA {report.get('cuda_driver', '?')})."
-                                   if report.get("nvidia_driver") else "")))
-    elif sys.platform == "darwin":
-        findings.append(Finding("gpu", False, "No NVIDIA GPU (this is a Mac)",
-                                "Training runs on the processor: fine for the demo model, far too slow for real models. "
-                                "You can still plan a run for any GPU on the Memory page."))
-    elif report.get("nvidia_smi"):
-        findings.append(Finding("gpu", False, "The NVIDIA driver found no working GPU",
-                                "nvidia-smi is installed but lists no GPU. Restart the computer after a driver update; "
-                                "run `nvidia-smi` in a terminal to see the driver's own message.",
-                                ("nvidia-smi",)))
-    else:
-        then = ""
-        fixes: tuple[str, ...] = ()
-        if cpu_build and torch_ok:
-            if frozen:
-                then = f" Then install LoRA Studio with the installer ({INSTALLER_HINT}): this app carries no CUDA."
-            else:
-                then = " Then install the CUDA build of PyTorch (or run the installer again):"
-                fixes = (cuda_torch,)
-        findings.append(Finding("gpu", False, "No NVIDIA GPU found",
-                                "Training runs on the processor: fine for the demo model, far too slow for real models "
-                                "(you can still plan a run for any GPU on the Memory page). If this computer has an "
-                                "NVIDIA card, install its driver (Linux: your distribution's nvidia-driver package, e.g. "
-                                "`sudo ubuntu-drivers install`; Windows: nvidia.com/drivers) and restart: `nvidia-smi` "
-                                "should then list it." + then, fixes))
-
-    # ---- 4-bit training ----
-    if four_bit:
-        findings.append(Finding("training", True, "4-bit training (QLoRA) on the GPU: available",
-                                f"PyTorch {torch_version} with CUDA {cuda_build}, bitsandbytes {bnb}."))
-    elif not torch_ok and frozen:
-        findings.append(Finding("training", False, "PyTorch does not load in this app",
-                                f"{torch_version}. Download the app again, or install LoRA Studio with the installer "
-                                f"({INSTALLER_HINT})."))
-    elif not torch_ok:
-        findings.append(Finding("training", False, "PyTorch is missing or broken",
-                                f"{torch_version}. Install it again, then restart the studio:",
-                                (pip_command(f"torch=={base_version}" + (f" --index-url {PYTORCH_INDEX}/{tag}" if gpus else "")),)))
-    elif gpus and cpu_build:
-        if frozen:
-            findings.append(Finding("training", False, "4-bit training on the GPU: not available in this build",
-                                    "This self-contained app carries the CPU build of PyTorch, so it cannot use the GPU. "
-                                    f"Install LoRA Studio with the installer instead ({INSTALLER_HINT}): it picks the CUDA "
-                                    "build of PyTorch that suits your driver."))
-        else:
-            findings.append(Finding("training", False, "4-bit training on the GPU: not available — PyTorch is a CPU build",
-                                    f"PyTorch {torch_version} cannot use the GPU. Install its CUDA build (a download of "
-                                    "2–3 GB), then restart the studio:", (cuda_torch,)))
-    elif gpus and not cuda_ok:
-        findings.append(Finding("training", False, "4-bit training on the GPU: not available — PyTorch cannot reach the GPU",
-                                f"PyTorch {torch_version} is built for CUDA {cuda_build}, but the NVIDIA driver "
-                                f"{report.get('nvidia_driver', '')} (CUDA {report.get('cuda_driver', '?')}) does not run it. "
-                                "Update the NVIDIA driver (525 or newer for CUDA 12), restart, or install the PyTorch "
-                                "build that matches this driver:", (cuda_torch,)))
-    elif gpus and (not bnb_ok or not backend.startswith("cuda")):
-        findings.append(Finding("training", False, "4-bit training on the GPU: not available — bitsandbytes does not load",
-                                "PyTorch reaches the GPU, but bitsandbytes, which holds the 4-bit weights, does not work "
-                                "(see below)."))
-    else:
-        findings.append(Finding("training", False, "4-bit training on the GPU: not available (no GPU)",
-                                "The studio still trains on the processor (bitsandbytes' CPU backend): slowly, which is "
-                                "fine for the demo model. 4-bit training of real models needs an NVIDIA GPU with its "
-                                "driver and the CUDA build of PyTorch."))
-
-    # ---- bitsandbytes ----
-    if not bnb_ok or backend.startswith("unavailable"):
-        problem = bnb if not bnb_ok else backend
-        if frozen:
-            findings.append(Finding("bitsandbytes", False, "bitsandbytes (4-bit and 8-bit) does not load",
-                                    f"{problem}. Download the app again, or install LoRA Studio with the installer "
-                                    f"({INSTALLER_HINT})."))
-        else:
-            findings.append(Finding("bitsandbytes", False, "bitsandbytes (4-bit and 8-bit) does not load",
-                                    f"{problem}. Reinstall it, then restart the studio:",
-                                    (pip_command(f'--force-reinstall "{BNB_REQUIREMENT}"'),)))
-
-    # ---- the window ----
-    missing = report.get("window_libraries_missing") or []
-    if missing:
-        packages = " ".join(debian_package(lib) for lib in missing)
-        findings.append(Finding("window", False, "The window needs system libraries this computer lacks",
-                                f"Qt cannot open its window without {', '.join(missing)}. On Debian or Ubuntu:",
-                                (f"sudo apt install {packages}",)))
-
-    if four_bit:
+    s = _Setup.of(report)
+    findings = [_gpu_finding(s), _training_finding(s), _bnb_finding(s), _window_finding(report)]
+    if s.four_bit:
         headline = "This computer is ready for 4-bit training on the GPU."
-    elif gpus:
+    elif s.gpus:
         headline = "A GPU was found, but 4-bit training on it is not available yet: see below."
     else:
         headline = "No NVIDIA GPU was found: the studio will train on the processor (fine for the demo model)."
-    return Verdict(headline, four_bit, findings)
+    return Verdict(headline, s.four_bit, [f for f in findings if f is not None])
+
+
+def _gpu_finding(s: _Setup) -> Finding:
+    report = s.report
+    if s.gpus:
+        g = s.gpus[0]
+        more = f" (and {len(s.gpus) - 1} more)" if len(s.gpus) > 1 else ""
+        driver = (f" Driver {report['nvidia_driver']} (CUDA {report.get('cuda_driver', '?')})."
+                  if report.get("nvidia_driver") else "")
+        return Finding("gpu", True, f"GPU: {g['name']}{more}",
+                       f"{g['total_gib']:.1f} GiB of memory, {g['free_gib']:.1f} GiB free now." + driver)
+    if sys.platform == "darwin":
+        return Finding("gpu", False, "No NVIDIA GPU (this is a Mac)",
+                       "Training runs on the processor: fine for the demo model, far too slow for real models. "
+                       "You can still plan a run for any GPU on the Memory page.")
+    if report.get("nvidia_smi"):
+        return Finding("gpu", False, "The NVIDIA driver found no working GPU",
+                       "nvidia-smi is installed but lists no GPU. Restart the computer after a driver update; "
+                       "run `nvidia-smi` in a terminal to see the driver's own message.", ("nvidia-smi",))
+    then, fixes = "", ()
+    if s.cpu_build and s.torch_ok:
+        if s.frozen:
+            then = f" Then install LoRA Studio with the installer ({INSTALLER_HINT}): this app carries no CUDA."
+        else:
+            then, fixes = " Then install the CUDA build of PyTorch (or run the installer again):", (s.cuda_torch,)
+    return Finding("gpu", False, "No NVIDIA GPU found",
+                   "Training runs on the processor: fine for the demo model, far too slow for real models "
+                   "(you can still plan a run for any GPU on the Memory page). If this computer has an "
+                   "NVIDIA card, install its driver (Linux: your distribution's nvidia-driver package, e.g. "
+                   "`sudo ubuntu-drivers install`; Windows: nvidia.com/drivers) and restart: `nvidia-smi` "
+                   "should then list it." + then, fixes)
+
+
+def _training_finding(s: _Setup) -> Finding:
+    if s.four_bit:
+        return Finding("training", True, "4-bit training (QLoRA) on the GPU: available",
+                       f"PyTorch {s.torch_version} with CUDA {s.cuda_build}, bitsandbytes {s.bnb}.")
+    if not s.torch_ok:
+        return _torch_missing(s)
+    if s.gpus and s.cpu_build:
+        return _torch_cpu_build(s)
+    if s.gpus and not s.cuda_ok:
+        report = s.report
+        return Finding("training", False, "4-bit training on the GPU: not available — PyTorch cannot reach the GPU",
+                       f"PyTorch {s.torch_version} is built for CUDA {s.cuda_build}, but the NVIDIA driver "
+                       f"{report.get('nvidia_driver', '')} (CUDA {report.get('cuda_driver', '?')}) does not run it. "
+                       "Update the NVIDIA driver (525 or newer for CUDA 12), restart, or install the PyTorch "
+                       "build that matches this driver:", (s.cuda_torch,))
+    if s.gpus:  # PyTorch reaches the GPU; bitsandbytes is what fails
+        return Finding("training", False, "4-bit training on the GPU: not available — bitsandbytes does not load",
+                       "PyTorch reaches the GPU, but bitsandbytes, which holds the 4-bit weights, does not work "
+                       "(see below).")
+    return Finding("training", False, "4-bit training on the GPU: not available (no GPU)",
+                   "The studio still trains on the processor (bitsandbytes' CPU backend): slowly, which is "
+                   "fine for the demo model. 4-bit training of real models needs an NVIDIA GPU with its "
+                   "driver and the CUDA build of PyTorch.")
+
+
+def _torch_missing(s: _Setup) -> Finding:
+    if s.frozen:
+        return Finding("training", False, "PyTorch does not load in this app",
+                       f"{s.torch_version}. Download the app again, or install LoRA Studio with the installer "
+                       f"({INSTALLER_HINT}).")
+    index = f" --index-url {PYTORCH_INDEX}/{s.index_tag}" if s.gpus else ""
+    return Finding("training", False, "PyTorch is missing or broken",
+                   f"{s.torch_version}. Install it again, then restart the studio:",
+                   (pip_command(f"torch=={s.base_version}" + index),))
+
+
+def _torch_cpu_build(s: _Setup) -> Finding:
+    if s.frozen:
+        return Finding("training", False, "4-bit training on the GPU: not available in this build",
+                       "This self-contained app carries the CPU build of PyTorch, so it cannot use the GPU. "
+                       f"Install LoRA Studio with the installer instead ({INSTALLER_HINT}): it picks the CUDA "
+                       "build of PyTorch that suits your driver.")
+    return Finding("training", False, "4-bit training on the GPU: not available — PyTorch is a CPU build",
+                   f"PyTorch {s.torch_version} cannot use the GPU. Install its CUDA build (a download of "
+                   "2–3 GB), then restart the studio:", (s.cuda_torch,))
+
+
+def _bnb_finding(s: _Setup) -> Finding | None:
+    if s.bnb_ok and not s.backend.startswith("unavailable"):
+        return None
+    problem = s.bnb if not s.bnb_ok else s.backend
+    if s.frozen:
+        return Finding("bitsandbytes", False, "bitsandbytes (4-bit and 8-bit) does not load",
+                       f"{problem}. Download the app again, or install LoRA Studio with the installer ({INSTALLER_HINT}).")
+    return Finding("bitsandbytes", False, "bitsandbytes (4-bit and 8-bit) does not load",
+                   f"{problem}. Reinstall it, then restart the studio:",
+                   (pip_command(f'--force-reinstall "{BNB_REQUIREMENT}"'),))
+
+
+def _window_finding(report: dict) -> Finding | None:
+    missing = report.get("window_libraries_missing") or []
+    if not missing:
+        return None
+    packages = " ".join(debian_package(lib) for lib in missing)
+    return Finding("window", False, "The window needs system libraries this computer lacks",
+                   f"Qt cannot open its window without {', '.join(missing)}. On Debian or Ubuntu:",
+                   (f"sudo apt install {packages}",))
 
 
 def details_text(report: dict) -> str:
@@ -288,9 +327,8 @@ def collect_report() -> dict:
 
 def _bnb_backend() -> str:
     try:
-        import torch
-
         import bitsandbytes  # noqa: F401
+        import torch
 
         if torch.cuda.is_available():
             return "cuda (4-bit training on the GPU)"

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from studio.core.errors import StudioError
 from studio.core.hub import hub_error

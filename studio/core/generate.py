@@ -5,9 +5,9 @@ adapter answer the same prompt with the same settings, rendered with the chat te
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from studio.core.data.tokens import Renderer
 from studio.core.errors import StudioError
@@ -134,55 +134,30 @@ class TryModel:
 
     @classmethod
     def load(cls, adapter_dir: Path, *, base: str | None = None, precision: str = "auto",
-             allow_pickle: bool | None = None) -> "TryModel":
+             allow_pickle: bool | None = None) -> TryModel:
         """Load the base (as the run trained it, or 16-bit on CPU) and the adapter saved in `adapter_dir`.
         `allow_pickle`: load pickled weights; by default, as the run's recipe allowed."""
-        import json
-
-        import torch
         from peft import PeftModel
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
 
         adapter_dir = Path(adapter_dir)
         if not (adapter_dir / "adapter_config.json").is_file():
             raise StudioError(f"{adapter_dir} holds no adapter.", "Pick a finished run, or the adapter folder of an export.")
-        meta = {}
-        if (adapter_dir / "studio.json").is_file():
-            meta = json.loads((adapter_dir / "studio.json").read_text(encoding="utf-8"))
-        base_path = base or meta.get("base_model_path") or json.loads((adapter_dir / "adapter_config.json").read_text())["base_model_name_or_path"]
-        if base is None and not (Path(str(base_path)).expanduser() / "config.json").is_file() and meta.get("recipe"):
-            # the recorded folder moved (the studio was reinstalled elsewhere): find the base again
-            from studio.core.export import locate_base
-            from studio.core.recipe import RunConfig
-
-            found, hub_id = locate_base(meta, RunConfig.from_dict(meta["recipe"]), adapter_dir)
-            base_path = str(found) if found else (hub_id or base_path)
+        meta = _adapter_meta(adapter_dir)
+        base_path = base or _base_of(adapter_dir, meta)
         if allow_pickle is None:
             allow_pickle = bool(((meta.get("recipe") or {}).get("model") or {}).get("allow_pickle"))
         check_adapter(adapter_dir, allow_pickle=allow_pickle)
         local = Path(str(base_path)).expanduser()
         safe = check_base(local if local.is_dir() else None, str(base_path), allow_pickle=allow_pickle)
-        tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        on_gpu = torch.cuda.is_available()
-        kwargs: dict = {"dtype": torch.bfloat16 if on_gpu else torch.float32, **safe}
-        if on_gpu and (precision == "4bit" or (precision == "auto" and meta.get("precision") == "4bit")):
-            from transformers import BitsAndBytesConfig
-
-            kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                                               bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16)
-            kwargs["device_map"] = {"": 0}
-        elif on_gpu:
-            kwargs["device_map"] = {"": 0}
+        tokenizer = _tokenizer(adapter_dir)
         try:
-            model = AutoModelForCausalLM.from_pretrained(base_path, **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(base_path, **{**_load_kwargs(precision, meta), **safe})
         except OSError as exc:
             raise StudioError(f"The base model {base_path} could not be loaded: {exc}",
                               "The adapter needs the model it was trained on: make sure it is on this computer.") from exc
         model = PeftModel.from_pretrained(model, adapter_dir)
-        renderer = Renderer(tokenizer, template=tokenizer.chat_template)
-        return cls(model, tokenizer, renderer)
+        return cls(model, tokenizer, Renderer(tokenizer, template=tokenizer.chat_template))
 
     def answer(self, prompt: str | list[dict], settings: GenerationSettings = GenerationSettings(), *,
                adapter: bool = True, on_text: Callable[[str], None] | None = None,
@@ -195,3 +170,52 @@ class TryModel:
     def compare(self, prompt: str | list[dict], settings: GenerationSettings = GenerationSettings()) -> dict:
         """The same prompt, the same settings: base first, then with the adapter."""
         return {"base": self.answer(prompt, settings, adapter=False), "adapter": self.answer(prompt, settings, adapter=True)}
+
+
+def _adapter_meta(adapter_dir: Path) -> dict:
+    """What the studio recorded beside the adapter (studio.json); {} for an adapter from elsewhere."""
+    import json
+
+    path = adapter_dir / "studio.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def _base_of(adapter_dir: Path, meta: dict) -> str:
+    """The base model the adapter was trained on: the folder (or hub id) it recorded, found again when it moved."""
+    import json
+
+    recorded = meta.get("base_model_path") or json.loads((adapter_dir / "adapter_config.json").read_text())["base_model_name_or_path"]
+    if (Path(str(recorded)).expanduser() / "config.json").is_file() or not meta.get("recipe"):
+        return recorded
+    # the recorded folder moved (the studio was reinstalled elsewhere): find the base again
+    from studio.core.recipe import RunConfig
+    from studio.core.runs import locate_base
+
+    found, hub_id = locate_base(meta, RunConfig.from_dict(meta["recipe"]), adapter_dir)
+    return str(found) if found else (hub_id or recorded)
+
+
+def _tokenizer(adapter_dir: Path):
+    """The tokenizer saved with the adapter (with the chat template training used)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def _load_kwargs(precision: str, meta: dict) -> dict:
+    """from_pretrained's dtype and placement: on a GPU in bf16 (4-bit when asked, or when the run trained
+    in 4-bit and `precision` is auto); on the CPU in fp32."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return {"dtype": torch.float32}
+    kwargs: dict = {"dtype": torch.bfloat16, "device_map": {"": 0}}
+    if precision == "4bit" or (precision == "auto" and meta.get("precision") == "4bit"):
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                                           bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16)
+    return kwargs

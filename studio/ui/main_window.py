@@ -49,7 +49,7 @@ class MainWindow(QMainWindow):
                  parent=None):
         super().__init__(parent)
         if state is None:
-            from studio.ui.presets import first_run_config
+            from studio.core.presets import first_run_config
 
             state = StudioState(first_run_config(model or "demo", data or "demo"))
         elif data is not None:
@@ -64,7 +64,25 @@ class MainWindow(QMainWindow):
         self.setMinimumSize(QSize(960, 640))
         self.resize(self._first_size())
 
-        # ---- pages ----
+        self._build_pages()
+        self._build_steps()
+        right = self._pages_and_nav()
+        central = QWidget(self)
+        h = QHBoxLayout(central)
+        h.setContentsMargins(8, 8, 0, 0)
+        h.addWidget(self.steps)
+        h.addWidget(right, 1)
+        self.setCentralWidget(central)
+        self._build_shortcuts()
+        self._build_menus()
+        self._build_status_bar()
+        self._wire()
+        self.show_page("model")
+        self._update_steps()
+
+    # ---- building the window ----
+
+    def _build_pages(self) -> None:
         self.pages = {
             "model": ModelPage(self.state),
             "data": DataPage(self.state),
@@ -80,7 +98,7 @@ class MainWindow(QMainWindow):
             page.summary_changed.connect(self._update_steps)
             page.go_to.connect(self.show_page)
 
-        # ---- the step list ----
+    def _build_steps(self) -> None:
         self.steps = QListWidget(self)
         self.steps.setToolTip("The steps from a base model to a tried and exported adapter. Go back to any step at any time "
                               "(Ctrl+1 … Ctrl+7).")
@@ -100,6 +118,8 @@ class MainWindow(QMainWindow):
                 self.steps.addItem(item)
         self.steps.currentItemChanged.connect(self._step_chosen)
 
+    def _pages_and_nav(self) -> QWidget:
+        """The page shown, with Back and Next under it."""
         nav = QHBoxLayout()
         self.back_button = QPushButton("← &Back", self)
         self.back_button.setToolTip("The previous step (Alt+Left).")
@@ -110,47 +130,37 @@ class MainWindow(QMainWindow):
         nav.addStretch(1)
         nav.addWidget(self.back_button)
         nav.addWidget(self.next_button)
-
         right = QWidget(self)
         rv = QVBoxLayout(right)
         rv.setContentsMargins(0, 0, 10, 8)
         rv.addWidget(self.stack, 1)
         rv.addLayout(nav)
-        central = QWidget(self)
-        h = QHBoxLayout(central)
-        h.setContentsMargins(8, 8, 0, 0)
-        h.addWidget(self.steps)
-        h.addWidget(right, 1)
-        self.setCentralWidget(central)
+        return right
 
+    def _build_shortcuts(self) -> None:
         for i, (key, _title) in enumerate(STEPS):
             QShortcut(QKeySequence(f"Ctrl+{i + 1}"), self, activated=lambda k=key: self.show_page(k))
         QShortcut(QKeySequence("Alt+Left"), self, activated=lambda: self._move(-1))
         QShortcut(QKeySequence("Alt+Right"), self, activated=lambda: self._move(1))
 
-        # ---- menus, status bar ----
-        self._build_menus()
+    def _build_status_bar(self) -> None:
         self.status_label = QLabel("", self)
         self.status_label.setToolTip("What the studio is doing.")
         self.statusBar().addWidget(self.status_label, 1)
         self.gpu_gauge = GpuStatusGauge(self)
         self.statusBar().addPermanentWidget(self.gpu_gauge)
 
-        # ---- wiring ----
+    def _wire(self) -> None:
+        """The status line follows the model and the data; the pages tell each other about runs."""
         self.state.model_loading.connect(lambda s: self.status(f"Reading the model {s}…"))
         self.state.model_changed.connect(self._model_ready)
         self.state.data_loading.connect(lambda s: self.status("Reading and checking the data…"))
         self.state.data_changed.connect(lambda: self.status("Data ready." if self.state.data else "The data has a problem."))
-        self.state.config_changed.connect(self._update_steps)
         train: TrainPage = self.pages["train"]
         runs_page: RunsPage = self.pages["runs"]
         runs_page.resume_requested.connect(self._resume_from_runs)
         train.run_completed.connect(lambda _d: runs_page.refresh())
         train.run_starting.connect(self.pages["try"].release_model)
-        self.show_page("model")
-        self._update_steps()
-
-    # ---- menus ----
 
     def _first_size(self) -> QSize:
         """1280 × 820, or the screen's free area where that is smaller (a 1024 × 768 laptop): the
@@ -161,6 +171,8 @@ class MainWindow(QMainWindow):
             return wanted
         free = screen.availableGeometry().size() - QSize(16, 48)  # the window manager's frame and title bar
         return wanted.boundedTo(free).expandedTo(self.minimumSize())
+
+    # ---- menus ----
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")

@@ -3,11 +3,11 @@ a long run's events file can take a while to read)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from studio.core import runs
-from studio.core.training.events import read_events
+from studio.core.training.failures import Failure
 
 
 @dataclass
@@ -15,19 +15,34 @@ class RunView:
     run_dir: Path
     summary: runs.RunSummary
     recipe_text: str
-    series: dict
-    samples: list[dict] = field(default_factory=list)
-    started: dict | None = None
+    history: runs.RunHistory
+
+    @property
+    def series(self) -> dict[str, list[tuple[int, float]]]:
+        return self.history.series
+
+    @property
+    def samples(self) -> list[dict]:
+        return self.history.samples
+
+    @property
+    def started(self) -> dict | None:
+        """The last attempt's `started` event (total steps, device, rows)."""
+        return self.history.started
+
+    @property
+    def failure(self) -> Failure | None:
+        """What went wrong when the last attempt failed: kind, title, message, advice and topic."""
+        return self.history.failure
 
 
 def read_run_view(run_dir: Path) -> RunView:
     """Raises StudioError or OSError when the folder is not a run."""
     run_dir = Path(run_dir)
     recipe_text = (run_dir / runs.RECIPE).read_text(encoding="utf-8")
-    events = read_events(run_dir / runs.EVENTS)
-    summary = runs.summarize_run(run_dir, events=events, with_size=False)  # the runs table has the size
-    return RunView(run_dir, summary, recipe_text, runs.metrics(events), [e for e in events if e["type"] == "sample"],
-                   next((e for e in reversed(events) if e["type"] == "started"), None))
+    history = runs.RunHistory.read(run_dir)
+    summary = runs.summarize_run(run_dir, history=history, with_size=False)  # the runs table has the size
+    return RunView(run_dir, summary, recipe_text, history)
 
 
 def sample_html(event: dict) -> str:

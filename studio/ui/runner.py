@@ -12,7 +12,6 @@ waits for the process to end, and that wait must not happen on the UI thread.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 import traceback
@@ -23,6 +22,8 @@ from PySide6.QtCore import QThread, Signal
 from studio.core import runs
 from studio.core.errors import StudioError
 from studio.core.recipe import RunConfig
+from studio.core.runs import RunHistory
+from studio.core.training.events import size_of
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class TrainingThread(QThread):
     logged = Signal(list)  # new log lines (the worker's stderr and its "log" events)
     cancelling = Signal(str)  # what a cancel did: "stopping after this step" / "stopped"
     run_finished = Signal(dict)  # the "finished" event, from the worker or from `launcher.classify`
-    report = Signal(str, str)  # an error in this thread or in starting the run: message, advice
+    report = Signal(str, str, object)  # an error in this thread or in starting the run: message, advice, topic (or None)
 
     def __init__(self, *, config: RunConfig | None = None, run_dir: Path | None = None, mode: str = "start",
                  poll_interval: float = 0.2, parent=None):
@@ -87,7 +88,6 @@ class TrainingThread(QThread):
         self.run_dir: Path | None = Path(run_dir) if run_dir else None
         self.poll_interval = poll_interval
         self.handle = None
-        self.finished_event: dict | None = None
         self._lock = threading.Lock()
         self._cancels_wanted = 0
         self._cancels_done = 0
@@ -95,8 +95,8 @@ class TrainingThread(QThread):
         self._log_offset = 0
         self._log_partial = b""
         self._tracebacks = TracebackFilter()
-        self._history = 0  # events already in the folder before this thread began: replayed, never "the end"
-        self._seen = 0
+        self.history = RunHistory()  # every event this thread has read, the folder's earlier ones first
+        self._replayed = 0  # events already in the folder before this thread began: replayed, never "the end"
 
     # ---- called from the UI thread ----
 
@@ -120,10 +120,8 @@ class TrainingThread(QThread):
         try:
             from studio.core.training import launcher
 
-            from studio.core.training.events import read_events
-
             if self.mode != "start":
-                self._history = len(read_events(self.run_dir / runs.EVENTS))
+                self._replayed = RunHistory.read(self.run_dir).count
             if self.mode == "start":
                 self.handle = launcher.start(self.config)
             elif self.mode == "resume":
@@ -133,7 +131,7 @@ class TrainingThread(QThread):
             self.run_dir = self.handle.run_dir
             if self.mode == "attach":
                 # the log panel shows the end of what was written before the window opened
-                self._log_offset = max(0, _size(self.run_dir / runs.STDERR) - 16_000)
+                self._log_offset = max(0, size_of(self.run_dir / runs.STDERR) - 16_000)
             self.run_folder.emit(self.run_dir)
             handle = self.handle
             while True:
@@ -153,14 +151,14 @@ class TrainingThread(QThread):
                     return
                 time.sleep(self.poll_interval)
         except StudioError as exc:
-            self.report.emit(exc.message, exc.advice)
+            self.report.emit(exc.message, exc.advice, exc.topic)
         except Exception as exc:  # noqa: BLE001 - never a crash in the window
             log.error("training thread failed:\n%s", traceback.format_exc())
             self.report.emit(f"The run could not be followed: {type(exc).__name__}: {exc}",
-                             "The worker may still be running: see the Runs list. If this repeats, report it with `studio doctor`.")
+                             "The worker may still be running: see the Runs list. If this repeats, report it with `studio doctor`.",
+                             None)
 
     def _end(self, finished: dict) -> None:
-        self.finished_event = finished
         self.run_finished.emit(finished)
 
     def _do_cancels(self, launcher, handle) -> None:
@@ -172,45 +170,40 @@ class TrainingThread(QThread):
             self.cancelling.emit(launcher.cancel(handle))
 
     def _dispatch(self, events: list[dict]) -> dict | None:
-        """Emit the events; the `finished` event that ends this attempt, if it came.
+        """Emit the events; the `finished` event that ends this attempt, if it came (self.history says).
 
         After a resume (or when attaching) the folder's earlier events are replayed first, so the
         curves show the whole run; their `finished` events belong to earlier attempts and are skipped."""
-        finished = None
         batch: list[dict] = []
         logs: list[str] = []
         for event in events:
-            new = self._seen >= self._history
-            self._seen += 1
-            kind = event.get("type")
-            if kind == "finished" and not new:
-                continue
-            if kind == "step":
+            replayed = self.history.count < self._replayed
+            self.history.add(event)
+            if event["type"] == "step":
                 batch.append(event)
-                continue
-            if batch:
-                self.steps.emit(batch)
-                batch = []
-            if kind == "started":
-                finished = None  # a resume within the same folder starts a new story
-                self.run_started.emit(event)
-            elif kind == "preflight":
-                self.preflighted.emit(event)
-            elif kind == "eval":
-                self.evaluated.emit(event)
-            elif kind == "sample":
-                self.sampled.emit(event)
-            elif kind == "checkpoint":
-                self.checkpointed.emit(event)
-            elif kind == "log":
-                logs.append(f"[studio] {event.get('message', '')}")
-            elif kind == "finished":
-                finished = event
-        if batch:
-            self.steps.emit(batch)
+            elif not (event["type"] == "finished" and replayed):
+                batch = self._emit_steps(batch)
+                self._emit(event, logs)
+        self._emit_steps(batch)
         if logs:
             self.logged.emit(logs)
-        return finished
+        return self.history.finished if self.history.ended_after(self._replayed) else None
+
+    # the signal each kind of event goes out on (steps and log lines are batched; `finished` ends the run)
+    _SIGNALS = {"started": "run_started", "preflight": "preflighted", "eval": "evaluated", "sample": "sampled",
+                "checkpoint": "checkpointed"}
+
+    def _emit(self, event: dict, logs: list[str]) -> None:
+        if event["type"] == "log":
+            logs.append(f"[studio] {event.get('message', '')}")
+        elif event["type"] in self._SIGNALS:
+            getattr(self, self._SIGNALS[event["type"]]).emit(event)
+
+    def _emit_steps(self, batch: list[dict]) -> list[dict]:
+        """Send the step events gathered so far, in one signal; the empty batch that follows."""
+        if batch:
+            self.steps.emit(batch)
+        return []
 
     def _read_log(self) -> None:
         path = self.run_dir / runs.STDERR
@@ -236,10 +229,3 @@ class TrainingThread(QThread):
         deadline = time.monotonic() + timeout
         while handle.alive() and time.monotonic() < deadline and not self._detached:
             time.sleep(0.05)
-
-
-def _size(path: Path) -> int:
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return 0

@@ -1,6 +1,8 @@
 """What every page shares: one `RunConfig` (the recipe being edited), the model and data it names,
 the GPU it is planned for, and the settings. Pages read it, edit it and call `changed()`; they
-listen to its signals instead of to each other.
+listen to its signals instead of to each other, each to the ones it shows: one signal per section
+of the recipe that an edit changed (`adapter_changed`, `training_changed`, ...), and `plan_changed`
+when the memory plan's inputs did (the plan itself is worked out once per configuration: plans.py).
 
 Reading a model and inspecting data run in background tasks; a result that arrives after a newer
 request is dropped, so quick clicks never show a stale card.
@@ -15,13 +17,14 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from studio.core import memory
 from studio.core.errors import StudioError
 from studio.core.memory import Leanest, MemoryPlan, Suggestion
 from studio.core.models import ModelInfo, is_demo
+from studio.core.presets import swap_training
 from studio.core.recipe import RunConfig
 from studio.core.settings import Settings, load_settings, save_settings
-from studio.ui.presets import DEMO_TRAINING, REAL_TRAINING
+from studio.ui.model_fixes import FixesByModel
+from studio.ui.plans import PlanCache, PlanInputs
 from studio.ui.tasks import Task, heavy_imports, start_task
 
 GiB = 1024**3
@@ -46,27 +49,21 @@ def a_card(size_gb: int) -> str:
 
 
 @dataclass
-class AppliedFixes:
-    """Memory fixes applied so that one model fits: undone when another model is chosen, made again
-    when it comes back. `fields`: (section, name) → (before, after) in the recipe."""
-
-    model_name: str
-    words: list[str] = field(default_factory=list)
-    fields: dict = field(default_factory=dict)
-
-
-@dataclass
 class DataView:
     """What the Data page shows: the core's report, plus each row's token length (so the share cut
-    by a new sequence length is exact without tokenizing again)."""
+    by a new sequence length is exact without tokenizing again), and what the user says first in the
+    first example, as the data holds it (the Try page's first question)."""
 
     report: dict
     lengths: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # the core's array, as it is
+    first_user_turn: str = ""
 
     def truncated_share(self, seq_len: int) -> float:
         if not len(self.lengths):
             return self.report.get("stats", {}).get("truncated_share", 0.0)
-        from studio.core.data.stats import truncated_share  # not at start-up: the data package is heavy
+        from studio.core.data.stats import (
+            truncated_share,  # not at start-up: the data package is heavy
+        )
 
         return truncated_share(self.lengths, seq_len)
 
@@ -93,12 +90,19 @@ class DataFailure:
     first_row: dict = field(default_factory=dict)
 
 
+SECTIONS = ("data", "adapter", "training", "output")  # the recipe's sections the pages edit, each with its signal
+
+
 class StudioState(QObject):
-    config_changed = Signal()  # any field of the recipe
+    data_settings_changed = Signal()  # .config.data: the source, format, mapping, skipping, held-out share
+    adapter_changed = Signal()  # .config.adapter
+    training_changed = Signal()  # .config.training
+    output_changed = Signal()  # .config.output: the run's name and folder
+    plan_changed = Signal()  # the memory plan's inputs: the model, adapter, training shape or precision
     model_loading = Signal(str)
     model_changed = Signal()  # .model is new (None after a failure)
     data_loading = Signal(str)
-    data_changed = Signal()  # .data is new
+    data_changed = Signal()  # .data (the report) is new
     data_failed = Signal(str, str, object)  # message, advice, problems (list of dicts) or None
     gpu_changed = Signal()
     settings_changed = Signal()
@@ -118,19 +122,43 @@ class StudioState(QObject):
         self.gpus_detected = False
         self.gpu = GpuChoice(a_card(DEFAULT_GPU_GB), DEFAULT_GPU_GB * GiB)
         self.current_run: Path | None = None
-        self._fixes: dict[str, AppliedFixes] = {}  # by model source: the memory fixes made for it
-        self._fixed_source: str | None = None  # the model whose fixes are in the recipe now
-        self.fixes_note = ""  # what happened to them at the last change of model, in the user's words
+        self._fixes = FixesByModel()
+        self._plans = PlanCache()
         self._model_task: Task | None = None
         self._data_task: Task | None = None
         self._model_generation = 0
         self._data_generation = 0
         self.apply_settings(self.settings, notify=False)
+        self._published = self._sections()  # what the pages were last told, by section
+        self._published_plan = self._planned_inputs()
+
+    @property
+    def fixes_note(self) -> str:
+        """What happened to the memory fixes at the last change of model, in the user's words."""
+        return self._fixes.note
 
     # ---- the recipe ----
 
     def changed(self) -> None:
-        self.config_changed.emit()
+        """The recipe was edited: one signal for each section that differs from what the pages were
+        last told, then `plan_changed` if the plan's inputs differ."""
+        sections = self._sections()
+        signals = {"data": self.data_settings_changed, "adapter": self.adapter_changed,
+                   "training": self.training_changed, "output": self.output_changed}
+        for name in SECTIONS:
+            if sections[name] != self._published[name]:
+                self._published[name] = sections[name]
+                signals[name].emit()
+        self._publish_plan()
+
+    def _sections(self) -> dict:
+        return {name: copy.deepcopy(getattr(self.config, name)) for name in SECTIONS}
+
+    def _publish_plan(self) -> None:
+        inputs = self._planned_inputs()
+        if inputs != self._published_plan:
+            self._published_plan = inputs
+            self.plan_changed.emit()
 
     def snapshot(self) -> RunConfig:
         """A copy of the recipe to hand to a run (later edits do not reach it)."""
@@ -143,7 +171,8 @@ class StudioState(QObject):
         model = changes.pop("model", None)
         before = self.config
         self.config = self.config.with_changes(changes)
-        self._remember_fix(before, words)
+        if self.model is not None:
+            self._fixes.remember(before, self.config, self.model.name, words)
         self.changed()
         if model is not None and model != self.config.model.source:
             self.load_model(model)
@@ -152,7 +181,7 @@ class StudioState(QObject):
         """Replace the whole recipe (a past run's), reloading model and data when they differ."""
         model_before, data_before = self.config.model.source, (self.config.data.source, self.config.data.format)
         self.config = copy.deepcopy(config)
-        self._fixes.clear()  # the recipe says what it wants: no fix is undone or made again on it
+        self._fixes.clear()
         self.changed()
         if self.config.model.source != model_before or self.model is None:
             self.load_model(self.config.model.source)
@@ -207,9 +236,9 @@ class StudioState(QObject):
                 return
             self.model, self.smaller_models = result
             self.model_error = None
-            undone = self._undo_fixes(source)
+            undone = self._fixes.undo(self.config, source)
             self._adapt_training(previous_demo)
-            self._redo_fixes(source, undone)
+            self._fixes.redo(self.config, source, undone)
             self._drop_unknown_targets()
             self.model_changed.emit()
             self.changed()
@@ -232,11 +261,7 @@ class StudioState(QObject):
         now_demo = is_demo(self.config.model.source)
         if previous_demo == now_demo:
             return
-        old, new = (DEMO_TRAINING, REAL_TRAINING) if previous_demo else (REAL_TRAINING, DEMO_TRAINING)
-        t = self.config.training
-        for key, value in new.items():
-            if getattr(t, key) == old[key]:
-                setattr(t, key, value)
+        swap_training(self.config, to_demo=now_demo)
 
     def _drop_unknown_targets(self) -> None:
         targets = [t for t in self.config.adapter.targets if t == "all-linear" or t in self.model.lora_targets]
@@ -267,7 +292,7 @@ class StudioState(QObject):
                 report = inspect_data(source, model=model, fmt=fmt, mapping=mapping, seq_len=seq_len, skip_bad_rows=skip,
                                       split=split, subset=subset, assistant_only=assistant_only, tokenizer=tokenizer)
             lengths = report.lengths if report.lengths is not None else np.zeros(0, dtype=np.int64)
-            return DataView(report.as_dict("window"), lengths)
+            return DataView(report.as_dict("window"), lengths, _first_user_turn(report))
 
         def done(view):
             if generation != self._data_generation:
@@ -323,94 +348,68 @@ class StudioState(QObject):
             g = gpus[0]
             self.gpu = GpuChoice(f"{g.name} ({g.free_bytes / GiB:.1f} GB free)", g.free_bytes, g.compute_dtype, True)
         self.gpu_changed.emit()
+        self._publish_plan()  # a detected card may compute in another dtype
 
     def set_gpu(self, choice: GpuChoice) -> None:
         self.gpu = choice
         self.gpu_changed.emit()
+        self._publish_plan()
 
-    def _plan_inputs(self, model: ModelInfo | None = None) -> tuple:
-        """(model, adapter, shape, precision) as the planner takes them, for the current settings."""
+    def _plan_inputs(self, model: ModelInfo | None = None) -> PlanInputs | None:
+        """What the planner takes for the current settings (None: no model). Raises StudioError for
+        settings the planner cannot take."""
         c = self.config
         model = model or self.model
-        return (model, c.adapter_spec(), c.train_shape(on_gpu=True, model_type=model.model_type),
-                c.precision_for(self.gpu.compute_dtype))
-
-    def plan(self) -> MemoryPlan | None:
-        if self.model is None:
+        if model is None:
             return None
+        return PlanInputs(model, c.adapter_spec(), c.train_shape(on_gpu=True, model_type=model.model_type),
+                          c.precision_for(self.gpu.compute_dtype))
+
+    def _planned_inputs(self) -> PlanInputs | None:
         try:
-            return memory.plan(*self._plan_inputs())
+            return self._plan_inputs()
         except StudioError:
             return None
 
-    def suggestions(self) -> list[Suggestion]:
-        if self.model is None:
-            return []
+    def plan(self) -> MemoryPlan | None:
         try:
-            return memory.suggest_changes(*self._plan_inputs(), self.gpu.bytes, self.smaller_models)
+            inputs = self._plan_inputs()
+            return self._plans.plan(inputs) if inputs else None
+        except StudioError:
+            return None
+
+    def suggestions(self, target_bytes: int | None = None) -> list[Suggestion]:
+        """The changes that make the run fit the GPU (or `target_bytes`)."""
+        try:
+            inputs = self._plan_inputs()
+            return self._plans.suggestions(inputs, target_bytes or self.gpu.bytes, self.smaller_models) if inputs else []
         except StudioError:
             return []
 
     def comparison(self) -> dict[str, MemoryPlan]:
-        if self.model is None:
-            return {}
         try:
-            return memory.compare_precisions(*self._plan_inputs())
+            inputs = self._plan_inputs()
+            return self._plans.comparison(inputs) if inputs else {}
         except StudioError:
             return {}
 
     def leanest_plan(self, model: ModelInfo | None = None) -> Leanest | None:
         """The leanest run of a model the studio can offer from the current settings: the Model page's
-        "too large" and the Memory page's fixes both come from it (memory.leanest)."""
-        model = model or self.model
-        if model is None:
+        "too large" and the Memory page's fixes both come from it (memory.leanest). Raises StudioError
+        when the model cannot be planned (e.g. nothing an adapter can attach to)."""
+        inputs = self._plan_inputs(model)
+        if inputs is None:
             return None
-        return memory.leanest(*self._plan_inputs(model))
+        if inputs.model is not self.model:
+            from studio.core import memory
 
-    # ---- memory fixes belong to the model they were made for ----
+            return memory.leanest(*inputs.args())
+        return self._plans.leanest(inputs)
+
+    # ---- fixes, runs, and whether a run may start ----
 
     def apply_suggestion(self, suggestion: Suggestion) -> None:
         self.apply_changes(suggestion.changes, suggestion.parts)
-
-    def _remember_fix(self, before: RunConfig, words: tuple[str, ...]) -> None:
-        changed = _changed_fields(before, self.config)
-        if not changed or self.model is None:
-            return
-        self.fixes_note = ""
-        record = self._fixes.setdefault(self._fixed_source or self.config.model.source, AppliedFixes(self.model.name))
-        record.words.extend(words)
-        for key, (old, new) in changed.items():
-            record.fields[key] = (record.fields.get(key, (old, new))[0], new)
-
-    def _undo_fixes(self, source: str) -> AppliedFixes | None:
-        """Put back what the fixes for the previous model changed (what the user changed since stays)."""
-        record = self._fixes.get(self._fixed_source) if self._fixed_source != source else None
-        self._fixed_source = source
-        self.fixes_note = ""
-        if record is None:
-            return None
-        for (section, name), (old, new) in list(record.fields.items()):
-            if getattr(getattr(self.config, section), name) == new:
-                setattr(getattr(self.config, section), name, old)
-            else:
-                del record.fields[(section, name)]  # changed by hand since: the user's now
-        return record if record.fields else None
-
-    def _redo_fixes(self, source: str, undone: AppliedFixes | None) -> None:
-        """Make the fixes remembered for `source` again, and say what happened in `fixes_note`."""
-        record = self._fixes.get(source)
-        redone = 0
-        for (section, name), (old, new) in (record.fields.items() if record else ()):
-            if getattr(getattr(self.config, section), name) == old:
-                setattr(getattr(self.config, section), name, new)
-                redone += 1
-        notes = []
-        if undone is not None:
-            notes.append(_fixes_words(undone, f"made so {undone.model_name} would fit", "undone for this model") +
-                         f" They come back if you choose {undone.model_name} again.")
-        if redone:
-            notes.append(_fixes_words(record, f"made earlier so {record.model_name} fits", "back"))
-        self.fixes_note = " ".join(notes)
 
     def select_run(self, run_dir: Path | None) -> None:
         self.current_run = Path(run_dir) if run_dir else None
@@ -444,23 +443,10 @@ def _data_failure(error: StudioError) -> DataFailure:
                        list(preview.columns) if preview else [], dict(preview.first_row) if preview else {})
 
 
-def _changed_fields(before: RunConfig, after: RunConfig) -> dict:
-    """(section, name) → (before, after) for each adapter and training setting that differs."""
-    from dataclasses import fields
-
-    changed = {}
-    for section in ("adapter", "training"):
-        old, new = getattr(before, section), getattr(after, section)
-        for f in fields(old):
-            if getattr(old, f.name) != getattr(new, f.name):
-                changed[(section, f.name)] = (getattr(old, f.name), getattr(new, f.name))
-    return changed
-
-
-def _fixes_words(record: AppliedFixes, made: str, now: str) -> str:
-    """"The 2 changes made so Llama 3.1 8B would fit are undone for this model: ...; ...."""
-    from studio.core.wording import count
-
-    n = len(record.words) or len(record.fields)
-    what = "; ".join(w[:1].lower() + w[1:] for w in record.words) if record.words else "its memory settings"
-    return f"The {count(n, 'change')} {made} {'is' if n == 1 else 'are'} {now}: {what}."
+def _first_user_turn(report) -> str:
+    """What the user says first in the report's first example (a chat row), as the data holds it."""
+    if not report.examples:
+        return ""
+    row = report.loaded.dataset[report.examples[0].index]
+    turns = row.get("messages") or ()
+    return next((str(t.get("content") or "").strip() for t in turns if t.get("role") == "user"), "")

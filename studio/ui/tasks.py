@@ -14,7 +14,8 @@ import logging
 import threading
 import time
 import traceback
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
 
@@ -23,7 +24,7 @@ from studio.core.errors import StudioError
 log = logging.getLogger(__name__)
 
 _POOL: QThreadPool | None = None
-_ALIVE: set["Task"] = set()  # tasks keep themselves alive until they have finished
+_ALIVE: set[Task] = set()  # tasks keep themselves alive until they have finished
 
 
 def pool() -> QThreadPool:
@@ -38,7 +39,7 @@ def pool() -> QThreadPool:
 class TaskState:
     """What the function sees: report progress, and whether it should stop."""
 
-    def __init__(self, task: "Task", interval: float):
+    def __init__(self, task: Task, interval: float):
         self._task = task
         self._cancel = threading.Event()
         self._interval = interval
@@ -69,7 +70,7 @@ class TaskState:
 
 
 class _Runnable(QRunnable):
-    def __init__(self, task: "Task", fn: Callable[[TaskState], Any]):
+    def __init__(self, task: Task, fn: Callable[[TaskState], Any]):
         super().__init__()
         self.setAutoDelete(True)
         self._task = task

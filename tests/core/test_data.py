@@ -245,6 +245,7 @@ def test_a_fix_names_a_setting_in_the_words_of_each_front_end(tmp_path):
     with pytest.raises(DataError) as err:
         load_data(path)
     assert err.value.advice == "Fix or delete this line, or add --skip-bad-rows to leave it out."  # the CLI prints this
+    assert err.value.topic == "data"  # the window's Data page fixes it
     assert err.value.advice_for(WINDOW) == "Fix or delete this line, or turn on Skip broken lines to leave it out."
     problem = err.value.problems[0]
     assert problem.setting == "data.skip_bad_rows"
@@ -296,7 +297,8 @@ def test_empty_file(tmp_path):
 
 def test_not_utf8_is_detected_and_read_with_a_warning(tmp_path):
     path = tmp_path / "latin.csv"
-    text = "question,answer\n" + "".join(f"Où mettre la plante numéro {i} ?,\"Près d'une fenêtre très lumineuse, à l'abri.\"\n" for i in range(20))
+    row = "Où mettre la plante numéro {} ?,\"Près d'une fenêtre très lumineuse, à l'abri.\"\n"
+    text = "question,answer\n" + "".join(row.format(i) for i in range(20))
     path.write_bytes(text.encode("cp1252"))
     before = digest(path)
     data = load_data(path)
@@ -386,7 +388,7 @@ def test_cache_follows_changes_to_the_file(tmp_path):
 
 
 def trained_text(enc) -> str:
-    return "".join(enc.text[s:e] for (s, e), label in zip(enc.offsets, enc.labels) if label != IGNORE_INDEX)
+    return "".join(enc.text[s:e] for (s, e), label in zip(enc.offsets, enc.labels, strict=False) if label != IGNORE_INDEX)
 
 
 def test_mask_trains_exactly_the_assistant_turns(tokenizer):
@@ -402,7 +404,7 @@ def test_mask_trains_exactly_the_assistant_turns(tokenizer):
     # the trained tokens are the two answers and their end-of-turn markers, nothing else
     spans = assistant_spans(renderer, turns, enc.text)
     assert len(spans) == 2
-    for (start, end), turn in zip(spans, [turns[2], turns[4]]):
+    for (start, end), turn in zip(spans, [turns[2], turns[4]], strict=False):
         assert enc.text[start:end].startswith(turn["content"])
         assert enc.text[start:end][len(turn["content"]):].strip() in ("<|im_end|>", tokenizer.eos_token)
     assert enc.input_ids == tokenizer(enc.text, add_special_tokens=False)["input_ids"]
@@ -418,7 +420,7 @@ def test_mask_matches_transformers_generation_markers(tokenizer):
     ours_mask = [label != IGNORE_INDEX for label in ours.labels]
     theirs_mask = [bool(m) for m in theirs["assistant_masks"]]
     assert ours.input_ids == list(theirs["input_ids"])
-    assert all(o for o, t in zip(ours_mask, theirs_mask) if t)  # every token transformers marks, we train
+    assert all(o for o, t in zip(ours_mask, theirs_mask, strict=False) if t)  # every token transformers marks, we train
     assert sum(ours_mask) - sum(theirs_mask) <= 3  # plus only the end-of-turn marker
 
 

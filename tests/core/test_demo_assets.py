@@ -147,7 +147,7 @@ def test_assistant_mask_covers_exactly_the_assistant_turns(tokenizer):
     # Each span is one assistant message plus the <|im_end|> that ends it (the model must learn to stop).
     assert [tokenizer.decode(ids[a:b]) for a, b in spans] == [a + "<|im_end|>" for a in answers]
     # Nothing else is masked in: the rest is the template and the other roles' text.
-    rest = [t for t, bit in zip(ids, mask) if not bit]
+    rest = [t for t, bit in zip(ids, mask, strict=False) if not bit]
     assert not any(answer in tokenizer.decode(rest) for answer in answers)
 
 
@@ -224,7 +224,7 @@ def test_qlora_on_the_demo_lowers_the_loss(rows, tokenizer):
     for row, b in enumerate(batch):
         n = len(b["input_ids"])
         ids[row, :n] = torch.tensor(b["input_ids"])
-        labels[row, :n] = torch.tensor([t if m else -100 for t, m in zip(b["input_ids"], b["assistant_masks"])])
+        labels[row, :n] = torch.tensor([t if m else -100 for t, m in zip(b["input_ids"], b["assistant_masks"], strict=False)])
         attention[row, :n] = 1
 
     def loss() -> torch.Tensor:

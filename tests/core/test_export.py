@@ -18,6 +18,7 @@ import torch
 from studio.core import export, paths, runs
 from studio.core.data.tokens import DEFAULT_CHAT_TEMPLATE
 from studio.core.errors import StudioError
+from studio.core.export import contents, exporting
 from studio.core.recipe import RunConfig
 from tests.demo_runs import finished_demo_run
 
@@ -227,7 +228,8 @@ def test_modelfile_template_renders_the_chat_template(finished_run, adapter_expo
     assert expected.startswith(tok.bos_token)  # Ollama adds the BOS token itself
     assert export.render_go_template(template, prompt) == expected[len(tok.bos_token):]
     # and literally, for one fixed conversation
-    assert export.render_go_template(template, [{"role": "user", "content": "Hi"}]) == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    expected = "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    assert export.render_go_template(template, [{"role": "user", "content": "Hi"}]) == expected
 
 
 def test_modelfile_for_the_default_template_and_for_an_unknown_one(finished_run, adapter_export):
@@ -244,7 +246,7 @@ def test_modelfile_for_the_default_template_and_for_an_unknown_one(finished_run,
               "{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}")
     unknown = export.ollama_template(tok, llama3)
     assert unknown.kind is None and unknown.template is None
-    facts = export.read_run(finished_run)
+    facts = runs.read_run(finished_run)
     text = export.modelfile_text(facts, unknown, merged=False)
     assert "TEMPLATE \"\"\"" not in text.replace('# To be sure, add a TEMPLATE """..."""', "")
     assert "No TEMPLATE" in text and "ADAPTER ." in text
@@ -263,7 +265,7 @@ def test_a_failed_export_leaves_the_earlier_one_intact(finished_run, tmp_path, m
     def broken(*args, **kwargs):
         raise RuntimeError("disk pulled out mid-export")
 
-    monkeypatch.setattr(export, "_write_card", broken)  # after the weights and tokenizer were written
+    monkeypatch.setattr(contents, "_write_card", broken)  # after the weights and tokenizer were written
     with pytest.raises(RuntimeError):
         export.export_run(finished_run, target)
     assert _snapshot(target) == before
@@ -446,7 +448,7 @@ def test_merging_needs_the_base_model_on_disk(finished_run, tmp_path):
 
 
 def test_not_enough_disk_space_is_refused_before_writing(finished_run, tmp_path, monkeypatch):
-    monkeypatch.setattr(export, "free_bytes", lambda path: 10 * 1024**2)
+    monkeypatch.setattr(exporting, "free_bytes", lambda path: 10 * 1024**2)
     with pytest.raises(StudioError) as err:
         export.export_run(finished_run, tmp_path / "out", merged=True)
     assert "MB are free" in err.value.message
@@ -457,7 +459,7 @@ def test_a_shard_size_that_is_not_a_size_is_refused_before_any_model_loads(finis
     def merge(*args, **kwargs):
         raise AssertionError("the base model was loaded before the shard size was checked")
 
-    monkeypatch.setattr(export, "_write_merged", merge)
+    monkeypatch.setattr(contents, "write_merged", merge)
     for bad in ("banana", "4", "1.5GB", "0MB", "-1GB", "GB"):
         with pytest.raises(StudioError) as err:
             export.export_run(finished_run, tmp_path / "merged", merged=True, max_shard_size=bad)

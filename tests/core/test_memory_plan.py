@@ -8,8 +8,8 @@ import pytest
 
 from studio.core.errors import StudioError
 from studio.core.memory import (
-    GiB,
     AdapterSpec,
+    GiB,
     Precision,
     TrainShape,
     apply_changes,

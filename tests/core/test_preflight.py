@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 
 from studio.core import runs
 from studio.core.recipe import RunConfig
-from studio.core.training import worker
+from studio.core.training import session, worker
 from studio.core.training.events import read_events
 from studio.core.training.preflight import longest_rows
 
@@ -53,7 +53,7 @@ def test_preflight_leaves_the_run_identical(tmp_path):
 
 
 def test_a_worst_batch_that_does_not_fit_stops_the_run_at_once(tmp_path, monkeypatch):
-    real_trainer_class = worker._trainer_class
+    real_trainer_class = session.trainer_class
 
     def longest_example(inputs) -> int:  # packed batches: one row, positions restart at each example
         if "position_ids" in inputs:
@@ -71,7 +71,7 @@ def test_a_worst_batch_that_does_not_fit_stops_the_run_at_once(tmp_path, monkeyp
 
         return DoesNotFit
 
-    monkeypatch.setattr(worker, "_trainer_class", trainer_class)
+    monkeypatch.setattr(session, "trainer_class", trainer_class)
     t0 = time.monotonic()
     run_dir, code, events = train(tmp_path, "oom", steps=50, save_every=5)
     assert code == 1 and time.monotonic() - t0 < 60

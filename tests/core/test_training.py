@@ -13,7 +13,7 @@ import torch
 
 from studio.core import runs
 from studio.core.recipe import RunConfig
-from studio.core.training import launcher, worker
+from studio.core.training import callback, launcher, session, worker
 from studio.core.training.events import EVENT_TYPES, read_events
 
 
@@ -116,7 +116,7 @@ def test_adapter_logits_equal_the_trained_model(tmp_path, monkeypatch):
 
     probe = torch.tensor([[5, 17, 99, 250, 31, 7, 64, 128]])
     captured = {}
-    original = worker.save_adapter
+    original = session.save_adapter
 
     def capture(model, *args, **kwargs):
         model.eval()
@@ -124,13 +124,13 @@ def test_adapter_logits_equal_the_trained_model(tmp_path, monkeypatch):
             captured["logits"] = model(input_ids=probe).logits.float()
         return original(model, *args, **kwargs)
 
-    monkeypatch.setattr(worker, "save_adapter", capture)
+    monkeypatch.setattr(session, "save_adapter", capture)
     run_dir = runs.create_run_dir(recipe(steps=4, eval_every=0, save_every=0), tmp_path / "run")
     assert worker.run(run_dir, echo=None) == 0
     qc = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                             bnb_4bit_compute_dtype=torch.float32)
     base = AutoModelForCausalLM.from_pretrained(demo_model_dir(), quantization_config=qc, dtype=torch.float32)
-    for module in base.modules():  # the layout training used (see worker.load_model), not bnb's bf16 CPU repack
+    for module in base.modules():  # the layout training used (see training.model.load_model), not bnb's bf16 CPU repack
         if hasattr(module, "support_avx512bf16_for_cpu"):
             module.support_avx512bf16_for_cpu = False
     with torch.no_grad():
@@ -327,7 +327,7 @@ def test_nan_loss_stops_the_run_with_advice(tmp_path, monkeypatch):
 
 
 def test_full_disk_is_caught_before_a_checkpoint(tmp_path, monkeypatch):
-    monkeypatch.setattr(worker, "free_bytes", lambda path: 10 * 1024**2)
+    monkeypatch.setattr(callback, "free_bytes", lambda path: 10 * 1024**2)
     run_dir = runs.create_run_dir(recipe(steps=6, eval_every=0, save_every=2), tmp_path / "disk")
     assert worker.run(run_dir, echo=None) == 1
     error = _finished(run_dir)["error"]
@@ -438,3 +438,20 @@ def test_an_answer_cut_by_the_length_limit_says_so(full_run):
     assert streamed == cut and "".join(pieces) == cut  # the window shows the note as it streams
     whole = tried.answer(question, GenerationSettings(max_new_tokens=400))
     assert "cut at" not in whole and len(tried.tokenizer(whole)["input_ids"]) < 400  # it ended by itself
+
+
+def test_training_arguments_follow_the_recipe(tmp_path):
+    """Trainer's arguments as a pure function of the recipe: steps, warmup, saving, evaluation, optimizer, dtype."""
+    from studio.core.training.trainer import training_arguments
+
+    config = recipe(steps=45, warmup_ratio=0.1, save_every=0, eval_every=10, seed=7)
+    shape = config.train_shape(False, "llama")
+    args = training_arguments(config, shape, run_dir=tmp_path, total_steps=45, compute_dtype="float32", on_gpu=False,
+                              has_eval=True)
+    assert (args.max_steps, args.warmup_steps, args.save_steps, args.eval_steps) == (45, 5, 45, 10)
+    assert args.eval_strategy == "steps" and args.optim == "adamw_torch" and args.use_cpu and not (args.bf16 or args.fp16)
+    assert args.output_dir == str(tmp_path / runs.CHECKPOINTS) and args.seed == args.data_seed == 7
+    config.training.optimizer = "adamw-8bit"
+    args = training_arguments(config, config.train_shape(False, "llama"), run_dir=tmp_path, total_steps=45,
+                              compute_dtype="bfloat16", on_gpu=False, has_eval=False)
+    assert args.eval_strategy == "no" and args.optim == "adamw_bnb_8bit" and args.bf16 and not args.fp16

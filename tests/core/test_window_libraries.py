@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from studio.core import doctor, window_libraries as wl
+from studio.core import doctor
+from studio.core import window_libraries as wl
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux") or not shutil.which("gcc") or not shutil.which("ldd"),
                                 reason="needs Linux, gcc and ldd")

@@ -42,9 +42,9 @@ def wait_until(condition, timeout: float = 60.0, what: str = "condition"):
 
 def make_window(model: str | None = "demo", data: str | None = "demo", *, wait: bool = True, runs_dir: Path | None = None):
     """The studio window as `studio` opens it (demo model and data), shown offscreen."""
+    from studio.core.presets import first_run_config
     from studio.core.settings import Settings
     from studio.ui.main_window import MainWindow
-    from studio.ui.presets import first_run_config
     from studio.ui.state import StudioState
 
     config = first_run_config(model or "demo", data or "demo")

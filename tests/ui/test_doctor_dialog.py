@@ -16,7 +16,6 @@ from studio.ui import doctor_dialog as dd
 from tests.core.test_doctor import CPU_ONLY
 from tests.ui.conftest import close_window, pump, wait_until
 
-
 # ---------------------------------------------------------------------------------------------
 # The dialog
 # ---------------------------------------------------------------------------------------------
@@ -63,7 +62,7 @@ def test_the_check_runs_in_the_background_and_never_blocks_the_window(qapp):
         assert dialog.checking and dialog.report is None  # the constructor returned at once
         wait_until(lambda: dialog.report is not None, 30, "the slow check")
         assert len(ticks) >= 20  # the event loop kept running while the report was being made
-        assert max(b - a for a, b in zip(ticks, ticks[1:])) < 0.5
+        assert max(b - a for a, b in zip(ticks, ticks[1:], strict=False)) < 0.5
         assert dialog.headline.text().startswith("No NVIDIA GPU was found")
     finally:
         timer.stop()
@@ -94,9 +93,9 @@ def test_a_failing_check_says_so_and_can_still_be_copied(qapp):
 
 def _studio_window(*, first_run_check: bool):
     """The window as `studio` opens it (app.run turns the first-run check on before showing it)."""
+    from studio.core.presets import first_run_config
     from studio.core.settings import Settings
     from studio.ui.main_window import MainWindow
-    from studio.ui.presets import first_run_config
     from studio.ui.state import StudioState
 
     window = MainWindow(StudioState(first_run_config("demo", "demo"), Settings()), model="demo", data="demo")

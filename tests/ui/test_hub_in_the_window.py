@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 
-
 from studio.core import settings as st
 from tests.core.test_hub import closed_port
 from tests.core.test_hub_access import ME, WHOAMI

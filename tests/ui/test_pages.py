@@ -471,3 +471,15 @@ def test_closing_during_a_run_asks_whether_to_stop_or_leave_it(qapp, tmp_path, m
     assert not w.isVisible() and detached == [True]
     w.deleteLater()
     pump(seconds=0.05)
+
+
+def test_the_adapter_page_counts_steps_as_the_worker_does(window):
+    """15 rows with a tenth held out: the worker holds out round(1.5) = 2 rows and trains 13 steps of one row."""
+    from studio.ui.state import DataView
+
+    page = window.pages["adapter"]
+    c = window.state.config
+    c.data.eval_fraction = 0.1
+    c.training.steps, c.training.epochs, c.training.batch_size, c.training.grad_accum = None, 1.0, 1, 1
+    window.state.data = DataView({**window.state.data.report, "rows": 15})
+    assert page.estimated_steps() == 13 == c.total_steps(15 - c.data.held_out_rows(15))

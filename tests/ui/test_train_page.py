@@ -20,7 +20,8 @@ BAD_ROWS = 'not json\n{"x": 1}\n'
 
 
 def _step_label(window) -> str:
-    return next(window.steps.item(i).text() for i in range(window.steps.count()) if window.steps.item(i).data(Qt.ItemDataRole.UserRole) == "train")
+    items = (window.steps.item(i) for i in range(window.steps.count()))
+    return next(item.text() for item in items if item.data(Qt.ItemDataRole.UserRole) == "train")
 
 
 def _overflow(page: QWidget) -> list[str]:
@@ -195,3 +196,15 @@ def test_the_loss_legend_stays_off_the_curves_and_steps_are_whole_numbers(qapp):
     finally:
         plot.close()
         plot.deleteLater()
+
+
+def test_an_error_with_a_topic_opens_its_page_whatever_its_words():
+    from studio.core.recipe import RunConfig
+    from studio.ui.pages.train import page_that_fixes
+
+    config = RunConfig()
+    about_data = {"message": "The learning rate is 5.0, but it must be between 0 and 1 (see the data)."}
+    assert page_that_fixes("could_not_start", about_data, config) == "data"  # no topic: the words decide
+    assert page_that_fixes("could_not_start", {**about_data, "topic": "settings"}, config) == "adapter"
+    assert page_that_fixes("could_not_start", {"message": "The eval fraction is 0.95.", "topic": "data"}, config) == "data"
+    assert page_that_fixes("bad_input", {"message": "No such file.", "topic": "model"}, config) == "model"

@@ -13,8 +13,8 @@ with it as a `Problem` naming the field, instead of failing.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from studio.core.data.problems import ERROR, WARNING, DataError, Problem
 
@@ -122,28 +122,16 @@ def detect_format(samples: list[dict], *, is_text_file: bool = False) -> FormatC
 
 def choose_format(samples: list[dict], fmt: str | None, mapping: dict | None, *, is_text_file: bool = False) -> FormatChoice:
     """Detect the format, or apply the user's override and column mapping; explain when neither works."""
-    columns = list(dict.fromkeys(k for row in samples for k in row))
+    columns = columns_of(samples)
     if fmt is not None and fmt not in FORMATS:
         raise DataError(f"Unknown format '{fmt}'.", f"Choose one of {', '.join(FORMATS)} with {{setting}}.", setting="data.format")
     mapping = dict(mapping or {})
     detected = detect_format(samples, is_text_file=is_text_file)
     if mapping:
-        for value in mapping.values():
-            if value not in columns:
-                raise DataError(f"The data has no column '{value}'.",
-                                f"Its columns are: {', '.join(columns) or '(none)'}. Choose among them with {{setting}}.",
-                                setting="data.mapping")
-        if fmt in (None, "prompt_completion") and {"prompt", "response"} <= set(mapping):
-            return FormatChoice("prompt_completion", prompt=mapping["prompt"], response=mapping["response"], system=mapping.get("system"))
-        if fmt == "text" or "text" in mapping:
-            return FormatChoice("text", text_key=mapping.get("text"))
-        if fmt in ("messages", "sharegpt") or "messages" in mapping:
-            key = mapping.get("messages")
-            style = _turn_style(samples[0].get(key)) if samples else None
-            return FormatChoice(fmt or style or "messages", messages_key=key, system=mapping.get("system"))
-        if fmt == "alpaca":
-            return FormatChoice("alpaca", prompt=mapping.get("prompt", "instruction"), response=mapping.get("response", "output"),
-                                system=mapping.get("system"))
+        _check_mapping(mapping, columns)
+        mapped = _mapped_choice(samples, fmt, mapping)
+        if mapped is not None:
+            return mapped
     if fmt is None:
         if detected is None:
             raise _no_columns_error(columns)
@@ -151,23 +139,54 @@ def choose_format(samples: list[dict], fmt: str | None, mapping: dict | None, *,
     if detected is not None and detected.format == fmt:
         return detected
     # An override that does not match what was detected: use the standard columns of that format.
+    chosen = _standard_columns(fmt, columns, is_text_file)
+    if chosen is None:
+        raise _no_columns_error(columns, fmt)
+    return chosen
+
+
+def _check_mapping(mapping: dict, columns: list[str]) -> None:
+    for value in mapping.values():
+        if value not in columns:
+            raise DataError(f"The data has no column '{value}'.",
+                            f"Its columns are: {', '.join(columns) or '(none)'}. Choose among them with {{setting}}.",
+                            setting="data.mapping")
+
+
+def _mapped_choice(samples: list[dict], fmt: str | None, mapping: dict) -> FormatChoice | None:
+    """The format the user's column mapping names (with `fmt`, if given); None when it names none."""
+    system = mapping.get("system")
+    if fmt in (None, "prompt_completion") and {"prompt", "response"} <= set(mapping):
+        return FormatChoice("prompt_completion", prompt=mapping["prompt"], response=mapping["response"], system=system)
+    if fmt == "text" or "text" in mapping:
+        return FormatChoice("text", text_key=mapping.get("text"))
+    if fmt in ("messages", "sharegpt") or "messages" in mapping:
+        key = mapping.get("messages")
+        style = _turn_style(samples[0].get(key)) if samples else None
+        return FormatChoice(fmt or style or "messages", messages_key=key, system=system)
+    if fmt == "alpaca":
+        return FormatChoice("alpaca", prompt=mapping.get("prompt", "instruction"), response=mapping.get("response", "output"),
+                            system=system)
+    return None
+
+
+def _standard_columns(fmt: str, columns: list[str], is_text_file: bool) -> FormatChoice | None:
+    """`fmt` read from the columns that format usually has (any case); None when the data has none of them."""
     lower = {k.lower(): k for k in columns}
+    system = lower.get("system")
     if fmt == "alpaca" and "instruction" in lower:
         return FormatChoice("alpaca", prompt=lower["instruction"], response=lower.get("output") or lower.get("response"),
-                            system=lower.get("system"))
+                            system=system)
     if fmt in ("messages", "sharegpt"):
         key = next((lower[k] for k in CONVERSATION_KEYS if k in lower), None)
-        if key:
-            return FormatChoice(fmt, messages_key=key, system=lower.get("system"))
+        return FormatChoice(fmt, messages_key=key, system=system) if key else None
     if fmt == "text":
         key = next((lower[k] for k in TEXT_KEYS if k in lower), None)
-        if key or is_text_file:
-            return FormatChoice("text", text_key=key or "text")
+        return FormatChoice("text", text_key=key or "text") if key or is_text_file else None
     if fmt == "prompt_completion":
-        for prompt, response in PAIR_COLUMNS:
-            if prompt in lower and response in lower:
-                return FormatChoice(fmt, prompt=lower[prompt], response=lower[response], system=lower.get("system"))
-    raise _no_columns_error(columns, fmt)
+        pair = next(((p, r) for p, r in PAIR_COLUMNS if p in lower and r in lower), None)
+        return FormatChoice(fmt, prompt=lower[pair[0]], response=lower[pair[1]], system=system) if pair else None
+    return None
 
 
 def _no_columns_error(columns: list[str], fmt: str | None = None) -> DataError:
@@ -252,59 +271,88 @@ def to_conversation(data: dict, choice: FormatChoice, line, file) -> tuple[list[
     """Convert one record; raise RowRejected with the problem when it cannot be used."""
     warnings: list[Problem] = []
     turns: list[dict] = []
-    fmt = choice.format
     if choice.system and choice.system in data and data[choice.system] not in (None, ""):
         turns.append({"role": "system", "content": _as_text(data[choice.system], choice.system, line, file, warnings)})
-
-    if fmt in ("alpaca", "prompt_completion"):
-        if fmt == "alpaca":
-            for i, pair in enumerate(data.get("history") or []):
-                if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
-                    raise RowRejected(Problem(line, f"history[{i}]", "Each history entry must be a [question, answer] pair.",
-                                              "Write history as a list of two-item lists.", ERROR, file, "bad_history"))
-                turns.append({"role": "user", "content": _as_text(pair[0], f"history[{i}][0]", line, file, warnings)})
-                turns.append({"role": "assistant", "content": _as_text(pair[1], f"history[{i}][1]", line, file, warnings)})
-        if choice.prompt not in data:
-            raise RowRejected(Problem(line, choice.prompt, f"This row has no '{choice.prompt}'.",
-                                      f"Add '{choice.prompt}' to the row or remove the row.", ERROR, file, "missing_field"))
-        prompt = _as_text(data.get(choice.prompt), choice.prompt, line, file, warnings)
-        if fmt == "alpaca":
-            extra = _as_text(data.get("input"), "input", line, file, warnings, required=False)
-            if extra.strip():
-                prompt = f"{prompt}\n\n{extra}" if prompt.strip() else extra
-        if choice.response not in data:
-            raise RowRejected(Problem(line, choice.response, f"This row has no '{choice.response}'.",
-                                      f"Add '{choice.response}' to the row or remove the row.", ERROR, file, "missing_field"))
-        response = _as_text(data.get(choice.response), choice.response, line, file, warnings)
-        turns.append({"role": "user", "content": prompt})
-        turns.append({"role": "assistant", "content": response})
-    elif fmt in ("sharegpt", "messages"):
-        key = choice.messages_key or ("conversations" if fmt == "sharegpt" else "messages")
-        raw = data.get(key)
-        if not isinstance(raw, list) or not raw:
-            what = "missing" if raw is None else "empty" if raw == [] else f"a {type(raw).__name__}, not a list of turns"
-            raise RowRejected(Problem(line, key, f"'{key}' is {what}.", f"Give each row a list of turns in '{key}'.",
-                                      ERROR, file, "no_turns"))
-        role_key, text_key = ("from", "value") if fmt == "sharegpt" else ("role", "content")
-        for i, turn in enumerate(raw):
-            where = f"{key}[{i}]"
-            if not isinstance(turn, dict):
-                raise RowRejected(Problem(line, where, f"Turn {i + 1} is not an object.",
-                                          f"Write each turn as {{\"{role_key}\": ..., \"{text_key}\": ...}}.", ERROR, file, "bad_turn"))
-            if role_key not in turn and ("role" in turn or "from" in turn):
-                role_key, text_key = ("role", "content") if "role" in turn else ("from", "value")
-            role_raw = turn.get(role_key)
-            role = ROLE_NAMES.get(str(role_raw).strip().lower()) if role_raw is not None else None
-            if role is None:
-                raise RowRejected(Problem(line, f"{where}.{role_key}", f"Turn {i + 1} has the role '{role_raw}', which the studio does not train on.",
-                                          "Use user, assistant or system (tool and function turns are not supported yet).",
-                                          ERROR, file, "unknown_role"))
-            content = _as_text(turn.get(text_key), f"{where}.{text_key}", line, file, warnings)
-            turns.append({"role": role, "content": content})
+    if choice.format in ("alpaca", "prompt_completion"):
+        turns += _pair_turns(data, choice, line, file, warnings)
+    elif choice.format in ("sharegpt", "messages"):
+        turns += _chat_turns(data, choice, line, file, warnings)
     else:
-        raise ValueError(f"not a chat format: {fmt}")
+        raise ValueError(f"not a chat format: {choice.format}")
     _check_turns(turns, line, file)
     return turns, warnings
+
+
+def _pair_turns(data: dict, choice: FormatChoice, line, file, warnings: list[Problem]) -> list[dict]:
+    """A prompt and its response (alpaca: after the history's pairs, with `input` joined to the prompt)."""
+    alpaca = choice.format == "alpaca"
+    turns = _history_turns(data, line, file, warnings) if alpaca else []
+    prompt = _as_text(_required(data, choice.prompt, line, file), choice.prompt, line, file, warnings)
+    if alpaca:
+        extra = _as_text(data.get("input"), "input", line, file, warnings, required=False)
+        if extra.strip():
+            prompt = f"{prompt}\n\n{extra}" if prompt.strip() else extra
+    response = _as_text(_required(data, choice.response, line, file), choice.response, line, file, warnings)
+    return turns + [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
+
+
+def _required(data: dict, key: str, line, file):
+    if key not in data:
+        raise RowRejected(Problem(line, key, f"This row has no '{key}'.", f"Add '{key}' to the row or remove the row.",
+                                  ERROR, file, "missing_field"))
+    return data.get(key)
+
+
+def _history_turns(data: dict, line, file, warnings: list[Problem]) -> list[dict]:
+    """alpaca's `history`: earlier [question, answer] pairs of the conversation."""
+    turns = []
+    for i, pair in enumerate(data.get("history") or []):
+        if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
+            raise RowRejected(Problem(line, f"history[{i}]", "Each history entry must be a [question, answer] pair.",
+                                      "Write history as a list of two-item lists.", ERROR, file, "bad_history"))
+        turns.append({"role": "user", "content": _as_text(pair[0], f"history[{i}][0]", line, file, warnings)})
+        turns.append({"role": "assistant", "content": _as_text(pair[1], f"history[{i}][1]", line, file, warnings)})
+    return turns
+
+
+def _chat_turns(data: dict, choice: FormatChoice, line, file, warnings: list[Problem]) -> list[dict]:
+    """The turns of a messages (role/content) or sharegpt (from/value) conversation."""
+    fmt = choice.format
+    key = choice.messages_key or ("conversations" if fmt == "sharegpt" else "messages")
+    raw = data.get(key)
+    if not isinstance(raw, list) or not raw:
+        what = "missing" if raw is None else "empty" if raw == [] else f"a {type(raw).__name__}, not a list of turns"
+        raise RowRejected(Problem(line, key, f"'{key}' is {what}.", f"Give each row a list of turns in '{key}'.",
+                                  ERROR, file, "no_turns"))
+    keys = ("from", "value") if fmt == "sharegpt" else ("role", "content")
+    turns = []
+    for i, turn in enumerate(raw):
+        keys = _turn_keys(turn, keys, f"{key}[{i}]", i, line, file)
+        turns.append(_chat_turn(turn, keys, f"{key}[{i}]", i, line, file, warnings))
+    return turns
+
+
+def _turn_keys(turn, keys: tuple[str, str], where: str, i: int, line, file) -> tuple[str, str]:
+    """The (role, text) keys of this turn: the format's, or the other style's when the turn uses those."""
+    role_key, text_key = keys
+    if not isinstance(turn, dict):
+        raise RowRejected(Problem(line, where, f"Turn {i + 1} is not an object.",
+                                  f"Write each turn as {{\"{role_key}\": ..., \"{text_key}\": ...}}.", ERROR, file, "bad_turn"))
+    if role_key not in turn and ("role" in turn or "from" in turn):
+        return ("role", "content") if "role" in turn else ("from", "value")
+    return keys
+
+
+def _chat_turn(turn: dict, keys: tuple[str, str], where: str, i: int, line, file, warnings: list[Problem]) -> dict:
+    role_key, text_key = keys
+    role_raw = turn.get(role_key)
+    role = ROLE_NAMES.get(str(role_raw).strip().lower()) if role_raw is not None else None
+    if role is None:
+        raise RowRejected(Problem(line, f"{where}.{role_key}",
+                                  f"Turn {i + 1} has the role '{role_raw}', which the studio does not train on.",
+                                  "Use user, assistant or system (tool and function turns are not supported yet).",
+                                  ERROR, file, "unknown_role"))
+    return {"role": role, "content": _as_text(turn.get(text_key), f"{where}.{text_key}", line, file, warnings)}
 
 
 def _check_turns(turns: list[dict], line, file) -> None:

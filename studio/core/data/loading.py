@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -109,75 +110,95 @@ def load_data(source: str | os.PathLike | Source, *, fmt: str | None = None, map
     records = src.records(log, skip_bad_rows)
     head = _head(records)
     _raise_if_fatal(log, bool(head))
-    columns = columns_of(r.data for r in head)
     preview = ColumnPreview.of([r.data for r in head])
-    detected = detect_format([r.data for r in head], is_text_file=src.is_text)
-    choice = _choose(head, fmt, mapping, src.is_text, preview)
-    is_chat = choice.format in CHAT_FORMATS
-    counters = {"read": 0, "kept": 0, "dropped": 0, "duplicates": 0}
-    seen: dict[bytes, int] = {}
+    rows = _Rows(_choose(head, fmt, mapping, src.is_text, preview), log)
 
-    def rows():
-        for record in itertools.chain(head, records):
-            counters["read"] += 1
-            try:
-                if is_chat:
-                    value, warnings = to_conversation(record.data, choice, record.line, record.file)
-                    row = {"messages": value}
-                else:
-                    value, warnings = to_text(record.data, choice, record.line, record.file)
-                    row = {"text": value}
-            except RowRejected as rejected:
-                log.add(rejected.problem)
-                counters["dropped"] += 1
-                continue
-            digest = _digest(value)
-            first = seen.get(digest)
-            if first is not None:
-                counters["duplicates"] += 1
-                counters["dropped"] += 1
-                log.add(Problem(record.line, None, f"An exact duplicate of the example at line {first}: left out.",
-                                "Remove the copy; duplicates make the model memorise those examples.", ERROR, record.file,
-                                "duplicate"))
-                continue
-            seen[digest] = record.line or 0
-            for w in warnings:
-                log.add(w)
-            counters["kept"] += 1
-            yield {**row, "line": record.line or 0, "file": record.file or ""}
+    def report() -> dict:  # once every row is read
+        _raise_if_fatal(log, rows.read > 0)
+        return _report(src, head, rows, log, preview, skip_bad_rows)
 
-    folder_final = folder or Path(tempfile.mkdtemp(prefix="hub-", dir=_ensure(_cache_root())))
-    work = Path(tempfile.mkdtemp(prefix=".loading-", dir=_ensure(_cache_root())))
-    try:
-        from datasets.arrow_writer import ArrowWriter
-
-        arrow_path = work / "data.arrow"
-        with ArrowWriter(features=_features(is_chat), path=str(arrow_path), writer_batch_size=5000) as writer:
-            _write_rows(writer, rows())
-            writer.finalize()
-        _raise_if_fatal(log, counters["read"] > 0)
-        skipped = log.counts.get("malformed_json", 0) if skip_bad_rows else 0
-        report = {
-            "choice": choice.__dict__, "detected": detected.__dict__ if detected else None, "columns": columns,
-            "first_row": preview.first_row,
-            "rows_read": counters["read"], "rows_kept": counters["kept"], "rows_dropped": counters["dropped"],
-            "rows_skipped": skipped, "duplicates": counters["duplicates"],
-            "problems": [asdict(p) for p in log.problems], "problem_counts": dict(log.counts),
-            "encodings": src.encodings, "split": src.split,
-        }
-        (work / "report.json").write_text(json.dumps(report), encoding="utf-8")
-        if folder_final.exists():
-            shutil.rmtree(folder_final, ignore_errors=True)
-        os.replace(work, folder_final)  # atomic: a half-written entry is never picked up
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    _prune_cache(keep=folder_final)
-    loaded = _from_cache(src, folder_final)
+    folder = folder or Path(tempfile.mkdtemp(prefix="hub-", dir=_ensure(_cache_root())))
+    _store(folder, rows(itertools.chain(head, records)), rows.is_chat, report)
+    _prune_cache(keep=folder)
+    loaded = _from_cache(src, folder)
     assert loaded is not None
     if loaded.rows_kept == 0:
         raise _nothing_usable(loaded)
     return loaded
+
+
+class _Rows:
+    """The records as the studio's rows (a conversation or a text, with its line and file), counted;
+    a record that cannot be used, or repeats an earlier one exactly, is left out and logged."""
+
+    def __init__(self, choice: FormatChoice, log: ProblemLog):
+        self.choice, self.log = choice, log
+        self.is_chat = choice.format in CHAT_FORMATS
+        self.read = self.kept = self.dropped = self.duplicates = 0
+        self._seen: dict[bytes, int] = {}  # an example's digest → the line it was first seen on
+
+    def __call__(self, records) -> Iterator[dict]:
+        for record in records:
+            self.read += 1
+            row = self._row(record)
+            if row is not None:
+                self.kept += 1
+                yield row
+
+    def _row(self, record) -> dict | None:
+        convert = to_conversation if self.is_chat else to_text
+        try:
+            value, warnings = convert(record.data, self.choice, record.line, record.file)
+        except RowRejected as rejected:
+            self.log.add(rejected.problem)
+            self.dropped += 1
+            return None
+        digest = _digest(value)
+        first = self._seen.get(digest)
+        if first is not None:
+            self.duplicates += 1
+            self.dropped += 1
+            self.log.add(Problem(record.line, None, f"An exact duplicate of the example at line {first}: left out.",
+                                 "Remove the copy; duplicates make the model memorise those examples.", ERROR, record.file,
+                                 "duplicate"))
+            return None
+        self._seen[digest] = record.line or 0
+        for w in warnings:
+            self.log.add(w)
+        return {"messages" if self.is_chat else "text": value, "line": record.line or 0, "file": record.file or ""}
+
+
+def _report(src: Source, head: list, rows: _Rows, log: ProblemLog, preview: ColumnPreview, skip_bad_rows: bool) -> dict:
+    """What report.json says of the data: the format chosen and detected, its columns, the counts, the problems."""
+    samples = [r.data for r in head]
+    detected = detect_format(samples, is_text_file=src.is_text)
+    return {
+        "choice": rows.choice.__dict__, "detected": detected.__dict__ if detected else None, "columns": columns_of(samples),
+        "first_row": preview.first_row,
+        "rows_read": rows.read, "rows_kept": rows.kept, "rows_dropped": rows.dropped,
+        "rows_skipped": log.counts.get("malformed_json", 0) if skip_bad_rows else 0, "duplicates": rows.duplicates,
+        "problems": [asdict(p) for p in log.problems], "problem_counts": dict(log.counts),
+        "encodings": src.encodings, "split": src.split,
+    }
+
+
+def _store(folder: Path, rows: Iterator[dict], is_chat: bool, report) -> None:
+    """The rows as an Arrow file and `report()` as report.json, built in a work folder that then
+    replaces `folder` whole: a half-written entry is never picked up."""
+    from datasets.arrow_writer import ArrowWriter
+
+    work = Path(tempfile.mkdtemp(prefix=".loading-", dir=_ensure(_cache_root())))
+    try:
+        with ArrowWriter(features=_features(is_chat), path=str(work / "data.arrow"), writer_batch_size=5000) as writer:
+            _write_rows(writer, rows)
+            writer.finalize()
+        (work / "report.json").write_text(json.dumps(report()), encoding="utf-8")
+        if folder.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+        os.replace(work, folder)  # atomic: a half-written entry is never picked up
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
 
 
 def _choose(head: list, fmt: str | None, mapping: dict | None, is_text: bool, preview: ColumnPreview) -> FormatChoice:

@@ -35,25 +35,36 @@ def kind_of_json(value, name: str = "") -> str | None:
     if not isinstance(value, dict) or not value:
         return None
     name = name.lower()
-    if isinstance(value.get("model"), dict) and ("added_tokens" in value or "pre_tokenizer" in value):
-        return "a tokenizer (tokenizer.json)"
-    if "peft_type" in value and ("target_modules" in value or "r" in value):
-        return "a LoRA adapter's configuration (adapter_config.json)"
-    if isinstance(value.get("weight_map"), dict):
-        return "the index of a model's weight files"
-    if isinstance(value.get("architectures"), list) and "model_type" in value:
-        return "a model's configuration (config.json)"
-    if "model_type" in value and any(k in value for k in MODEL_CONFIG_KEYS):
-        return "a model's configuration (config.json)"
-    if "tokenizer_class" in value or isinstance(value.get("added_tokens_decoder"), dict):
-        return "a tokenizer's settings (tokenizer_config.json)"
-    if "_from_model_config" in value or (name == "generation_config.json" and "transformers_version" in value):
-        return "a model's generation settings (generation_config.json)"
-    if name == "special_tokens_map.json" and set(value) <= SPECIAL_TOKEN_KEYS:
-        return "a tokenizer's special tokens (special_tokens_map.json)"
-    if name in ("vocab.json", "added_tokens.json") and all(isinstance(v, int) for v in list(value.values())[:1000]):
-        return f"a tokenizer's vocabulary ({name})"
-    return None
+    return next((kind.format(name=name) for looks_like, kind in _JSON_MODEL_FILES if looks_like(value, name)), None)
+
+
+def _is_tokenizer(v: dict, name: str) -> bool:
+    return isinstance(v.get("model"), dict) and ("added_tokens" in v or "pre_tokenizer" in v)
+
+
+def _is_model_config(v: dict, name: str) -> bool:
+    return "model_type" in v and (isinstance(v.get("architectures"), list) or any(k in v for k in MODEL_CONFIG_KEYS))
+
+
+def _is_vocabulary(v: dict, name: str) -> bool:
+    return name in ("vocab.json", "added_tokens.json") and all(isinstance(x, int) for x in list(v.values())[:1000])
+
+
+# (how a model file's JSON looks, what it is), most telling first; `name` is the file's name in lower case
+_JSON_MODEL_FILES = (
+    (_is_tokenizer, "a tokenizer (tokenizer.json)"),
+    (lambda v, name: "peft_type" in v and ("target_modules" in v or "r" in v),
+     "a LoRA adapter's configuration (adapter_config.json)"),
+    (lambda v, name: isinstance(v.get("weight_map"), dict), "the index of a model's weight files"),
+    (_is_model_config, "a model's configuration (config.json)"),
+    (lambda v, name: "tokenizer_class" in v or isinstance(v.get("added_tokens_decoder"), dict),
+     "a tokenizer's settings (tokenizer_config.json)"),
+    (lambda v, name: "_from_model_config" in v or (name == "generation_config.json" and "transformers_version" in v),
+     "a model's generation settings (generation_config.json)"),
+    (lambda v, name: name == "special_tokens_map.json" and set(v) <= SPECIAL_TOKEN_KEYS,
+     "a tokenizer's special tokens (special_tokens_map.json)"),
+    (_is_vocabulary, "a tokenizer's vocabulary ({name})"),
+)
 
 
 def kind_of_file(path: Path) -> str | None:
@@ -76,7 +87,7 @@ def _kind_of_token_list(path: Path, name: str) -> str | None:
     """merges.txt holds "a b" pairs, vocab.txt one token a line: a tokenizer's files, not text to learn."""
     try:
         with path.open(encoding="utf-8") as fh:
-            lines = [line.rstrip("\n") for _, line in zip(range(1000), fh)]
+            lines = [line.rstrip("\n") for _, line in zip(range(1000), fh, strict=False)]
     except (OSError, UnicodeDecodeError):
         return None
     body = [line for line in lines if line and not line.startswith("#version")]

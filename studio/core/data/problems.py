@@ -84,7 +84,7 @@ class DataError(StudioError):
 
     def __init__(self, message: str, advice: str, *, setting: str | None = None, example: str | None = None,
                  problems=(), preview=None) -> None:
-        super().__init__(message, fill_setting(advice, setting, CLI, example))
+        super().__init__(message, fill_setting(advice, setting, CLI, example), topic="data")
         self.template, self.setting, self.example = advice, setting, example
         self.problems = list(problems)
         self.preview = preview
@@ -132,6 +132,3 @@ class ProblemLog:
     @property
     def total(self) -> int:
         return sum(self.counts.values())
-
-    def has_fatal(self) -> bool:
-        return any(p.severity == FATAL for p in self.problems)

@@ -7,16 +7,16 @@ to the user's files.
 
 from __future__ import annotations
 
-import codecs
 import csv
 import json
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from studio.core.data import model_files
+from studio.core.data.encodings import detect_encoding
 from studio.core.data.problems import ERROR, FATAL, WARNING, Problem, ProblemLog
 from studio.core.errors import StudioError
 
@@ -81,7 +81,8 @@ def open_source(source: str | os.PathLike, *, split: str | None = None, subset: 
     """What the user named: a file, a folder, or a hub dataset id (from the local cache when offline)."""
     text = str(source).strip()
     if not text:
-        raise StudioError("No data was given.", "Choose a data file (.jsonl, .json, .csv, .tsv, .parquet, .txt), a folder, or a hub dataset id.")
+        raise StudioError("No data was given.",
+                          "Choose a data file (.jsonl, .json, .csv, .tsv, .parquet, .txt), a folder, or a hub dataset id.")
     if text.lower() in ("demo", "demo-data", "builtin:demo"):
         from studio.core.paths import demo_data_dir
 
@@ -140,60 +141,6 @@ def _open_folder(text: str, path: Path) -> Source:
 def _looks_like_hub_id(text: str) -> bool:
     parts = text.split("/")
     return len(parts) == 2 and all(parts) and not text.startswith((".", "~")) and "\\" not in text
-
-
-# ---------------------------------------------------------------------------------------------
-# Encodings
-# ---------------------------------------------------------------------------------------------
-
-BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
-        (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
-
-
-# When several encodings read a file equally well, the one most files in the wild use wins.
-COMMON_ENCODINGS = ("cp1252", "iso8859_1", "iso8859_15", "cp1251", "shift_jis", "gb18030", "big5", "euc_kr", "cp1250")
-
-
-def _guess_encoding(path: Path):
-    from charset_normalizer import from_path
-
-    matches = from_path(path)
-    best = matches.best()
-    if best is None:
-        return None
-    ties = [m for m in matches if m.chaos == best.chaos and m.coherence == best.coherence]
-    ranked = sorted(ties, key=lambda m: COMMON_ENCODINGS.index(m.encoding) if m.encoding in COMMON_ENCODINGS else len(COMMON_ENCODINGS))
-    return ranked[0] if ranked else best
-
-
-def detect_encoding(path: Path, label: str | None, log: ProblemLog) -> str | None:
-    """The encoding to read `path` with; None (and a fatal problem) when it cannot be recognised."""
-    with path.open("rb") as fh:
-        head = fh.read(4)
-    for bom, name in BOMS:
-        if head.startswith(bom):
-            return name
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    offset = 0
-    try:
-        with path.open("rb") as fh:
-            while chunk := fh.read(1 << 20):
-                decoder.decode(chunk)
-                offset += len(chunk)
-            decoder.decode(b"", final=True)
-        return "utf-8"
-    except UnicodeDecodeError as exc:
-        bad_at = offset + exc.start
-    best = _guess_encoding(path)
-    if best is None or best.encoding in ("utf_8", "ascii"):
-        log.add(Problem(None, None, f"The file is not UTF-8 text (an undecodable byte at position {bad_at}), "
-                        "and its encoding could not be recognised.",
-                        "Open it in a text editor or spreadsheet and save it as UTF-8.", FATAL, label, "encoding"))
-        return None
-    name = codecs.lookup(best.encoding).name
-    log.add(Problem(None, None, f"The file is not UTF-8: it reads as {name}, so the studio read it that way.",
-                    "Check a few examples below; save the file as UTF-8 to be sure.", WARNING, label, "encoding"))
-    return name
 
 
 # ---------------------------------------------------------------------------------------------
@@ -307,31 +254,41 @@ def _json_records(path: Path, label: str | None, log: ProblemLog, skip: bool, en
         log.add(Problem(json_error_line(exc), None, json_trouble(exc), "Fix the file at that place, or export it again.",
                         FATAL, label, "malformed_json"))
         return
-    if isinstance(value, dict):
-        kind = model_files.kind_of_json(value, path.name)
-        if kind:
-            log.add(_not_data(label or path.name, kind, alone=label is None))
-            return
-        for key in WRAPPER_KEYS + tuple(value):
-            rows = value.get(key)
-            if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows[:100]) and key not in ("messages",):
-                for i, row in enumerate(rows, start=1):
-                    if isinstance(row, dict):
-                        yield Record(i, row, label)
-                    else:
-                        log.add(Problem(i, key, f"Record {i} of '{key}' is a {type(row).__name__}, not an object.",
-                                        "Make every record an object with fields.", ERROR, label, "not_an_object"))
-                return
-        columns = {k: v for k, v in value.items() if isinstance(v, list)}
-        lengths = {len(v) for v in columns.values()}
-        if columns and len(columns) == len(value) and len(lengths) == 1:  # columnar: {"col": [...], ...}
-            for i in range(lengths.pop()):
-                yield Record(i + 1, {k: v[i] for k, v in columns.items()}, label)
-            return
-        yield Record(1, value, label)  # a single record
+    if not isinstance(value, dict):
+        log.add(Problem(None, None, f"The file holds a JSON {type(value).__name__}, not a list of records.",
+                        "Export the data as a JSON list of objects, or as JSON Lines.", FATAL, label, "not_records"))
         return
-    log.add(Problem(None, None, f"The file holds a JSON {type(value).__name__}, not a list of records.",
-                    "Export the data as a JSON list of objects, or as JSON Lines.", FATAL, label, "not_records"))
+    kind = model_files.kind_of_json(value, path.name)
+    if kind:
+        log.add(_not_data(label or path.name, kind, alone=label is None))
+        return
+    yield from _object_records(value, label, log)
+
+
+def _object_records(value: dict, label: str | None, log: ProblemLog) -> Iterator[Record]:
+    """The records of a JSON object: a list of them under a key ({"data": [...]}), columns of equal
+    length ({"col": [...], ...}), or the object itself as the one record."""
+    key = next((k for k in WRAPPER_KEYS + tuple(value) if k != "messages" and _holds_records(value.get(k))), None)
+    if key is not None:
+        for i, row in enumerate(value[key], start=1):
+            if isinstance(row, dict):
+                yield Record(i, row, label)
+            else:
+                log.add(Problem(i, key, f"Record {i} of '{key}' is a {type(row).__name__}, not an object.",
+                                "Make every record an object with fields.", ERROR, label, "not_an_object"))
+        return
+    columns = {k: v for k, v in value.items() if isinstance(v, list)}
+    lengths = {len(v) for v in columns.values()}
+    if columns and len(columns) == len(value) and len(lengths) == 1:  # columnar: {"col": [...], ...}
+        for i in range(lengths.pop()):
+            yield Record(i + 1, {k: v[i] for k, v in columns.items()}, label)
+        return
+    yield Record(1, value, label)  # a single record
+
+
+def _holds_records(rows) -> bool:
+    """A non-empty list whose first hundred items are objects."""
+    return isinstance(rows, list) and bool(rows) and all(isinstance(r, dict) for r in rows[:100])
 
 
 def _json_kind(value) -> str:
@@ -399,7 +356,8 @@ def _table_records(path: Path, label: str | None, log: ProblemLog, skip: bool, e
         except StopIteration:
             return
         except csv.Error as exc:
-            log.add(Problem(1, None, f"The header line cannot be read: {exc}.", "Check the file is a valid table.", FATAL, label, "bad_table"))
+            log.add(Problem(1, None, f"The header line cannot be read: {exc}.", "Check the file is a valid table.", FATAL, label,
+                            "bad_table"))
             return
         header = [h.strip() for h in header]
         if not any(header):
@@ -428,7 +386,7 @@ def _table_records(path: Path, label: str | None, log: ProblemLog, skip: bool, e
                 log.add(Problem(line, None, f"This row has {len(row)} fields but the header names {len(header)}.",
                                 "A value probably holds an unquoted comma or tab: put quotes around it.", ERROR, label, "extra_fields"))
                 continue
-            yield Record(line, dict(zip(header, row + [None] * (len(header) - len(row)))), label, sum(map(len, row)))
+            yield Record(line, dict(zip(header, row + [None] * (len(header) - len(row)), strict=False)), label, sum(map(len, row)))
 
 
 def _parquet_records(path: Path, label: str | None, log: ProblemLog) -> Iterator[Record]:

@@ -194,7 +194,7 @@ def _runs(encoded: Encoded) -> tuple[list[tuple[int, int, bool]], int]:
     """(start, end, trained) character runs covered by the kept tokens, and where they end."""
     runs: list[tuple[int, int, bool]] = []
     cursor = 0
-    for (start, end), label in zip(encoded.offsets, encoded.labels):
+    for (start, end), label in zip(encoded.offsets, encoded.labels, strict=False):
         if end <= start:
             continue
         if start > cursor:  # characters no token covers (rare): shown as not trained

@@ -1,7 +1,10 @@
 """The events a worker writes: one JSON object per line in events.jsonl (and on its stdout).
 
 Readers are tolerant: a worker killed mid-write leaves a partial last line, which is skipped.
-Fields may be added freely; never rename one without updating every reader (runs.py, the UI).
+Fields may be added freely; never rename one without updating every reader. The one reader of what
+the events mean is `runs.RunHistory` (where an attempt starts and ends, the curves, the samples, the
+status); a `finished` event's status is completed, cancelled or failed, and the `error` of a failed
+one is described in failures.py.
 """
 
 from __future__ import annotations
@@ -11,13 +14,11 @@ import math
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 EVENT_TYPES = ("started", "preflight", "step", "eval", "sample", "checkpoint", "finished", "log")
-STATUSES = ("completed", "cancelled", "failed")
-# How a failed run failed; the window shows kind-specific help.
-FAILURE_KINDS = ("out_of_memory", "nan_loss", "disk_full", "bad_input", "cancelled_hard", "crash", "killed")
 
 
 def _clean(value):
@@ -31,19 +32,30 @@ def _clean(value):
     return value
 
 
-class EventWriter:
-    """Appends events to events.jsonl, flushed at once, and echoes them to a stream (stdout)."""
+def is_main_process() -> bool:
+    """Whether this process is rank 0 of a (possibly multi-GPU) run: the one that speaks for it."""
+    return int(os.environ.get("RANK", "0")) == 0
 
-    def __init__(self, path: Path, echo: IO | None = sys.stdout):
+
+class EventWriter:
+    """Appends events to events.jsonl, flushed at once, and echoes them to a stream (stdout).
+
+    Only the main process of a multi-GPU run writes: on the other ranks a writer writes nothing
+    (`emit` still returns the event), so the code that reports needs no rank guards."""
+
+    def __init__(self, path: Path, echo: IO | None = sys.stdout, *, active: bool | None = None):
         self.path = Path(path)
-        self.echo = echo
-        self._fh = self.path.open("a", encoding="utf-8")
-        if not _ends_a_line(self.path):
+        self.active = is_main_process() if active is None else active
+        self.echo = echo if self.active else None
+        self._fh = self.path.open("a", encoding="utf-8") if self.active else None
+        if self._fh is not None and not _ends_a_line(self.path):
             self._fh.write("\n")  # a killed writer's cut line stays alone; the next event starts its own
             self._fh.flush()
 
     def emit(self, type: str, **fields) -> dict:
         event = {"type": type, "time": round(time.time(), 3), **_clean(fields)}
+        if self._fh is None:
+            return event
         line = json.dumps(event, ensure_ascii=False)
         self._fh.write(line + "\n")
         self._fh.flush()
@@ -56,7 +68,8 @@ class EventWriter:
         return event
 
     def close(self) -> None:
-        self._fh.close()
+        if self._fh is not None:
+            self._fh.close()
 
 
 def parse_line(line: str) -> dict | None:

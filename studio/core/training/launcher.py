@@ -13,15 +13,17 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from studio.core import runs
 from studio.core.errors import StudioError
 from studio.core.recipe import RunConfig
+from studio.core.runs import RunHistory
 from studio.core.training import ownership
-from studio.core.training.events import EventTail, EventWriter, last_attempt_offset, read_events, size_of
+from studio.core.training.events import EventTail, EventWriter, last_attempt_offset, size_of
+from studio.core.training.failures import Failure
 
 
 @dataclass
@@ -140,13 +142,11 @@ def watch(handle: RunProcess, interval: float = 0.2) -> Iterator[dict]:
     the worker has exited; then, if the worker died without saying how it ended, one `finished`
     event from `classify`."""
     tail = EventTail(handle.run_dir / runs.EVENTS, offset=handle.offset)
-    finished = False
+    history = RunHistory()
     for event in tail.follow(handle.alive, interval):
-        finished = finished or event["type"] == "finished"
-        if event["type"] == "started":
-            finished = False
+        history.add(event)
         yield event
-    if not finished:
+    if history.finished is None:
         yield classify(handle)
 
 
@@ -179,32 +179,33 @@ def classify(handle: RunProcess) -> dict:
     """How this attempt ended, as a `finished` event. If the worker wrote one, that one; otherwise (a
     kill, a crash in native code) one is derived from the exit status and the log — and written to
     the run's events, so the folder tells the same story later."""
-    events = read_events(handle.run_dir / runs.EVENTS, offset=handle.offset)
-    for event in reversed(events):
-        if event["type"] == "finished":
-            return event
-    return _record_failure(handle.run_dir, _failure(handle))
+    ended = RunHistory.read(handle.run_dir, handle.offset).last_ended  # this attempt's (or a later one's, since)
+    if ended is not None:
+        return ended
+    return _record_failure(handle.run_dir, _failure(handle).as_dict())
 
 
-def _failure(handle: RunProcess) -> dict:
+def _failure(handle: RunProcess) -> Failure:
+    """How a worker that said nothing ended, from its exit status and its log; each kind has its topic
+    (failures.KIND_TOPICS: out of memory is about memory, a full disk about the disk, the others about nothing set)."""
     code = handle.returncode
     log_tail = _log_tail(handle.run_dir / runs.STDERR)
     if handle.cancel_requests >= 2:
-        return {"kind": "cancelled_hard", "message": "The run was stopped at once, mid-step.",
-                "advice": "Resume it to continue from the last checkpoint (studio train --resume)."}
+        return Failure("cancelled_hard", "The run was stopped at once, mid-step.",
+                       "Resume it to continue from the last checkpoint (studio train --resume).")
     if "OutOfMemoryError" in log_tail or "CUDA out of memory" in log_tail:
-        return {"kind": "out_of_memory", "message": "The GPU ran out of memory and the worker stopped.",
-                "advice": "Lower the micro-batch or the sequence length, or turn on gradient checkpointing; the Memory page shows what fits."}
+        return Failure("out_of_memory", "The GPU ran out of memory and the worker stopped.",
+                       "Lower the micro-batch or the sequence length, or turn on gradient checkpointing; the Memory page shows what fits.")
     if "No space left on device" in log_tail:
-        return {"kind": "disk_full", "message": "The disk filled up while the run was saving.",
-                "advice": "Free some space, then resume the run: the last complete checkpoint is used."}
+        return Failure("disk_full", "The disk filled up while the run was saving.",
+                       "Free some space, then resume the run: the last complete checkpoint is used.")
     if code is not None and code < 0:
         name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
-        return {"kind": "killed", "message": f"The worker was ended by {name} (by the system or another program).",
-                "advice": "If memory ran out, close other programs or lower the batch size. Resume the run to continue."}
+        return Failure("killed", f"The worker was ended by {name} (by the system or another program).",
+                       "If memory ran out, close other programs or lower the batch size. Resume the run to continue.")
     last = log_tail.strip().splitlines()[-1] if log_tail.strip() else "no message"
-    return {"kind": "crash", "message": f"The worker stopped unexpectedly (exit status {code}): {last[:300]}",
-            "advice": f"See {handle.run_dir / runs.STDERR} for details; resume the run to continue from the last checkpoint."}
+    return Failure("crash", f"The worker stopped unexpectedly (exit status {code}): {last[:300]}",
+                   f"See {handle.run_dir / runs.STDERR} for details; resume the run to continue from the last checkpoint.")
 
 
 def _record_failure(run_dir: Path, error: dict) -> dict:

@@ -160,6 +160,24 @@ def process_start_time(pid: int) -> float | None:
         return None
 
 
+def pid_alive(pid: int | None) -> bool:
+    """Whether a process with this id runs now (any process: the id may have been reused since)."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie (exited, not yet reaped by its parent) is not running
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
 def _own_group() -> int | None:
     if not hasattr(os, "getpgid"):
         return None

@@ -66,54 +66,75 @@ def run_preflight(trainer, train_ds, eval_ds, batch_size: int) -> PreflightResul
     """One training step (and one eval forward) on the worst batches; leaves no trace on the run."""
     import torch
 
-    from studio.core.hardware import process_gpu_bytes
-
     model = trainer.model
-    collator = trainer.data_collator
     worst = [train_ds[i] for i in longest_rows(train_ds, batch_size)]
-    batch = collator(worst)
     device = next(p.device for p in model.parameters() if p.requires_grad)
-    batch = {k: v.to(device) for k, v in batch.items()}
-    cuda = device.type == "cuda"
-
+    batch = _on(device, trainer.data_collator(worst))
     trainable = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
     rng = _rng_state()
     optimizer = trainer.create_optimizer()  # Trainer reuses this optimizer when train() starts
     was_training = model.training
-    if cuda:
+    if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
     try:
-        model.train()
-        with trainer.compute_loss_context_manager():
-            loss = trainer.compute_loss(model, batch)
-        trainer.accelerator.backward(loss)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        del loss
+        _train_step(trainer, batch, optimizer)
         if eval_ds is not None and len(eval_ds):
-            eval_batch = collator([eval_ds[i] for i in longest_rows(eval_ds, batch_size)])
-            eval_batch = {k: v.to(device) for k, v in eval_batch.items()}
-            model.eval()
-            with torch.no_grad(), trainer.compute_loss_context_manager():
-                trainer.compute_loss(model, eval_batch)
-        nvml = process_gpu_bytes(device.index or 0) if cuda else None
-        if cuda:
-            torch.cuda.synchronize(device)
-        allocated = torch.cuda.max_memory_allocated(device) if cuda else None
-        reserved = torch.cuda.max_memory_reserved(device) if cuda else None
+            _eval_forward(trainer, _on(device, trainer.data_collator([eval_ds[i] for i in longest_rows(eval_ds, batch_size)])))
+        allocated, reserved, nvml = _peaks(device)
     finally:
-        # Put everything back as it was: weights, an empty optimizer, no gradients, the same RNG.
-        with torch.no_grad():
-            for name, p in model.named_parameters():
-                if name in trainable:
-                    p.copy_(trainable[name])
-                    p.grad = None
-        optimizer.state.clear()
-        _restore_rng(rng)
-        model.train(was_training)
-        if cuda:
+        _put_back(model, trainable, optimizer, rng, was_training)
+        if device.type == "cuda":
             torch.cuda.empty_cache()
     # tokens as the model saw them (padded, or packed into one row); longest: the longest example
     longest = max(len(row["input_ids"]) for row in worst)
     return PreflightResult(int(batch["input_ids"].numel()), longest, allocated, reserved, nvml)
+
+
+def _on(device, batch: dict) -> dict:
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def _train_step(trainer, batch: dict, optimizer) -> None:
+    """Forward, backward and optimizer step, as Trainer runs them."""
+    trainer.model.train()
+    with trainer.compute_loss_context_manager():
+        loss = trainer.compute_loss(trainer.model, batch)
+    trainer.accelerator.backward(loss)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def _eval_forward(trainer, batch: dict) -> None:
+    import torch
+
+    trainer.model.eval()
+    with torch.no_grad(), trainer.compute_loss_context_manager():
+        trainer.compute_loss(trainer.model, batch)
+
+
+def _peaks(device) -> tuple[int | None, int | None, int | None]:
+    """(peak allocated, peak reserved, the driver's count now) on a GPU; Nones on the CPU."""
+    import torch
+
+    from studio.core.hardware import process_gpu_bytes
+
+    if device.type != "cuda":
+        return None, None, None
+    nvml = process_gpu_bytes(device.index or 0)
+    torch.cuda.synchronize(device)
+    return torch.cuda.max_memory_allocated(device), torch.cuda.max_memory_reserved(device), nvml
+
+
+def _put_back(model, trainable: dict, optimizer, rng, was_training: bool) -> None:
+    """Everything as it was before the preflight: weights, an empty optimizer, no gradients, the same RNG."""
+    import torch
+
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name in trainable:
+                p.copy_(trainable[name])
+                p.grad = None
+    optimizer.state.clear()
+    _restore_rng(rng)
+    model.train(was_training)

@@ -4,36 +4,34 @@ adapter, and how long to train — with three presets for a first run and the re
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QDoubleValidator
 from PySide6.QtWidgets import (
     QButtonGroup,
-    QCheckBox,
-    QComboBox,
     QDoubleSpinBox,
-    QFormLayout,
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QListWidget,
     QListWidgetItem,
     QPushButton,
     QRadioButton,
     QSpinBox,
     QVBoxLayout,
-    QWidget,
 )
 
-from studio.core.recipe import AdapterSection, DataSection, OutputSection, TrainingSection, help_of
+from studio.core.presets import PRESETS, apply_preset, matching_preset
+from studio.core.recipe import AdapterSection, TrainingSection, help_of
 from studio.core.wording import count
+from studio.ui.pages.adapter_advanced import AdvancedOptions
 from studio.ui.pages.base import Page
-from studio.ui.presets import PRESETS, apply_preset, matching_preset
 from studio.ui.units import params, share
 from studio.ui.widgets.collapsible import Collapsible
 from studio.ui.widgets.text import help_label, set_state_style
 
 ATTENTION_WORDS = ("attn", "attention")
+ADVANCED = ("lr", "scheduler", "warmup", "batch", "accum", "adv_seq_len", "grad_ckpt", "preflight", "chunked_loss",
+            "packing", "upcast_frozen", "optimizer", "precision", "eval_every", "save_every", "sample_every",
+            "eval_fraction", "dora", "rslora", "seed", "run_name")  # the advanced fields, reachable from the page
 
 RANK_HELP = ("<b>Rank — how much the model can change.</b> The adapter's capacity: 8–16 is plenty to teach a tone, a format "
              "or a narrow task; 32–64 for broader new skills. Higher rank means more memory and more risk of memorising "
@@ -53,8 +51,35 @@ class AdapterPage(Page):
     def __init__(self, state, parent=None):
         super().__init__(state, parent, scroll=True)
         self._syncing = False
+        self.body.addWidget(self._presets_box())
+        self.body.addWidget(self._adapter_box())
+        self.body.addWidget(self._targets_box())
+        self.trainable = QLabel("", self)
+        self.trainable.setToolTip("Parameters the adapter trains, and their share of the whole model. Updated as you change things.")
+        self.trainable.setTextFormat(Qt.TextFormat.RichText)
+        self.body.addWidget(self.trainable)
+        self.body.addWidget(self._length_box())
+        self.options = AdvancedOptions(self)
+        self.options.edited.connect(self._advanced_edited)
+        for name in ADVANCED:
+            setattr(self, name, getattr(self.options, name))
+        self.advanced = Collapsible("Advanced options", self.options, tooltip="Learning rate, batch, precision, "
+                                    "checkpoints and more. The defaults are sensible.")
+        self.body.addWidget(self.advanced)
+        self.body.addStretch(1)
 
-        # ---- presets ----
+        state.adapter_changed.connect(self._show_adapter)
+        state.training_changed.connect(self._show_training)
+        state.data_settings_changed.connect(self._show_data_settings)
+        state.output_changed.connect(lambda: self.options.show_output(self.state.config.output))
+        state.plan_changed.connect(self._show_trainable)
+        state.model_changed.connect(self._fill_targets)
+        state.data_changed.connect(self._show_length)
+        self._fill_targets()
+
+    # ---- building the page ----
+
+    def _presets_box(self) -> QGroupBox:
         presets = QGroupBox("Presets", self)
         presets.setToolTip("Sensible settings for a first run: they set rank, alpha, dropout and the training length.")
         pl = QHBoxLayout(presets)
@@ -77,9 +102,9 @@ class AdapterPage(Page):
             box.addWidget(help_label(p["text"], presets))
             box.addStretch(1)
             pl.addLayout(box, 1)
-        self.body.addWidget(presets)
+        return presets
 
-        # ---- the adapter ----
+    def _adapter_box(self) -> QGroupBox:
         adapter = QGroupBox("The adapter", self)
         adapter.setToolTip("Rank, alpha and dropout of the LoRA adapter.")
         grid = QGridLayout(adapter)
@@ -108,9 +133,9 @@ class AdapterPage(Page):
         self.rank.valueChanged.connect(self._adapter_edited)
         self.alpha.valueChanged.connect(self._adapter_edited)
         self.dropout.valueChanged.connect(self._adapter_edited)
-        self.body.addWidget(adapter)
+        return adapter
 
-        # ---- target layers ----
+    def _targets_box(self) -> QGroupBox:
         targets = QGroupBox("Layers that get an adapter", self)
         targets.setToolTip("Each checked layer type gets its own small adapter in every decoder layer.")
         tl = QHBoxLayout(targets)
@@ -131,14 +156,9 @@ class AdapterPage(Page):
         tb.addWidget(self.targets_note)
         tb.addStretch(1)
         tl.addLayout(tb, 1)
-        self.body.addWidget(targets)
+        return targets
 
-        self.trainable = QLabel("", self)
-        self.trainable.setToolTip("Parameters the adapter trains, and their share of the whole model. Updated as you change things.")
-        self.trainable.setTextFormat(Qt.TextFormat.RichText)
-        self.body.addWidget(self.trainable)
-
-        # ---- training length ----
+    def _length_box(self) -> QGroupBox:
         length = QGroupBox("How long to train", self)
         length.setToolTip("One pass over the data is an epoch; or stop after a number of optimizer steps.")
         ll = QGridLayout(length)
@@ -169,111 +189,7 @@ class AdapterPage(Page):
         self.by_epochs.toggled.connect(self._length_edited)
         self.epochs.valueChanged.connect(self._length_edited)
         self.steps.valueChanged.connect(self._length_edited)
-        self.body.addWidget(length)
-
-        # ---- advanced ----
-        self.advanced = Collapsible("Advanced options", self._advanced_widget(), tooltip="Learning rate, batch, precision, "
-                                    "checkpoints and more. The defaults are sensible.")
-        self.body.addWidget(self.advanced)
-        self.body.addStretch(1)
-
-        state.config_changed.connect(self.sync_from_config)
-        state.model_changed.connect(self._fill_targets)
-        state.data_changed.connect(self._update_live)
-        self._fill_targets()
-        self.sync_from_config()
-
-    # ---- advanced options ----
-
-    def _advanced_widget(self) -> QWidget:
-        w = QWidget(self)
-        form = QFormLayout(w)
-        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.FieldsStayAtSizeHint)
-        t = TrainingSection
-        self.lr = QLineEdit(w)
-        validator = QDoubleValidator(1e-8, 0.99, 10, self.lr)
-        validator.setNotation(QDoubleValidator.Notation.ScientificNotation)
-        self.lr.setValidator(validator)
-        self.lr.setToolTip(help_of(t, "learning_rate").capitalize() + ": 1e-4 to 3e-4 is typical for LoRA (write e.g. 2e-4).")
-        self.lr.editingFinished.connect(self._advanced_edited)
-        self.scheduler = self._combo(w, ["cosine", "linear", "constant"], help_of(t, "scheduler"))
-        self.warmup = self._dspin(w, 0, 0.5, 0.01, 2, help_of(t, "warmup_ratio"))
-        self.batch = self._spin(w, 1, 512, help_of(t, "batch_size") + ". More is faster and needs more memory.")
-        self.accum = self._spin(w, 1, 1024, help_of(t, "grad_accum") + ". Effective batch = micro-batch × this.")
-        self.adv_seq_len = self._spin(w, 16, 131072, help_of(t, "seq_len"))
-        self.adv_seq_len.setSingleStep(128)
-        self.grad_ckpt = QCheckBox("Gradient checkpointing", w)
-        self.grad_ckpt.setToolTip(help_of(t, "gradient_checkpointing").capitalize())
-        self.grad_ckpt.toggled.connect(self._advanced_edited)
-        self.preflight = QCheckBox("Check the longest batch first", w)
-        self.preflight.setToolTip(help_of(t, "preflight").capitalize() + ": a run that cannot fit stops in seconds, not hours.")
-        self.preflight.toggled.connect(self._advanced_edited)
-        self.chunked_loss = QCheckBox("Chunked loss (no vocabulary-sized peak)", w)
-        self.chunked_loss.setToolTip(help_of(t, "chunked_loss").capitalize() + ".")
-        self.chunked_loss.toggled.connect(self._advanced_edited)
-        self.packing = QCheckBox("Join examples without padding (with flash attention)", w)
-        self.packing.setToolTip(help_of(t, "packing").capitalize() + ".")
-        self.packing.toggled.connect(self._advanced_edited)
-        self.upcast_frozen = QCheckBox("Keep an fp32 copy of embeddings and output layer", w)
-        self.upcast_frozen.setToolTip(help_of(t, "upcast_frozen").capitalize()
-                                      + ". Off saves ~2 bytes per embedding weight (≈2 GB on Llama 3 8B).")
-        self.upcast_frozen.toggled.connect(self._advanced_edited)
-        self.optimizer = self._combo(w, ["auto", "adamw", "adamw-8bit", "paged-adamw-8bit"], help_of(t, "optimizer"))
-        self.precision = self._combo(w, ["4bit", "8bit", "16bit"], help_of(t, "precision"))
-        self.eval_every = self._spin(w, 0, 1_000_000, help_of(t, "eval_every"))
-        self.save_every = self._spin(w, 0, 1_000_000, help_of(t, "save_every"))
-        self.sample_every = self._spin(w, 0, 1_000_000, help_of(t, "sample_every"))
-        self.eval_fraction = self._dspin(w, 0, 0.5, 0.05, 2, help_of(DataSection, "eval_fraction"))
-        self.dora = QCheckBox("DoRA", w)
-        self.dora.setToolTip(help_of(AdapterSection, "use_dora").capitalize())
-        self.dora.toggled.connect(self._advanced_edited)
-        self.rslora = QCheckBox("Rank-stabilised LoRA", w)
-        self.rslora.setToolTip(help_of(AdapterSection, "use_rslora").capitalize())
-        self.rslora.toggled.connect(self._advanced_edited)
-        self.seed = self._spin(w, 0, 2**31 - 1, help_of(t, "seed"))
-        self.run_name = QLineEdit(w)
-        self.run_name.setToolTip(help_of(OutputSection, "name").capitalize())
-        self.run_name.setMaxLength(64)
-        self.run_name.editingFinished.connect(self._advanced_edited)
-        rows = [("Learning rate:", self.lr), ("Schedule:", self.scheduler), ("Warm-up share:", self.warmup),
-                ("Micro-batch:", self.batch), ("Gradient accumulation:", self.accum), ("Sequence length:", self.adv_seq_len),
-                ("", self.grad_ckpt), ("", self.preflight), ("", self.chunked_loss), ("", self.packing),
-                ("", self.upcast_frozen), ("Optimizer:", self.optimizer), ("Base model in:", self.precision),
-                ("Eval loss every:", self.eval_every), ("Checkpoint every:", self.save_every),
-                ("Sample answers every:", self.sample_every), ("Held-out share:", self.eval_fraction),
-                ("", self.dora), ("", self.rslora), ("Seed:", self.seed), ("Run name:", self.run_name)]
-        for label, widget in rows:
-            if label:
-                name = QLabel(label, w)
-                name.setToolTip(widget.toolTip())
-                form.addRow(name, widget)
-            else:
-                form.addRow(widget)
-        return w
-
-    def _spin(self, parent, lo, hi, tip) -> QSpinBox:
-        s = QSpinBox(parent)
-        s.setRange(lo, hi)
-        s.setToolTip(tip[:1].upper() + tip[1:])
-        s.valueChanged.connect(self._advanced_edited)
-        return s
-
-    def _dspin(self, parent, lo, hi, step, decimals, tip) -> QDoubleSpinBox:
-        s = QDoubleSpinBox(parent)
-        s.setRange(lo, hi)
-        s.setSingleStep(step)
-        s.setDecimals(decimals)
-        s.setToolTip(tip[:1].upper() + tip[1:])
-        s.valueChanged.connect(self._advanced_edited)
-        return s
-
-    def _combo(self, parent, values, tip) -> QComboBox:
-        c = QComboBox(parent)
-        for v in values:
-            c.addItem(v, v)
-        c.setToolTip(tip[:1].upper() + tip[1:])
-        c.activated.connect(self._advanced_edited)
-        return c
+        return length
 
     # ---- edits → the recipe ----
 
@@ -305,34 +221,8 @@ class AdapterPage(Page):
         self.steps.setValue(steps)
         self._length_edited()
 
-    def _advanced_edited(self, *_args) -> None:
-        if self._syncing:
-            return
-        c = self.state.config
-        t, a = c.training, c.adapter
-        try:
-            lr = float(self.lr.text().replace(",", "."))
-            if 0 < lr < 1:
-                t.learning_rate = lr
-        except ValueError:
-            pass
-        t.scheduler = self.scheduler.currentData()
-        t.warmup_ratio = round(self.warmup.value(), 3)
-        t.batch_size, t.grad_accum, t.seq_len = self.batch.value(), self.accum.value(), self.adv_seq_len.value()
-        t.gradient_checkpointing = self.grad_ckpt.isChecked()
-        t.preflight = self.preflight.isChecked()
-        t.chunked_loss = self.chunked_loss.isChecked()
-        t.packing = ("on" if t.packing == "on" else "auto") if self.packing.isChecked() else "off"
-        t.upcast_frozen = self.upcast_frozen.isChecked()
-        t.optimizer = self.optimizer.currentData()
-        t.precision = self.precision.currentData()
-        t.eval_every, t.save_every, t.sample_every = self.eval_every.value(), self.save_every.value(), self.sample_every.value()
-        t.seed = self.seed.value()
-        c.data.eval_fraction = round(self.eval_fraction.value(), 3)
-        a.use_dora, a.use_rslora = self.dora.isChecked(), self.rslora.isChecked()
-        name = self.run_name.text().strip()
-        if name:
-            c.output.name = name
+    def _advanced_edited(self) -> None:
+        self.options.write_to(self.state.config)
         self.state.changed()
 
     # ---- targets ----
@@ -388,88 +278,73 @@ class AdapterPage(Page):
         self.state.config.adapter.targets = ["all-linear"] if everything else checked
         self.state.changed()
 
-    # ---- recipe → widgets ----
+    # ---- the recipe → widgets, one section at a time ----
 
     def sync_from_config(self) -> None:
+        """Every field from the recipe (a new model's layers are listed)."""
+        self._show_adapter()
+        self._show_training()
+        self._show_data_settings()
+        self.options.show_output(self.state.config.output)
+        self._show_trainable()
+
+    def _quietly(self, show) -> None:
+        """Set fields from the recipe without taking it for the user's edit."""
         self._syncing = True
         try:
-            c = self.state.config
-            a, t = c.adapter, c.training
-            self.rank.setValue(a.rank)
-            self.alpha.setValue(a.alpha)
-            self.dropout.setValue(a.dropout)
-            everything = "all-linear" in a.targets
-            for i in range(self.targets.count()):
-                item = self.targets.item(i)
-                item.setCheckState(Qt.CheckState.Checked if everything or item.text() in a.targets else Qt.CheckState.Unchecked)
-            by_steps = t.steps is not None
-            self.by_steps.setChecked(by_steps)
-            self.by_epochs.setChecked(not by_steps)
-            self.steps.setValue(t.steps or max(1, self.estimated_steps() or 1))
-            if t.epochs is not None:
-                self.epochs.setValue(t.epochs)
-            self.steps.setEnabled(by_steps)
-            self.epochs.setEnabled(not by_steps)
-            if self.lr.hasFocus() is False:
-                self.lr.setText(f"{t.learning_rate:g}")
-            self.scheduler.setCurrentIndex(max(0, self.scheduler.findData(t.scheduler)))
-            self.warmup.setValue(t.warmup_ratio)
-            self.batch.setValue(t.batch_size)
-            self.accum.setValue(t.grad_accum)
-            self.adv_seq_len.setValue(t.seq_len)
-            self.grad_ckpt.setChecked(t.gradient_checkpointing)
-            self.preflight.setChecked(t.preflight)
-            self.chunked_loss.setChecked(t.chunked_loss)
-            self.packing.setChecked(t.packing != "off")
-            self.upcast_frozen.setChecked(t.upcast_frozen)
-            self.optimizer.setCurrentIndex(max(0, self.optimizer.findData(t.optimizer)))
-            self.precision.setCurrentIndex(max(0, self.precision.findData(t.precision)))
-            self.eval_every.setValue(t.eval_every)
-            self.save_every.setValue(t.save_every)
-            self.sample_every.setValue(t.sample_every)
-            self.eval_fraction.setValue(c.data.eval_fraction)
-            self.dora.setChecked(a.use_dora)
-            self.rslora.setChecked(a.use_rslora)
-            self.seed.setValue(t.seed)
-            if not self.run_name.hasFocus():
-                self.run_name.setText(c.output.name)
-            preset = self.matching_preset()
-            for key, button in self.preset_buttons.items():
-                button.setChecked(key == preset)
-            if preset is None:
-                self.preset_group.setExclusive(False)
-                for button in self.preset_buttons.values():
-                    button.setChecked(False)
-                self.preset_group.setExclusive(True)
+            show()
         finally:
             self._syncing = False
-        self._update_live()
 
-    def first_control(self):
-        """Where the keyboard starts on this page: the preset in use, else the first preset."""
-        return self.preset_buttons.get(self.matching_preset() or "quick")
-
-    def matching_preset(self) -> str | None:
-        return matching_preset(self.state.config)
-
-    def estimated_steps(self) -> int | None:
-        view = self.state.data
-        if view is None:
-            return None
-        c = self.state.config
-        t = c.training
-        if t.steps is not None:
-            return t.steps
-        rows = view.report["rows"]
-        train_rows = rows - int(rows * c.data.eval_fraction) if c.data.eval_fraction else rows
-        per_step = t.batch_size * t.grad_accum * max(1, t.num_processes)
-        import math
-
-        return max(1, math.ceil((t.epochs or 1) * train_rows / per_step))
-
-    def _update_live(self) -> None:
+    def _show_adapter(self) -> None:
         a = self.state.config.adapter
+        self._quietly(lambda: self._set_adapter_fields(a))
+        self.options.show_adapter(a)
         self.strength.setText(f"Strength (alpha ÷ rank): {a.alpha / max(1, a.rank):.2g}")
+        self.summary_changed.emit()
+
+    def _set_adapter_fields(self, a: AdapterSection) -> None:
+        self.rank.setValue(a.rank)
+        self.alpha.setValue(a.alpha)
+        self.dropout.setValue(a.dropout)
+        everything = "all-linear" in a.targets
+        for i in range(self.targets.count()):
+            item = self.targets.item(i)
+            item.setCheckState(Qt.CheckState.Checked if everything or item.text() in a.targets else Qt.CheckState.Unchecked)
+        self._show_preset()
+
+    def _show_preset(self) -> None:
+        preset = self.matching_preset()
+        for key, button in self.preset_buttons.items():
+            button.setChecked(key == preset)
+        if preset is None:
+            self.preset_group.setExclusive(False)
+            for button in self.preset_buttons.values():
+                button.setChecked(False)
+            self.preset_group.setExclusive(True)
+
+    def _show_training(self) -> None:
+        t = self.state.config.training
+        self._quietly(lambda: self._set_length_fields(t))
+        self.options.show_training(t)
+        self._show_length()
+
+    def _set_length_fields(self, t: TrainingSection) -> None:
+        by_steps = t.steps is not None
+        self.by_steps.setChecked(by_steps)
+        self.by_epochs.setChecked(not by_steps)
+        self.steps.setValue(t.steps or max(1, self.estimated_steps() or 1))
+        if t.epochs is not None:
+            self.epochs.setValue(t.epochs)
+        self.steps.setEnabled(by_steps)
+        self.epochs.setEnabled(not by_steps)
+
+    def _show_data_settings(self) -> None:
+        self.options.show_data(self.state.config.data)
+        self._show_length()
+
+    def _show_trainable(self) -> None:
+        a = self.state.config.adapter
         plan = self.state.plan()
         info = self.state.model
         if plan is not None and info is not None:
@@ -480,12 +355,13 @@ class AdapterPage(Page):
             self.targets_note.setText("")
         else:
             self.trainable.setText("Trainable parameters appear once the model is read.")
+
+    def _show_length(self) -> None:
+        """The steps the run will take (estimated from the data when it trains for passes over it)."""
         steps = self.estimated_steps()
         t = self.state.config.training
         if steps is not None and t.steps is None:
-            self._syncing = True
-            self.steps.setValue(steps)  # what "Stop after" would start from
-            self._syncing = False
+            self._quietly(lambda: self.steps.setValue(steps))  # what "Stop after" would start from
         if steps is not None:
             eff = t.batch_size * t.grad_accum
             each = f"{count(steps, 'step')} of {count(eff, 'row')} each."
@@ -493,6 +369,22 @@ class AdapterPage(Page):
         else:
             self.length_note.setText("")
         self.summary_changed.emit()
+
+    def first_control(self):
+        """Where the keyboard starts on this page: the preset in use, else the first preset."""
+        return self.preset_buttons.get(self.matching_preset() or "quick")
+
+    def matching_preset(self) -> str | None:
+        return matching_preset(self.state.config)
+
+    def estimated_steps(self) -> int | None:
+        """The run's optimizer steps on the data shown, counted as the worker counts them."""
+        view = self.state.data
+        if view is None:
+            return None
+        c = self.state.config
+        rows = view.report["rows"]
+        return c.total_steps(rows - c.data.held_out_rows(rows))
 
     def summary(self) -> str:
         a, t = self.state.config.adapter, self.state.config.training

@@ -82,9 +82,11 @@ class DataPage(Page):
         self.body.addWidget(self._lengths_and_examples(), 1)
         state.data_loading.connect(self._loading)
         state.data_changed.connect(self._show)
-        state.config_changed.connect(self._sync_from_config)
+        state.training_changed.connect(self._show_seq_len)
+        state.data_settings_changed.connect(self._show_data_settings)
         state.model_changed.connect(self._model_changed)
-        self._sync_from_config()
+        self._show_seq_len()
+        self._show_data_settings()
 
     # ---- building the page ----
 
@@ -310,19 +312,22 @@ class DataPage(Page):
         if self.state.data is not None:
             self.state.load_data()
 
-    def _sync_from_config(self) -> None:
-        c = self.state.config
+    def _show_seq_len(self) -> None:
+        seq_len = self.state.config.training.seq_len
         self.seq_len.blockSignals(True)
-        self.seq_len.setValue(c.training.seq_len)
+        self.seq_len.setValue(seq_len)
         self.seq_len.blockSignals(False)
-        for box, value in ((self.skip_bad, c.data.skip_bad_rows), (self.answers_only, c.data.assistant_only)):
+        self.histogram.set_seq_len(seq_len)
+        self._show_truncation()
+
+    def _show_data_settings(self) -> None:
+        d = self.state.config.data
+        for box, value in ((self.skip_bad, d.skip_bad_rows), (self.answers_only, d.assistant_only)):
             box.blockSignals(True)
             box.setChecked(value)
             box.blockSignals(False)
         if not self.source.hasFocus():
-            self.source.setText(c.data.source)
-        self.histogram.set_seq_len(c.training.seq_len)
-        self._show_truncation()
+            self.source.setText(d.source)
 
     def _model_changed(self) -> None:
         if self.state.model is None:
@@ -420,7 +425,7 @@ class DataPage(Page):
 
     def _show_examples(self, examples: list[dict]) -> None:
         self.example_tabs.clear()
-        for view, example in zip(self.example_views, examples):
+        for view, example in zip(self.example_views, examples, strict=False):
             view.set_example(example)
             answers = sum(1 for s in example["segments"] if s.get("trained"))
             more = f" ({count(answers, 'answer')})" if answers > 1 else ""

@@ -1,8 +1,10 @@
 """4. Memory: will the run fit the GPU? The plan as a stacked bar against the card's memory, the
 verdict, the changes that would make it fit (as buttons), and the same run in other precisions.
 
-Everything here is recomputed on every edit of the recipe: `memory.plan` is a pure function that
-takes well under a millisecond, so the bar follows each slider without a thread."""
+Everything here follows the plan: it is shown again when the plan's inputs or the card change
+(`plan_changed`, `gpu_changed`). `memory.plan` is a pure function that takes well under a
+millisecond, and the state works each answer out once per configuration, so the bar follows each
+slider without a thread."""
 
 from __future__ import annotations
 
@@ -46,7 +48,36 @@ class MemoryPage(Page):
         self.last_update_ms = 0.0
         self._suggestion_buttons: list[QPushButton] = []
         self._fix_rows: list[QWidget] = []
+        self.body.addLayout(self._gpu_row())
+        self.fixes_note = help_label("", self)
+        self.fixes_note.setForegroundRole(QPalette.ColorRole.WindowText)  # news about the user's settings: not muted
+        self.fixes_note.setToolTip("Memory fixes belong to the model they were made for.")
+        self.fixes_note.setVisible(False)
+        self.body.addWidget(self.fixes_note)
+        self.body.addWidget(self._verdict_label())
+        self.bar = MemoryBar(self)
+        self.body.addWidget(self.bar)
+        self.details = help_label("", self)
+        self.body.addWidget(self.details)
+        self.suggest_box = QGroupBox("To make it fit", self)
+        self.suggest_box.setToolTip("Each Apply button makes the change written beside it; the plan updates at once.")
+        self.suggest_layout = QVBoxLayout(self.suggest_box)
+        self.suggest_empty = help_label("", self.suggest_box)
+        self.suggest_layout.addWidget(self.suggest_empty)
+        self.body.addWidget(self.suggest_box)
+        self.body.addWidget(self._comparison_box())
+        self.notes = help_label("", self)
+        self.body.addWidget(self.notes)
+        self.body.addStretch(1)
 
+        self._fill_gpus()
+        state.plan_changed.connect(self.refresh)
+        state.gpu_changed.connect(self._gpus_changed)
+        self.refresh()
+
+    # ---- building the page ----
+
+    def _gpu_row(self) -> QHBoxLayout:
         row = QHBoxLayout()
         row.addWidget(QLabel("Plan for:", self))
         self.gpu = QComboBox(self)
@@ -57,33 +88,18 @@ class MemoryPage(Page):
         self.gpu_note.setWordWrap(True)
         self.gpu_note.setToolTip("Which GPU the studio found on this computer.")
         row.addWidget(self.gpu_note, 1)
-        self.body.addLayout(row)
+        return row
 
-        self.fixes_note = help_label("", self)
-        self.fixes_note.setForegroundRole(QPalette.ColorRole.WindowText)  # news about the user's settings: not muted
-        self.fixes_note.setToolTip("Memory fixes belong to the model they were made for.")
-        self.fixes_note.setVisible(False)
-        self.body.addWidget(self.fixes_note)
-
+    def _verdict_label(self) -> QLabel:
         self.verdict = QLabel("", self)
         self.verdict.setWordWrap(True)
         font = QFont(self.verdict.font())
         font.setPointSizeF(font.pointSizeF() * 1.35)
         self.verdict.setFont(font)
         self.verdict.setToolTip("Planned memory against the GPU's memory.")
-        self.body.addWidget(self.verdict)
-        self.bar = MemoryBar(self)
-        self.body.addWidget(self.bar)
-        self.details = help_label("", self)
-        self.body.addWidget(self.details)
+        return self.verdict
 
-        self.suggest_box = QGroupBox("To make it fit", self)
-        self.suggest_box.setToolTip("Each Apply button makes the change written beside it; the plan updates at once.")
-        self.suggest_layout = QVBoxLayout(self.suggest_box)
-        self.suggest_empty = help_label("", self.suggest_box)
-        self.suggest_layout.addWidget(self.suggest_empty)
-        self.body.addWidget(self.suggest_box)
-
+    def _comparison_box(self) -> QGroupBox:
         compare = QGroupBox("The same run, other ways", self)
         compare.setToolTip("The same model, adapter and batch with the base model held in other precisions.")
         cl = QVBoxLayout(compare)
@@ -110,16 +126,7 @@ class MemoryPage(Page):
         height = self.table.horizontalHeader().sizeHint().height() + row_height * len(METHODS) + 4
         self.table.setFixedHeight(height)
         cl.addWidget(self.table)
-        self.body.addWidget(compare)
-        self.notes = help_label("", self)
-        self.body.addWidget(self.notes)
-        self.body.addStretch(1)
-
-        self._fill_gpus()
-        state.config_changed.connect(self.refresh)
-        state.model_changed.connect(self.refresh)
-        state.gpu_changed.connect(self._gpus_changed)
-        self.refresh()
+        return compare
 
     # ---- the GPU ----
 

@@ -34,6 +34,17 @@ from studio.ui.widgets.text import help_label, set_state_style, subheading
 
 SOURCE_ROLE = Qt.ItemDataRole.UserRole
 CHOOSE_AFTER_MS = 250  # arrow keys through the list: the model is read once the highlight rests
+CARD_FIELDS = (
+    ("architecture", "Architecture", "The model's design, as transformers names it."),
+    ("parameters", "Parameters", "Exact count, from building the model on PyTorch's meta device (no memory used)."),
+    ("layers", "Layers", "Decoder layers, hidden size and vocabulary."),
+    ("context", "Context length", "The longest text, in tokens, the model was built for."),
+    ("license", "License", "What you may do with the model and what you train from it."),
+    ("size", "Size on disk", "The weight files on this computer."),
+    ("template", "Chat template", "A chat model formats conversations with its own template; a base model gets the studio's."),
+    ("targets", "Adapter targets", "The layers an adapter can be attached to."),
+    ("where", "Location", "Where the studio found the model."),
+)
 
 
 class ModelPage(Page):
@@ -45,12 +56,28 @@ class ModelPage(Page):
         super().__init__(state, parent)
         self.setAcceptDrops(True)
         self._download = None
+        self._too_large = False
         split = QSplitter(Qt.Orientation.Horizontal, self)
         split.setChildrenCollapsible(False)
         self.body.addWidget(split, 1)
+        split.addWidget(self._finder(split))
+        split.addWidget(self._card(split))
+        split.setStretchFactor(0, 5)
+        split.setStretchFactor(1, 4)
+        split.setSizes([560, 440])
 
-        # ---- left: find a model ----
-        left = QWidget(split)
+        state.model_loading.connect(self._loading)
+        state.model_changed.connect(self._show_model)
+        state.gpu_changed.connect(self._update_warning)
+        state.plan_changed.connect(self._update_warning)
+        state.settings_changed.connect(self.update_online)
+        self._fill_list()
+        self.update_online()
+
+    # ---- building the page: find a model (left), its card (right) ----
+
+    def _finder(self, parent: QWidget) -> QWidget:
+        left = QWidget(parent)
         lv = QVBoxLayout(left)
         lv.setContentsMargins(0, 0, 8, 0)
         self.search = QLineEdit(left)
@@ -59,7 +86,24 @@ class ModelPage(Page):
         self.search.setClearButtonEnabled(True)
         self.search.textChanged.connect(self._filter)
         lv.addWidget(self.search)
-        self.tree = QTreeWidget(left)
+        lv.addWidget(self._model_list(left), 1)
+        lv.addLayout(self._hub_row(left))
+        folder_row = QHBoxLayout()
+        self.folder_button = QPushButton("&Folder…", left)
+        self.folder_button.setToolTip("Use a model folder on this computer (it holds config.json and *.safetensors). "
+                                      "You can also drag a folder onto this page.")
+        self.folder_button.clicked.connect(self._pick_folder)
+        folder_row.addWidget(self.folder_button)
+        folder_row.addWidget(help_label("or drag a model folder from your file manager onto this page.", left), 1)
+        lv.addLayout(folder_row)
+        lv.addLayout(self._download_row(left))
+        self.download_label = help_label("", left)
+        self.download_label.setVisible(False)
+        lv.addWidget(self.download_label)
+        return left
+
+    def _model_list(self, parent: QWidget) -> QTreeWidget:
+        self.tree = QTreeWidget(parent)
         self.tree.setHeaderLabels(["Model", "Parameters", "Where"])
         self.tree.setRootIsDecorated(False)
         self.tree.setToolTip("Click a model, or move to it with the arrow keys, to use it. Catalog models are planned from "
@@ -77,49 +121,41 @@ class ModelPage(Page):
         self.tree.itemSelectionChanged.connect(self._choose_timer.start)
         self.tree.itemActivated.connect(self._activated)
         self.tree.itemClicked.connect(self._activated)
-        lv.addWidget(self.tree, 1)
+        return self.tree
 
+    def _hub_row(self, parent: QWidget) -> QHBoxLayout:
         row = QHBoxLayout()
-        self.hub_id = QLineEdit(left)
+        self.hub_id = QLineEdit(parent)
         self.hub_id.setPlaceholderText("or a hub id, e.g. Qwen/Qwen3-4B")
         self.hub_id.setToolTip("A model on the Hugging Face hub: organisation/name. Use reads its configuration only; "
                                "Download fetches the weights too.")
         self.hub_id.returnPressed.connect(self._use_hub_id)
         row.addWidget(self.hub_id, 1)
-        self.use_button = QPushButton("&Use", left)
+        self.use_button = QPushButton("&Use", parent)
         self.use_button.setToolTip("Read this hub model's configuration (from the cache, the catalog, or — online — the hub).")
         self.use_button.clicked.connect(self._use_hub_id)
         row.addWidget(self.use_button)
-        self.download_button = QPushButton("&Download", left)
+        self.download_button = QPushButton("&Download", parent)
         self.download_button.setToolTip("Download the model's weights and tokenizer into the Hugging Face cache (needs internet).")
         self.download_button.clicked.connect(self._start_download)
         row.addWidget(self.download_button)
-        lv.addLayout(row)
-        folder_row = QHBoxLayout()
-        self.folder_button = QPushButton("&Folder…", left)
-        self.folder_button.setToolTip("Use a model folder on this computer (it holds config.json and *.safetensors). "
-                                      "You can also drag a folder onto this page.")
-        self.folder_button.clicked.connect(self._pick_folder)
-        folder_row.addWidget(self.folder_button)
-        folder_row.addWidget(help_label("or drag a model folder from your file manager onto this page.", left), 1)
-        lv.addLayout(folder_row)
-        drow = QHBoxLayout()
-        self.download_bar = QProgressBar(left)
+        return row
+
+    def _download_row(self, parent: QWidget) -> QHBoxLayout:
+        row = QHBoxLayout()
+        self.download_bar = QProgressBar(parent)
         self.download_bar.setToolTip("Download progress")
         self.download_bar.setVisible(False)
-        drow.addWidget(self.download_bar, 1)
-        self.cancel_download_button = QPushButton("Cancel download", left)
+        row.addWidget(self.download_bar, 1)
+        self.cancel_download_button = QPushButton("Cancel download", parent)
         self.cancel_download_button.setToolTip("Stop the download; what was downloaded is kept and the next download continues it.")
         self.cancel_download_button.setVisible(False)
         self.cancel_download_button.clicked.connect(self._cancel_download)
-        drow.addWidget(self.cancel_download_button)
-        lv.addLayout(drow)
-        self.download_label = help_label("", left)
-        self.download_label.setVisible(False)
-        lv.addWidget(self.download_label)
+        row.addWidget(self.cancel_download_button)
+        return row
 
-        # ---- right: the card ----
-        card = QGroupBox("Model card", split)
+    def _card(self, parent: QWidget) -> QGroupBox:
+        card = QGroupBox("Model card", parent)
         card.setToolTip("What the studio read from the model's configuration, without loading its weights.")
         cv = QVBoxLayout(card)
         self.card_title = subheading("", card)
@@ -131,30 +167,7 @@ class ModelPage(Page):
         self.busy.setToolTip("Reading the model's configuration…")
         self.busy.setVisible(False)
         cv.addWidget(self.busy)
-        form = QFormLayout()
-        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        self.fields: dict[str, QLabel] = {}
-        rows = [
-            ("architecture", "Architecture", "The model's design, as transformers names it."),
-            ("parameters", "Parameters", "Exact count, from building the model on PyTorch's meta device (no memory used)."),
-            ("layers", "Layers", "Decoder layers, hidden size and vocabulary."),
-            ("context", "Context length", "The longest text, in tokens, the model was built for."),
-            ("license", "License", "What you may do with the model and what you train from it."),
-            ("size", "Size on disk", "The weight files on this computer."),
-            ("template", "Chat template", "A chat model formats conversations with its own template; a base model gets the studio's."),
-            ("targets", "Adapter targets", "The layers an adapter can be attached to."),
-            ("where", "Location", "Where the studio found the model."),
-        ]
-        for key, label, tip in rows:
-            value = QLabel("–", card)
-            value.setWordWrap(True)
-            value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-            value.setToolTip(tip)
-            name = QLabel(label + ":", card)
-            name.setToolTip(tip)
-            form.addRow(name, value)
-            self.fields[key] = value
-        cv.addLayout(form)
+        cv.addLayout(self._card_fields(card))
         self.warning = QLabel("", card)
         self.warning.setWordWrap(True)
         self.warning.setVisible(False)
@@ -168,20 +181,22 @@ class ModelPage(Page):
         self.notes = help_label("", card)
         cv.addWidget(self.notes)
         cv.addStretch(1)
-        split.addWidget(left)
-        split.addWidget(card)
-        split.setStretchFactor(0, 5)
-        split.setStretchFactor(1, 4)
-        split.setSizes([560, 440])
-        self._too_large = False
+        return card
 
-        state.model_loading.connect(self._loading)
-        state.model_changed.connect(self._show_model)
-        state.gpu_changed.connect(self._update_warning)
-        state.config_changed.connect(self._update_warning)
-        state.settings_changed.connect(self.update_online)
-        self._fill_list()
-        self.update_online()
+    def _card_fields(self, card: QGroupBox) -> QFormLayout:
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.fields: dict[str, QLabel] = {}
+        for key, label, tip in CARD_FIELDS:
+            value = QLabel("–", card)
+            value.setWordWrap(True)
+            value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            value.setToolTip(tip)
+            name = QLabel(label + ":", card)
+            name.setToolTip(tip)
+            form.addRow(name, value)
+            self.fields[key] = value
+        return form
 
     # ---- the list ----
 
@@ -364,19 +379,32 @@ class ModelPage(Page):
         self.busy.setVisible(False)
         info = self.state.model
         if info is None:
-            message, advice = self.state.model_error or ("No model.", "")
-            self.card_title.setText("This model cannot be used")
-            for value in self.fields.values():
-                value.setText("–")
-            self.warning.setText(f"{message}\n{advice}")
-            set_state_style(self.warning, "bad")
-            self.warning.setVisible(True)
-            self._too_large = False
-            self.summary_changed.emit()
-            return
-        self._select_current()
-        if is_demo(info.source) and self.tree.topLevelItemCount():
-            self.tree.topLevelItem(0).setText(1, params(info.total_params))
+            self._show_unusable()
+        else:
+            self._select_current()
+            if is_demo(info.source) and self.tree.topLevelItemCount():
+                self.tree.topLevelItem(0).setText(1, params(info.total_params))
+            self._fill_card(info)
+            notes = list(info.notes)
+            if info.needs_trust_remote_code:
+                notes.append("This model runs its own code (allowed in Settings).")
+            self.notes.setText("\n".join(notes))
+            self.fixes_note.setText(self.state.fixes_note)
+            self.fixes_note.setVisible(bool(self.state.fixes_note))
+            self._update_warning()
+        self.summary_changed.emit()
+
+    def _show_unusable(self) -> None:
+        message, advice = self.state.model_error or ("No model.", "")
+        self.card_title.setText("This model cannot be used")
+        for value in self.fields.values():
+            value.setText("–")
+        self.warning.setText(f"{message}\n{advice}")
+        set_state_style(self.warning, "bad")
+        self.warning.setVisible(True)
+        self._too_large = False
+
+    def _fill_card(self, info) -> None:
         f = self.fields
         self.card_title.setText("Demo: plant-care assistant" if is_demo(info.source) else info.name)
         f["architecture"].setText(f"{info.architecture} ({info.model_type})")
@@ -393,27 +421,21 @@ class ModelPage(Page):
                               "no — the studio's simple template is used (fine for training a base model)")
         f["targets"].setText(", ".join(info.lora_targets))
         f["where"].setText(str(info.path) if info.path else (f"catalog ({info.hub_id})" if info.hub_id else info.source))
-        notes = list(info.notes)
-        if info.needs_trust_remote_code:
-            notes.append("This model runs its own code (allowed in Settings).")
-        self.notes.setText("\n".join(notes))
-        self.fixes_note.setText(self.state.fixes_note)
-        self.fixes_note.setVisible(bool(self.state.fixes_note))
-        self._update_warning()
-        self.summary_changed.emit()
 
     def _update_warning(self) -> None:
-        """Whether the model can fit the GPU: the same leanest run as the Memory page's fixes."""
+        """Whether the model can fit the GPU: the same leanest run as the Memory page's fixes (worked
+        out only when the run as set does not fit)."""
         info = self.state.model
         if info is None or self.busy.isVisibleTo(self):  # another model is being read: its card decides
             return
+        gpu = self.state.gpu
         try:
-            lean, now = self.state.leanest_plan(info), self.state.plan()
+            now = self.state.plan()
+            lean = self.state.leanest_plan(info) if now is None or not now.fits(gpu.bytes) else None
         except StudioError as exc:  # e.g. nothing an adapter can attach to
             self._show_warning(f"{exc.message} {exc.advice}", "bad")
             return
-        gpu = self.state.gpu
-        if lean is None or now is None or now.fits(gpu.bytes):
+        if lean is None or now is None:
             self._show_warning("", "")
         elif not lean.fits(gpu.bytes):
             self._show_warning(f"Too large for {gpu.label}: even the leanest run the studio can offer ({leanest_words(lean)}) "

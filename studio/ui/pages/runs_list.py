@@ -85,7 +85,18 @@ class RunsPage(Page):
         self.summaries: list = []
         self.opened: Path | None = None
         self._opening: Path | None = None
+        self.body.addLayout(self._build_toolbar())
+        split = QSplitter(Qt.Orientation.Vertical, self)
+        split.setChildrenCollapsible(False)
+        split.addWidget(self._build_table(split))
+        split.addWidget(self._build_detail(split))
+        split.setStretchFactor(0, 2)
+        split.setStretchFactor(1, 3)
+        self.body.addWidget(split, 1)
+        state.settings_changed.connect(self.refresh)
 
+    def _build_toolbar(self) -> QHBoxLayout:
+        """The runs folder, Refresh, and opening a run folder from anywhere."""
         row = QHBoxLayout()
         self.folder_label = help_label("", self)
         row.addWidget(self.folder_label, 1)
@@ -97,11 +108,11 @@ class RunsPage(Page):
         self.open_other_button.setToolTip("Open a run folder from anywhere (e.g. copied from another computer).")
         self.open_other_button.clicked.connect(self._open_other)
         row.addWidget(self.open_other_button)
-        self.body.addLayout(row)
+        return row
 
-        split = QSplitter(Qt.Orientation.Vertical, self)
-        split.setChildrenCollapsible(False)
-        self.table = QTableWidget(0, len(COLUMNS), split)
+    def _build_table(self, parent) -> QTableWidget:
+        """The runs, one row each, sortable by any column."""
+        self.table = QTableWidget(0, len(COLUMNS), parent)
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.verticalHeader().setVisible(False)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -118,11 +129,20 @@ class RunsPage(Page):
         header.setSortIndicatorShown(False)
         header.sortIndicatorChanged.connect(self._show_sort_arrow)
         self.table.itemSelectionChanged.connect(self._selected)
-        split.addWidget(self.table)
+        return self.table
 
-        detail = QWidget(split)
+    def _build_detail(self, parent) -> QWidget:
+        """The selected run: what can be done with it, and its curves, samples and recipe."""
+        detail = QWidget(parent)
         dv = QVBoxLayout(detail)
         dv.setContentsMargins(0, 4, 0, 0)
+        dv.addLayout(self._build_run_buttons(detail))
+        self.folder_note = path_note(detail)  # where the run is, when nothing could open it
+        dv.addWidget(self.folder_note)
+        dv.addWidget(self._build_tabs(detail), 1)
+        return detail
+
+    def _build_run_buttons(self, detail: QWidget) -> QHBoxLayout:
         buttons = QHBoxLayout()
         self.title_label = help_label("Select a run above.", detail)
         self.title_label.setTextFormat(Qt.TextFormat.RichText)
@@ -134,7 +154,8 @@ class RunsPage(Page):
         self.try_button.setToolTip("Try this run's adapter and export it.")
         self.try_button.clicked.connect(self._try)
         self.recipe_button = QPushButton("Train again with this recipe", detail)
-        self.recipe_button.setToolTip("Load this run's settings (model, data, adapter, training) into the pages, to change and start again.")
+        self.recipe_button.setToolTip("Load this run's settings (model, data, adapter, training) into the pages, "
+                                      "to change and start again.")
         self.recipe_button.clicked.connect(self._use_recipe)
         self.folder_button = QPushButton("Open folder", detail)
         self.folder_button.setToolTip("Show the run folder in your file manager.")
@@ -142,9 +163,9 @@ class RunsPage(Page):
         for b in (self.resume_button, self.try_button, self.recipe_button, self.folder_button):
             b.setEnabled(False)
             buttons.addWidget(b)
-        dv.addLayout(buttons)
-        self.folder_note = path_note(detail)  # where the run is, when nothing could open it
-        dv.addWidget(self.folder_note)
+        return buttons
+
+    def _build_tabs(self, detail: QWidget) -> QTabWidget:
         self.tabs = QTabWidget(detail)
         self.tabs.setToolTip("The selected run, read from its folder.")
         self.plot = LossPlot(self.tabs, title="Loss")
@@ -157,12 +178,7 @@ class RunsPage(Page):
         self.recipe.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         self.recipe.setToolTip("The run's recipe (run.toml): `studio train --recipe run.toml` runs it again.")
         self.tabs.addTab(self.recipe, "Recipe")
-        dv.addWidget(self.tabs, 1)
-        split.addWidget(detail)
-        split.setStretchFactor(0, 2)
-        split.setStretchFactor(1, 3)
-        self.body.addWidget(split, 1)
-        state.settings_changed.connect(self.refresh)
+        return self.tabs
 
     def on_shown(self) -> None:
         self.refresh()

@@ -10,119 +10,22 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QFont, QFontDatabase
-from PySide6.QtWidgets import (
-    QFrame,
-    QGridLayout,
-    QGroupBox,
-    QHBoxLayout,
-    QLabel,
-    QPlainTextEdit,
-    QProgressBar,
-    QPushButton,
-    QSplitter,
-    QTextBrowser,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton
 
 from studio.core import runs
 from studio.core.errors import StudioError
 from studio.core.wording import count
-from studio.ui.open_path import open_or_say_where, path_note
+from studio.ui.open_path import open_or_say_where
 from studio.ui.pages.base import Page
 from studio.ui.runner import TrainingThread
-from studio.ui.state import StartBlocker
 from studio.ui.tasks import start_task
 from studio.ui.units import duration
-from studio.ui.widgets.gauges import MemoryGauge
-from studio.ui.widgets.loss_plot import LossPlot
-from studio.ui.widgets.text import help_label, set_state_style, subheading
+from studio.ui.widgets.run_monitor import RunMonitor
+from studio.ui.widgets.run_panels import FailurePanel, StartBlockedPanel, stats_grid
+from studio.ui.widgets.text import set_state_style
 
-KIND_TITLES = {
-    "out_of_memory": "The GPU ran out of memory",
-    "nan_loss": "Training diverged (the loss became not-a-number)",
-    "disk_full": "The disk is full",
-    "bad_input": "The model or the data cannot be used",
-    "cancelled_hard": "The run was stopped at once",
-    "crash": "The training process stopped unexpectedly",
-    "killed": "The training process was ended from outside",
-    "could_not_start": "The run could not start",
-}
-
-
-class FailurePanel(QFrame):
-    """What went wrong, what to do, and a button that does it."""
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.setObjectName("failurePanel")
-        self.setStyleSheet("#failurePanel { border: 2px solid #d64541; border-radius: 6px; }")
-        self.setToolTip("Why the run stopped and what to do about it.")
-        layout = QVBoxLayout(self)
-        self.title = subheading("", self)
-        set_state_style(self.title, "bad")
-        self.message = QLabel("", self)
-        self.message.setWordWrap(True)
-        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.advice = QLabel("", self)
-        self.advice.setWordWrap(True)
-        self.advice.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        row = QHBoxLayout()
-        self.action = QPushButton("", self)
-        self.action.setToolTip("Apply the advice above to your settings and start a new run.")
-        self.log_button = QPushButton("Open the full log", self)
-        self.log_button.setToolTip("The worker's complete output (stderr.log in the run folder), with the technical details.")
-        row.addWidget(self.action)
-        row.addWidget(self.log_button)
-        row.addStretch(1)
-        layout.addWidget(self.title)
-        layout.addWidget(self.message)
-        self.log_path = path_note(self)  # where the log is, when nothing could open it
-        layout.addWidget(self.advice)
-        layout.addLayout(row)
-        layout.addWidget(self.log_path)
-        self.kind = ""
-
-    def show_error(self, kind: str, message: str, advice: str, action: str | None) -> None:
-        self.kind = kind
-        self.title.setText(KIND_TITLES.get(kind, "The run failed"))
-        self.message.setText(message)
-        self.advice.setText(f"What to do: {advice}" if advice else "")
-        self.action.setText(action or "")
-        self.action.setVisible(bool(action))
-        self.log_path.setVisible(False)
-        self.setVisible(True)
-
-
-class StartBlockedPanel(QFrame):
-    """Why Start is refused (the data or the model cannot be used), and a button to the page that fixes it."""
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.setObjectName("startBlocked")
-        self.setStyleSheet("#startBlocked { border: 1px solid #c98a00; border-radius: 4px; }")
-        self.setToolTip("Training cannot start until this is fixed.")
-        row = QHBoxLayout(self)
-        row.setContentsMargins(6, 3, 6, 3)
-        self.reason = QLabel("", self)
-        self.reason.setWordWrap(True)
-        self.reason.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.button = QPushButton("", self)
-        self.button.setToolTip("Show the page where this is fixed.")
-        row.addWidget(self.reason, 1)
-        row.addWidget(self.button)
-        self.page = ""
-        self.setVisible(False)
-
-    def show_blocker(self, blocker: StartBlocker | None) -> None:
-        self.setVisible(blocker is not None)
-        if blocker is None:
-            return
-        self.page = blocker.page
-        self.reason.setText(f"Training cannot start. {blocker.message} {blocker.advice}".strip())
-        self.button.setText(f"Go to the {blocker.page.capitalize()} page")
+TOPIC_PAGES = {"data": "data", "model": "model", "memory": "memory"}  # a failure's topic → the page that fixes it
 
 
 class TrainPage(Page):
@@ -142,31 +45,52 @@ class TrainPage(Page):
         self.past = None  # the RunSummary of a stopped run offered for resuming
         self._pending_action = None
 
-        # ---- controls ----
+        self.body.addLayout(self._controls_row())
+        self.blocked = StartBlockedPanel(self)
+        self.blocked.button.clicked.connect(lambda: self.go_to.emit(self.blocked.page))
+        self.body.addWidget(self.blocked)
+        self.body.addWidget(self._banner())
+        self.body.addWidget(self._progress_bar())
+        stats, self.stat_labels = stats_grid(self)
+        self.body.addLayout(stats)
+        self.failure = FailurePanel(self)
+        self.failure.setVisible(False)
+        self.failure.action.clicked.connect(self._apply_advice)
+        self.failure.log_button.clicked.connect(self._open_log)
+        self.body.addWidget(self.failure)
+        self.monitor = RunMonitor(self)
+        self.plot, self.gauge, self.samples, self.log = self.monitor.plot, self.monitor.gauge, self.monitor.samples, self.monitor.log
+        self.body.addWidget(self.monitor, 1)
+        state.model_changed.connect(self._update_buttons)
+        for signal in (state.data_settings_changed, state.data_loading, state.data_changed):
+            signal.connect(self._update_start)
+        self._update_start()
+
+    # ---- building the page ----
+
+    def _button(self, text: str, tip: str, slot, enabled: bool = True) -> QPushButton:
+        button = QPushButton(text, self)
+        button.setToolTip(tip)
+        button.setMinimumHeight(34)
+        button.setEnabled(enabled)
+        button.clicked.connect(slot)
+        return button
+
+    def _controls_row(self) -> QHBoxLayout:
         row = QHBoxLayout()
-        self.start_button = QPushButton("▶  &Start training", self)
-        self.start_button.setToolTip("Start a new run with the settings of the previous pages (Ctrl+Return).")
+        self.start_button = self._button("▶  &Start training", "Start a new run with the settings of the previous pages "
+                                         "(Ctrl+Return).", self.start_run)
         self.start_button.setShortcut("Ctrl+Return")
-        self.start_button.setMinimumHeight(34)
         f = self.start_button.font()
         f.setBold(True)
         self.start_button.setFont(f)
-        self.start_button.clicked.connect(self.start_run)
-        self.cancel_button = QPushButton("■  &Cancel", self)
-        self.cancel_button.setToolTip("Stop after the current step and save the adapter. Press again to stop at once.")
-        self.cancel_button.setMinimumHeight(34)
-        self.cancel_button.setEnabled(False)
-        self.cancel_button.clicked.connect(self.cancel_run)
-        self.resume_button = QPushButton("⟳  &Resume", self)
-        self.resume_button.setToolTip("Continue a stopped run from its last checkpoint.")
-        self.resume_button.setMinimumHeight(34)
-        self.resume_button.setEnabled(False)
-        self.resume_button.clicked.connect(self.resume_run)
-        self.try_button = QPushButton("Try it →", self)
-        self.try_button.setToolTip("Ask the fine-tuned model questions and export it (the next page).")
-        self.try_button.setMinimumHeight(34)
+        self.cancel_button = self._button("■  &Cancel", "Stop after the current step and save the adapter. Press again to "
+                                          "stop at once.", self.cancel_run, enabled=False)
+        self.resume_button = self._button("⟳  &Resume", "Continue a stopped run from its last checkpoint.",
+                                          lambda: self.resume_run(), enabled=False)
+        self.try_button = self._button("Try it →", "Ask the fine-tuned model questions and export it (the next page).",
+                                       self._try_run)
         self.try_button.setVisible(False)
-        self.try_button.clicked.connect(self._try_run)
         for b in (self.start_button, self.cancel_button, self.resume_button, self.try_button):
             row.addWidget(b)
         self.status = QLabel("Ready to train.", self)
@@ -174,102 +98,23 @@ class TrainPage(Page):
         self.status.setToolTip("What the run is doing.")
         row.addWidget(self.status, 1)
         row.addStretch(0)  # takes the room while the status is hidden, so the buttons keep their size
-        self.body.addLayout(row)
+        return row
 
-        self.blocked = StartBlockedPanel(self)
-        self.blocked.button.clicked.connect(lambda: self.go_to.emit(self.blocked.page))
-        self.body.addWidget(self.blocked)
-
+    def _banner(self) -> QLabel:
         self.banner = QLabel("", self)
         self.banner.setWordWrap(True)
         self.banner.setVisible(False)
         self.banner.setToolTip("A run from an earlier session.")
         self.banner.setStyleSheet("padding: 6px; border: 1px solid #f28e2b; border-radius: 4px;")
-        self.body.addWidget(self.banner)
+        return self.banner
 
+    def _progress_bar(self) -> QProgressBar:
         self.progress = QProgressBar(self)
         self.progress.setToolTip("Steps done of the run's total.")
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.progress.setFormat("not started")
-        self.body.addWidget(self.progress)
-
-        stats = QGridLayout()
-        self.stat_labels: dict[str, QLabel] = {}
-        for col, (key, name, tip) in enumerate((("step", "Step", "Optimizer steps done / in all."),
-                                                ("loss", "Loss", "Training loss of the last step (lower is better)."),
-                                                ("eval", "Eval loss", "Loss on held-out rows, measured every few steps."),
-                                                ("speed", "Tokens/s", "Training throughput."),
-                                                ("elapsed", "Elapsed", "Time since the run started."),
-                                                ("eta", "Time left", "Estimated from the speed so far."))):
-            title = QLabel(name, self)
-            title.setToolTip(tip)
-            title.setForegroundRole(title.foregroundRole())
-            value = QLabel("–", self)
-            value.setToolTip(tip)
-            vf = QFont(value.font())
-            vf.setPointSizeF(vf.pointSizeF() * 1.25)
-            vf.setBold(True)
-            value.setFont(vf)
-            stats.addWidget(title, 0, col)
-            stats.addWidget(value, 1, col)
-            self.stat_labels[key] = value
-        self.body.addLayout(stats)
-
-        self.failure = FailurePanel(self)
-        self.failure.setVisible(False)
-        self.failure.action.clicked.connect(self._apply_advice)
-        self.failure.log_button.clicked.connect(self._open_log)
-        self.body.addWidget(self.failure)
-
-        # ---- curves, memory, samples, log ----
-        split = QSplitter(Qt.Orientation.Horizontal, self)
-        split.setChildrenCollapsible(False)
-        self.plot = LossPlot(split)
-        self.plot.setMinimumHeight(260)
-        right = QWidget(split)
-        rv = QVBoxLayout(right)
-        rv.setContentsMargins(6, 0, 0, 0)
-        self.gauge = MemoryGauge(right)
-        rv.addWidget(self.gauge)
-        samples_box = QGroupBox("Sample answers during training", right)
-        samples_box.setToolTip("The model answers the same prompts every few steps: watch its answers change.")
-        sv = QVBoxLayout(samples_box)
-        self.samples = QTextBrowser(samples_box)
-        self._sample_blocks: list[str] = []  # the HTML of each sample answer, oldest first
-        self.samples.setToolTip("Answers to the sample prompts, newest first.")
-        self.samples.setPlaceholderText("Sample answers appear here every few steps.")
-        sv.addWidget(self.samples)
-        rv.addWidget(samples_box, 1)
-        split.addWidget(self.plot)
-        split.addWidget(right)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 2)
-        split.setSizes([640, 420])
-
-        log_box = QWidget(self)
-        lv = QVBoxLayout(log_box)
-        lv.setContentsMargins(0, 0, 0, 0)
-        self.log = QPlainTextEdit(log_box)
-        self.log.setReadOnly(True)
-        self.log.setMaximumBlockCount(400)
-        self.log.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
-        self.log.setToolTip("The last lines the training process wrote (its full log is stderr.log in the run folder).")
-        self.log.setPlaceholderText("The training process's messages appear here.")
-        lv.addWidget(help_label("Log", log_box))
-        lv.addWidget(self.log)
-        vsplit = QSplitter(Qt.Orientation.Vertical, self)
-        vsplit.setChildrenCollapsible(False)
-        vsplit.addWidget(split)
-        vsplit.addWidget(log_box)
-        vsplit.setStretchFactor(0, 4)
-        vsplit.setStretchFactor(1, 1)
-        vsplit.setSizes([420, 120])
-        self.body.addWidget(vsplit, 1)
-        state.model_changed.connect(self._update_buttons)
-        for signal in (state.config_changed, state.data_loading, state.data_changed):
-            signal.connect(self._update_start)
-        self._update_start()
+        return self.progress
 
     # ---- running ----
 
@@ -287,7 +132,7 @@ class TrainPage(Page):
         try:
             config.validate()
         except StudioError as exc:
-            self._show_failure("could_not_start", exc.message, exc.advice)
+            self._show_failure("could_not_start", exc.message, exc.advice, _error_of(exc.message, exc.topic))
             return
         self._reset_view()
         self.status.setText("Starting the training process (loading the model takes a moment)…")
@@ -354,11 +199,11 @@ class TrainPage(Page):
         thread.run_started.connect(self._on_started)
         thread.steps.connect(self._on_steps)
         thread.evaluated.connect(self._on_eval)
-        thread.preflighted.connect(self._on_preflight)
-        thread.sampled.connect(self._on_sample)
-        thread.logged.connect(self._on_log)
-        thread.checkpointed.connect(self._on_checkpoint)
-        thread.cancelling.connect(self._on_cancelling)
+        thread.preflighted.connect(self.monitor.preflighted)
+        thread.sampled.connect(self.monitor.add_sample)
+        thread.logged.connect(self.monitor.add_lines)
+        thread.checkpointed.connect(lambda e: self.monitor.note(f"step {e.get('step')}: checkpoint saved ({e.get('path')})"))
+        thread.cancelling.connect(lambda what: self.monitor.note(f"cancel: {what}"))
         thread.run_finished.connect(self._on_finished)
         thread.report.connect(self._on_report)
         thread.finished.connect(self._update_buttons)
@@ -369,10 +214,7 @@ class TrainPage(Page):
         self.failure.setVisible(False)
         self.banner.setVisible(False)
         self.try_button.setVisible(False)
-        self.plot.clear()
-        self._show_samples([])
-        self.log.clear()
-        self.gauge.reset()
+        self.monitor.reset()
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.progress.setFormat("starting…")
@@ -437,6 +279,13 @@ class TrainPage(Page):
             self.progress.setFormat("step %v of %m")
         self.step = int(e["step"])
         self.progress.setValue(self.step)
+        self._show_step_figures(e, total)
+        measured = e.get("gpu_nvml_bytes") or e.get("gpu_reserved_bytes") or e.get("gpu_bytes")
+        if measured is not None:  # what the driver sees (context included) where known, else what PyTorch holds
+            self.gauge.set_values(measured=measured, peak=e.get("gpu_peak_reserved_bytes") or e.get("gpu_peak_bytes"))
+        self.summary_changed.emit()
+
+    def _show_step_figures(self, e: dict, total) -> None:
         s = self.stat_labels
         s["step"].setText(f"{self.step} / {total}")
         loss = e.get("loss")
@@ -445,45 +294,11 @@ class TrainPage(Page):
         s["speed"].setText(f"{tps:,.0f}" if tps else "–")
         s["elapsed"].setText(duration(e.get("elapsed_s")))
         s["eta"].setText(duration(e.get("eta_s")))
-        measured = e.get("gpu_nvml_bytes") or e.get("gpu_reserved_bytes") or e.get("gpu_bytes")
-        if measured is not None:  # what the driver sees (context included) where known, else what PyTorch holds
-            self.gauge.set_values(measured=measured, peak=e.get("gpu_peak_reserved_bytes") or e.get("gpu_peak_bytes"))
-        self.summary_changed.emit()
-
-    def _on_preflight(self, e: dict) -> None:
-        from studio.ui.units import gb
-
-        measured = e.get("measured_nvml_bytes") or e.get("measured_reserved_bytes") or e.get("measured_allocated_bytes")
-        if measured:
-            self.gauge.set_values(measured=measured, peak=measured, planned=e.get("planned_bytes"))
-            self.log.appendPlainText(f"[studio] preflight: the longest batch ({count(e.get('tokens') or 0, 'token')}) took {gb(measured, 2)} "
-                                     f"of GPU memory (planned {gb(e.get('planned_bytes'), 2)}).")
-        else:
-            self.log.appendPlainText(f"[studio] preflight: the longest batch ({count(e.get('tokens') or 0, 'token')}) ran.")
 
     def _on_eval(self, e: dict) -> None:
         self.plot.add_eval(e)
         if e.get("eval_loss") is not None:
             self.stat_labels["eval"].setText(f"{e['eval_loss']:.4f}")
-
-    def _on_sample(self, e: dict) -> None:
-        from studio.ui.run_view import sample_html
-
-        self._show_samples([*self._sample_blocks, sample_html(e)])
-
-    def _show_samples(self, blocks: list[str]) -> None:
-        """The sample answers, newest first, set at once (no round trip through the document's HTML)."""
-        self._sample_blocks = blocks
-        self.samples.setHtml("".join(reversed(blocks)))
-
-    def _on_log(self, lines: list[str]) -> None:
-        self.log.appendPlainText("\n".join(lines))
-
-    def _on_checkpoint(self, e: dict) -> None:
-        self.log.appendPlainText(f"[studio] step {e.get('step')}: checkpoint saved ({e.get('path')})")
-
-    def _on_cancelling(self, what: str) -> None:
-        self.log.appendPlainText(f"[studio] cancel: {what}")
 
     def _on_finished(self, e: dict) -> None:
         self.last_finished = e
@@ -509,8 +324,8 @@ class TrainPage(Page):
         self.status.setText("The run failed — see below.")
         set_state_style(self.status, "bad")
         message, advice = error.get("message", ""), error.get("advice", "")
-        self._show_failure(error.get("kind", "crash"), message, advice)
-        self.log.appendPlainText(f"[studio] The run failed: {message}" + (f"\n[studio] What to do: {advice}" if advice else ""))
+        self._show_failure(error.get("kind", "crash"), message, advice, error)
+        self.monitor.note(f"The run failed: {message}" + (f"\n[studio] What to do: {advice}" if advice else ""))
 
     def _has_adapter(self) -> bool:
         return self.run_dir is not None and (self.run_dir / runs.ADAPTER / "adapter_model.safetensors").is_file()
@@ -519,20 +334,21 @@ class TrainPage(Page):
         self.state.select_run(self.run_dir)
         self.go_to.emit("try")
 
-    def _on_report(self, message: str, advice: str) -> None:
-        self._show_failure("could_not_start", message, advice)
+    def _on_report(self, message: str, advice: str, topic: str | None = None) -> None:
+        self._show_failure("could_not_start", message, advice, _error_of(message, topic))
         self.status.setText("The run could not start — see below.")
         set_state_style(self.status, "bad")
         self._update_buttons()
 
     # ---- failures and their advice ----
 
-    def _show_failure(self, kind: str, message: str, advice: str) -> None:
-        action, self._pending_action = self._advice_action(kind, message)
+    def _show_failure(self, kind: str, message: str, advice: str, error: dict | None = None) -> None:
+        """`error`: the failure as the worker described it (its `topic` says which page fixes it)."""
+        action, self._pending_action = self._advice_action(kind, error or {"message": message})
         self.failure.show_error(kind, message, advice, action)
         self.failure.log_button.setVisible(self.run_dir is not None and (self.run_dir / runs.STDERR).is_file())
 
-    def _advice_action(self, kind: str, message: str):
+    def _advice_action(self, kind: str, error: dict):
         """(button text, what it does) for a failure kind."""
         if kind == "out_of_memory":
             return "Use less memory and start again", self._fix_memory
@@ -542,10 +358,7 @@ class TrainPage(Page):
         if kind == "disk_full":
             return "I freed some space: resume", lambda: self.resume_run()
         if kind in ("bad_input", "could_not_start"):
-            page = "data" if _about_data(message, self.state.config.data.source) else "model"
-            if kind == "could_not_start" and not _about_data(message, self.state.config.data.source) \
-                    and not _about_model(message, self.state.config.model.source):
-                page = "adapter"
+            page = page_that_fixes(kind, error, self.state.config)
             return f"Go to the {page.capitalize()} page", lambda: self.go_to.emit(page)
         if self.run_dir is not None and runs.resume_point(self.run_dir) is not None:
             return "Resume from the last checkpoint", lambda: self.resume_run()
@@ -558,17 +371,14 @@ class TrainPage(Page):
     def _fix_memory(self) -> None:
         """Apply the planner's first suggestion for this GPU; if the plan thought it fitted, ask it to
         free a fifth of the planned memory instead."""
-        from studio.core import memory
-
         s = self.state
         c = s.config
         suggestions = s.suggestions()
         if not suggestions and s.model is not None:
             plan = s.plan()
-            target = int(plan.total_bytes * 0.8) if plan else s.gpu.bytes
-            suggestions = memory.suggest_changes(*s._plan_inputs(), target, s.smaller_models)
+            suggestions = s.suggestions(int(plan.total_bytes * 0.8) if plan else s.gpu.bytes)
         if suggestions:
-            self.log.appendPlainText(f"[studio] applying: {suggestions[0].change}")
+            self.monitor.note(f"applying: {suggestions[0].change}")
             s.apply_changes(suggestions[0].changes)
         else:
             c.training.batch_size = max(1, c.training.batch_size // 2)
@@ -602,7 +412,7 @@ class TrainPage(Page):
         self.plot.set_history(series["loss"], series["eval_loss"], series["lr"])
         from studio.ui.run_view import sample_html
 
-        self._show_samples([sample_html(e) for e in view.samples])
+        self.monitor.show_samples([sample_html(e) for e in view.samples])
         if view.started:
             self.total_steps = view.started.get("total_steps")
             if self.total_steps:
@@ -642,6 +452,26 @@ def _ended(status: str, step: int) -> str:
     if status == "completed":
         return f"completed, {count(step, 'step')}"
     return f"{status} at step {step}" if step else status
+
+
+def _error_of(message: str, topic: str | None) -> dict:
+    """A StudioError as a failure's `error`: with its topic only when it has one."""
+    return {"message": message} if topic is None else {"message": message, "topic": topic}
+
+
+def page_that_fixes(kind: str, error: dict, config) -> str:
+    """The page that fixes a bad_input or could_not_start failure: the one its `topic` names ("data",
+    "model", "memory"); else the Model page for bad input, the Adapter page (the settings) for a run
+    that could not start. A failure without a topic — from a run folder an older studio wrote, or an
+    error whose maker named none — is read: a message about the data or the model leads there."""
+    if "topic" in error:
+        return TOPIC_PAGES.get(error["topic"] or "", "model" if kind == "bad_input" else "adapter")
+    message = error.get("message", "")
+    if _about_data(message, config.data.source):
+        return "data"
+    if kind == "bad_input" or _about_model(message, config.model.source):
+        return "model"
+    return "adapter"
 
 
 def _about_data(message: str, source: str) -> bool:

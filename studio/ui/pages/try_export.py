@@ -12,13 +12,10 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
-    QFileDialog,
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QPlainTextEdit,
-    QProgressBar,
     QPushButton,
     QSpinBox,
     QSplitter,
@@ -26,22 +23,11 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from studio.core import paths
 from studio.core.wording import count
-from studio.ui.open_path import open_or_say_where, path_note
 from studio.ui.pages.base import Page
+from studio.ui.pages.export_panel import ExportPanel
 from studio.ui.tasks import Task, start_task
-from studio.ui.units import gb
-from studio.ui.widgets.text import help_label, set_state_style
-
-EXPORTS = {
-    "adapter": ("Export &adapter", ("The trained adapter (small), with a model card and the recipe. Load it on top of the "
-                                    "base model with PEFT, or share it.")),
-    "merged": ("Export &merged model", ("The base model with the adapter merged in, as a standalone 16-bit model "
-                                        "(as large as the base; needs its weights on this computer).")),
-    "ollama": ("Export for &Ollama", "The adapter plus an Ollama Modelfile: `ollama create NAME -f Modelfile` in the folder."),
-}
-
+from studio.ui.widgets.text import set_state_style
 
 NO_RUN_HINT = "Train a run first (or pick one under Runs)."
 
@@ -56,14 +42,31 @@ class TryExportPage(Page):
         self.try_model = None
         self.try_model_dir: Path | None = None
         self._ask_task: Task | None = None
-        self._export_task: Task | None = None
-        self._export_kind: str | None = None
-        self._refused_kind: str | None = None  # the export that stopped at files in the way, to run again with force
-        self.last_export: Path | None = None
         self.answers = {"base": "", "adapter": ""}
         self.answered_run: Path | None = None  # the run whose answers are on screen
         self._hinting = False  # the status says "Train a run first"
 
+        self.body.addLayout(self._run_row())
+        self.body.addLayout(self._prompt_row())
+        self.body.addLayout(self._answer_settings_row())
+        split = QSplitter(Qt.Orientation.Horizontal, self)
+        split.setChildrenCollapsible(False)
+        self.base_view = self._answer_box(split, "Base model", "What the model answered before fine-tuning.")
+        self.adapter_view = self._answer_box(split, "Fine-tuned", "What the model answers with your adapter.")
+        self.body.addWidget(split, 1)
+        self.exports = ExportPanel(state, self)
+        self.exports.busy_changed.connect(self._update_enabled)
+        for name in ("destination", "export_buttons", "export_progress", "overwrite_button", "open_button", "export_status",
+                     "folder_note"):
+            setattr(self, name, getattr(self.exports, name))
+        self.body.addWidget(self.exports)
+        state.run_selected.connect(self._run_selected)
+        state.data_changed.connect(self._suggest_prompt)
+        self._update_enabled()
+
+    # ---- building the page ----
+
+    def _run_row(self) -> QHBoxLayout:
         row = QHBoxLayout()
         row.addWidget(QLabel("Run:", self))
         self.run_combo = QComboBox(self)
@@ -75,9 +78,9 @@ class TryExportPage(Page):
         self.refresh_button.setToolTip("Look for runs again.")
         self.refresh_button.clicked.connect(self.refresh_runs)
         row.addWidget(self.refresh_button)
-        self.body.addLayout(row)
+        return row
 
-        # ---- the prompt ----
+    def _prompt_row(self) -> QHBoxLayout:
         prompt_row = QHBoxLayout()
         self.prompt = QPlainTextEdit(self)
         self.prompt.setPlaceholderText("Ask something your data is about…")
@@ -97,7 +100,9 @@ class TryExportPage(Page):
         self.stop_button.clicked.connect(self._stop)
         side.addWidget(self.stop_button)
         prompt_row.addLayout(side)
-        self.body.addLayout(prompt_row)
+        return prompt_row
+
+    def _answer_settings_row(self) -> QHBoxLayout:
         settings = QHBoxLayout()
         settings.addWidget(QLabel("Answer length:", self))
         self.max_tokens = QSpinBox(self)
@@ -116,67 +121,7 @@ class TryExportPage(Page):
         self.try_status.setWordWrap(True)
         self.try_status.setToolTip("What the models are doing.")
         settings.addWidget(self.try_status, 1)
-        self.body.addLayout(settings)
-
-        split = QSplitter(Qt.Orientation.Horizontal, self)
-        split.setChildrenCollapsible(False)
-        self.base_view = self._answer_box(split, "Base model", "What the model answered before fine-tuning.")
-        self.adapter_view = self._answer_box(split, "Fine-tuned", "What the model answers with your adapter.")
-        self.body.addWidget(split, 1)
-
-        # ---- export ----
-        export = QGroupBox("Export", self)
-        export.setToolTip("Write the result to a folder; an export is written completely before it replaces anything. "
-                          "Files of yours in the folder are kept.")
-        ev = QVBoxLayout(export)
-        drow = QHBoxLayout()
-        drow.addWidget(QLabel("Folder:", export))
-        self.destination = QLineEdit(export)
-        self.destination.setToolTip("Where the export goes. Each kind of export suggests its own folder.")
-        self.destination.setPlaceholderText("Chosen for you when you export; or type a folder")
-        drow.addWidget(self.destination, 1)
-        self.browse_button = QPushButton("Choose…", export)
-        self.browse_button.setToolTip("Choose the folder to export to.")
-        self.browse_button.clicked.connect(self._browse)
-        drow.addWidget(self.browse_button)
-        ev.addLayout(drow)
-        brow = QHBoxLayout()
-        self.export_buttons: dict[str, QPushButton] = {}
-        for kind, (label, tip) in EXPORTS.items():
-            b = QPushButton(label, export)
-            b.setToolTip(tip)
-            b.clicked.connect(lambda _=False, k=kind: self.export(k))
-            brow.addWidget(b)
-            self.export_buttons[kind] = b
-        self.export_progress = QProgressBar(export)
-        self.export_progress.setRange(0, 0)
-        self.export_progress.setMaximumWidth(160)
-        self.export_progress.setTextVisible(False)
-        self.export_progress.setVisible(False)
-        self.export_progress.setToolTip("Exporting…")
-        brow.addWidget(self.export_progress)
-        self.overwrite_button = QPushButton("Over&write and export", export)
-        self.overwrite_button.setToolTip("Export into this folder anyway: only the files named above are overwritten; "
-                                         "your other files in it stay as they are.")
-        self.overwrite_button.setVisible(False)
-        self.overwrite_button.clicked.connect(self._export_anyway)
-        brow.addWidget(self.overwrite_button)
-        self.open_button = QPushButton("Open &folder", export)
-        self.open_button.setToolTip("Show the exported folder in your file manager.")
-        self.open_button.setEnabled(False)
-        self.open_button.clicked.connect(self._open_folder)
-        brow.addWidget(self.open_button)
-        brow.addStretch(1)
-        ev.addLayout(brow)
-        self.export_status = help_label("", export)
-        ev.addWidget(self.export_status)
-        self.folder_note = path_note(export)  # where the export is, when nothing could open it
-        ev.addWidget(self.folder_note)
-        self.body.addWidget(export)
-
-        state.run_selected.connect(self._run_selected)
-        state.data_changed.connect(self._suggest_prompt)
-        self._update_enabled()
+        return settings
 
     def _answer_box(self, parent, title: str, tip: str) -> QTextBrowser:
         box = QGroupBox(title, parent)
@@ -234,11 +179,7 @@ class TryExportPage(Page):
             self.try_model = None  # another run: its models load on the next question
         if self.answered_run is not None and self.answered_run != Path(run_dir):
             self._clear_answers()
-        self.destination.clear()
-        self.export_status.setText("")
-        self.folder_note.setVisible(False)
-        self.open_button.setEnabled(False)
-        self._refuse(None)
+        self.exports.run_changed()
         self._update_enabled()
 
     def _clear_answers(self) -> None:
@@ -252,18 +193,11 @@ class TryExportPage(Page):
         set_state_style(self.try_status, "")
 
     def _suggest_prompt(self) -> None:
+        """The data's first question, as a first thing to ask (unless the user has typed one)."""
         view = self.state.data
-        if self.prompt.toPlainText().strip() or view is None or not view.report.get("examples"):
+        if self.prompt.toPlainText().strip() or view is None or not view.first_user_turn:
             return
-        first = view.report["examples"][0]["segments"]
-        text = first[0]["text"] if first else ""
-        # the user's first turn, without the chat template's markers
-        import re
-
-        parts = re.split(r"<\|im_start\|>user\n|### User:\n|\[INST\]|<\|user\|>\n?", text)
-        question = re.split(r"<\|im_end\|>|<\|end\|>|\[/INST\]|\n\n### ", parts[-1])[0].strip() if len(parts) > 1 else ""
-        if question:
-            self.prompt.setPlainText(question)
+        self.prompt.setPlainText(view.first_user_turn)
 
     def has_run(self) -> bool:
         """A run with a trained adapter is chosen."""
@@ -273,11 +207,9 @@ class TryExportPage(Page):
     def _update_enabled(self) -> None:
         has_run = self.has_run()
         asking = self._ask_task is not None and self._ask_task.running
-        exporting = self._export_task is not None and self._export_task.running
         self.ask_button.setEnabled(has_run and not asking)
         self.stop_button.setEnabled(asking)
-        for b in self.export_buttons.values():
-            b.setEnabled(has_run and not exporting)
+        self.exports.enable(has_run)
         if has_run == self._hinting:  # the hint shows exactly while no run can be tried
             self._hinting = not has_run
             self.try_status.setText("" if has_run else NO_RUN_HINT)
@@ -317,40 +249,11 @@ class TryExportPage(Page):
         self.answers = {"base": "", "adapter": ""}
         self.answered_run = Path(run_dir)
 
-        def work(state):
-            from studio.core.generate import TryModel
-
-            model = loaded
-            if model is None:
-                state.report(("status", "Loading the base model and the adapter…"), force=True)
-                from studio.ui.tasks import heavy_imports
-
-                with heavy_imports():
-                    model = TryModel.load(adapter_dir)
-            out = {"model": model, "run": Path(run_dir)}
-            for side, with_adapter in (("base", False), ("adapter", True)):
-                state.report(("status", "The base model is answering…" if side == "base" else "The fine-tuned model is answering…"),
-                             force=True)
-                pieces: list[str] = []
-
-                def on_text(piece, side=side, pieces=pieces):
-                    if state.cancelled():
-                        raise _Stopped()
-                    pieces.append(piece)
-                    state.report((side, "".join(pieces)))
-
-                try:
-                    out[side] = model.answer(prompt, settings, adapter=with_adapter, on_text=on_text, should_stop=state.cancelled)
-                except _Stopped:
-                    out[side] = "".join(pieces) + " …"
-                    break
-                state.report((side, out[side]), force=True)
-            return out
-
         self.try_status.setText("Starting…")
         set_state_style(self.try_status, "")
-        self._ask_task = start_task("try", work, on_done=self._answered, on_failed=self._ask_failed,
-                                    on_progress=self._streamed, interval=0.04)
+        self._ask_task = start_task("try", lambda state: _answer_both(state, loaded, adapter_dir, prompt, settings),
+                                    on_done=self._answered, on_failed=self._ask_failed, on_progress=self._streamed,
+                                    interval=0.04)
         self._update_enabled()
 
     def _streamed(self, value) -> None:
@@ -389,99 +292,21 @@ class TryExportPage(Page):
         if self._ask_task is not None:
             self._ask_task.cancel()
 
-    # ---- exporting ----
-
-    def default_destination(self, kind: str) -> Path:
-        run = Path(self.state.current_run)
-        return paths.user_data_dir() / "exports" / f"{run.name}-{kind}"
-
-    def _browse(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Export to which folder?", str(paths.user_data_dir()))
-        if folder:
-            self.destination.setText(folder)
+    # ---- exporting (the Export box) ----
 
     def export(self, kind: str, force: bool = False) -> None:
-        """Export; `force` overwrites the user's files that have the names the export writes (nothing else)."""
-        run_dir = self.state.current_run
-        if run_dir is None:
-            return
-        target = Path(self.destination.text().strip()) if self.destination.text().strip() else self.default_destination(kind)
-        self.destination.setText(str(target))
-        self._export_kind = kind
-        self._refuse(None)
+        self.exports.export(kind, force)
 
-        def work(state):
-            from studio.core.export import FilesInTheWay, export_run
+    def default_destination(self, kind: str) -> Path:
+        return self.exports.default_destination(kind)
 
-            try:
-                return export_run(run_dir, target, merged=kind == "merged", ollama=kind == "ollama", force=force,
-                                  progress=lambda message, fraction: state.report((message, fraction), force=True))
-            except FilesInTheWay as refusal:
-                return refusal  # not a failure: the user decides (see _exported)
+    @property
+    def _export_task(self) -> Task | None:
+        return self.exports.export_task
 
-        self.export_progress.setRange(0, 0)
-        self.export_progress.setVisible(True)
-        self.export_status.setText(f"Exporting the {'merged model' if kind == 'merged' else 'adapter'} to {target}…")
-        set_state_style(self.export_status, "")
-        self._export_task = start_task("export", work, on_done=self._exported, on_failed=self._export_failed,
-                                       on_progress=self._export_progressed)
-        self._update_enabled()
-
-    def _export_progressed(self, value) -> None:
-        message, fraction = value
-        self.export_progress.setRange(0, 100)
-        self.export_progress.setValue(int(100 * fraction))
-        self.export_status.setText(f"{message}…" if fraction < 1 else message)
-
-    def _exported(self, result) -> None:
-        self.export_progress.setVisible(False)
-        from studio.core.export import FilesInTheWay
-
-        if isinstance(result, FilesInTheWay):
-            self._refuse(result)
-            return
-        self.last_export = result.path
-        verb = "Replaced the earlier export in" if result.replaced else "Exported to"
-        extra = " Ollama: `ollama create NAME -f Modelfile` in that folder." if result.modelfile else ""
-        notes = (" " + " ".join(result.notes)) if result.notes else ""
-        self.export_status.setText(f"{verb} {result.path} ({gb(result.size_bytes)}: {', '.join(result.files)}).{extra}{notes}")
-        set_state_style(self.export_status, "good")
-        self.open_button.setEnabled(True)
-        self.destination.clear()
-        self._update_enabled()
-
-    def _refuse(self, refusal) -> None:
-        """Show which files are in the way and offer to export anyway (None: hide the offer)."""
-        if refusal is None:
-            self._refused_kind = None
-            self.overwrite_button.setVisible(False)
-            return
-        self._refused_kind = self._export_kind
-        if refusal.files:
-            choice = (f"Press “Overwrite and export” to replace {'it' if len(refusal.files) == 1 else 'these'} "
-                      "with the export's own; your other files stay as they are. Or choose another folder.")
-            self.overwrite_button.setText("Over&write and export")
-        else:
-            choice = "Press “Export into this folder” to add the export beside them (nothing is overwritten), or choose another folder."
-            self.overwrite_button.setText("Export into &this folder")
-        self.export_status.setText(f"{refusal.message} {choice}")
-        set_state_style(self.export_status, "warn")
-        self.overwrite_button.setVisible(True)
-        self._update_enabled()
-
-    def _export_anyway(self) -> None:
-        if self._refused_kind is not None:
-            self.export(self._refused_kind, force=True)
-
-    def _export_failed(self, message: str, advice: str) -> None:
-        self.export_progress.setVisible(False)
-        self.export_status.setText(f"{message} {advice}")
-        set_state_style(self.export_status, "bad")
-        self._update_enabled()
-
-    def _open_folder(self) -> None:
-        if self.last_export is not None:
-            open_or_say_where(self.last_export, self.folder_note)
+    @property
+    def last_export(self) -> Path | None:
+        return self.exports.last_export
 
     def summary(self) -> str:
         if self.last_export is not None:
@@ -496,4 +321,37 @@ def _default_run(found) -> Path:
 
 class _Stopped(Exception):
     """The user pressed Stop while a model was answering."""
+
+
+def _answer_both(state, loaded, adapter_dir: Path, prompt: str, settings) -> dict:
+    """In a background task: the models (`loaded`, or read from `adapter_dir`), then the base model's
+    and the fine-tuned model's answers, each reported as it is written: ("base" or "adapter", the text
+    so far), and ("status", what is happening)."""
+    model = loaded
+    if model is None:
+        from studio.core.generate import TryModel
+        from studio.ui.tasks import heavy_imports
+
+        state.report(("status", "Loading the base model and the adapter…"), force=True)
+        with heavy_imports():
+            model = TryModel.load(adapter_dir)
+    out = {"model": model, "run": adapter_dir.parent}
+    for side, with_adapter in (("base", False), ("adapter", True)):
+        state.report(("status", "The base model is answering…" if side == "base" else "The fine-tuned model is answering…"),
+                     force=True)
+        pieces: list[str] = []
+
+        def on_text(piece, side=side, pieces=pieces):
+            if state.cancelled():
+                raise _Stopped()
+            pieces.append(piece)
+            state.report((side, "".join(pieces)))
+
+        try:
+            out[side] = model.answer(prompt, settings, adapter=with_adapter, on_text=on_text, should_stop=state.cancelled)
+        except _Stopped:
+            out[side] = "".join(pieces) + " …"
+            break
+        state.report((side, out[side]), force=True)
+    return out
 

@@ -2,12 +2,13 @@
 
 Quick / Balanced / Thorough set rank, alpha, dropout, the target layers (all linear: the QLoRA
 paper's choice) and the number of passes over the data. The demo model gets CPU-sized training
-settings so that pressing Train at once gives a run of about a minute.
+settings so that pressing Train at once gives a run of about a minute. The window's Adapter page
+and `studio train --preset` (and `studio plan --preset`) apply the same presets.
 """
 
 from __future__ import annotations
 
-from studio.core.recipe import RunConfig, TrainingSection
+from studio.core.recipe import OutputSection, RunConfig, TrainingSection
 
 PRESETS = {
     "quick": {"label": "&Quick", "rank": 8, "alpha": 16, "dropout": 0.05, "epochs": 1.0,
@@ -26,9 +27,11 @@ PRESETS = {
 DEMO_TRAINING = {"batch_size": 8, "grad_accum": 1, "seq_len": 256, "learning_rate": 2e-3,
                  "eval_every": 15, "save_every": 15, "sample_every": 15}
 REAL_TRAINING = {key: getattr(TrainingSection(), key) for key in DEMO_TRAINING}  # the recipe's own defaults
+DEMO_NAME = "demo"
 
 
 def apply_preset(config: RunConfig, key: str) -> None:
+    """The preset's adapter and training length (what the Adapter page's preset buttons set)."""
     p = PRESETS[key]
     a, t = config.adapter, config.training
     a.rank, a.alpha, a.dropout = p["rank"], p["alpha"], p["dropout"]
@@ -45,15 +48,32 @@ def matching_preset(config: RunConfig) -> str | None:
     return None
 
 
-def first_run_config(model: str, data: str) -> RunConfig:
-    """What `studio` opens with: the demo gets the Balanced preset and CPU-sized training."""
+def swap_training(config: RunConfig, to_demo: bool) -> None:
+    """Between the demo and a real model: the other's training settings, where the recipe still has
+    this one's (what the user changed stays)."""
+    old, new = (REAL_TRAINING, DEMO_TRAINING) if to_demo else (DEMO_TRAINING, REAL_TRAINING)
+    t = config.training
+    for key, value in new.items():
+        if getattr(t, key) == old[key]:
+            setattr(t, key, value)
+
+
+def with_preset(config: RunConfig, key: str) -> RunConfig:
+    """`config` with the preset as a first run gets it: its adapter and training length, and on the
+    demo model the CPU-sized training (where the recipe has the real-model defaults) and the name
+    'demo' (where it has the default name)."""
     from studio.core.models import is_demo
 
+    if is_demo(config.model.source):
+        swap_training(config, to_demo=True)
+        if config.output.name == OutputSection().name:
+            config.output.name = DEMO_NAME
+    apply_preset(config, key)
+    return config
+
+
+def first_run_config(model: str, data: str) -> RunConfig:
+    """What `studio` opens with: the Balanced preset, and on the demo CPU-sized training."""
     config = RunConfig()
     config.model.source, config.data.source = model, data
-    if is_demo(model):
-        for key, value in DEMO_TRAINING.items():
-            setattr(config.training, key, value)
-        config.output.name = "demo"
-    apply_preset(config, "balanced")
-    return config
+    return with_preset(config, "balanced")

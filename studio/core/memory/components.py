@@ -1,0 +1,47 @@
+"""The planner's answer: a `MemoryPlan` of named `Component`s in bytes, each explaining itself in one
+line (the window's tooltip)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from studio.core.memory.choices import AdapterSpec, Precision, TrainShape
+from studio.core.models import ModelInfo
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    bytes: int
+    why: str
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    model: ModelInfo
+    adapter: AdapterSpec
+    shape: TrainShape
+    precision: Precision
+    components: tuple[Component, ...]
+    trainable_params: int
+    notes: tuple[str, ...] = ()
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(c.bytes for c in self.components)
+
+    def component(self, name: str) -> Component:
+        for c in self.components:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    def bytes_of(self, name: str) -> int:
+        return next((c.bytes for c in self.components if c.name == name), 0)
+
+    def fits(self, gpu_bytes: int) -> bool:
+        return self.total_bytes <= gpu_bytes
+
+    def headroom(self, gpu_bytes: int) -> int:
+        """Bytes to spare (positive) or missing (negative) on a GPU of `gpu_bytes`."""
+        return gpu_bytes - self.total_bytes

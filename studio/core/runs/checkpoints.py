@@ -1,0 +1,97 @@
+"""A run's checkpoints: which are whole, and the one a resume starts from."""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+import zipfile
+from pathlib import Path
+
+from studio.core.runs.folders import CHECKPOINTS
+
+# Files a Trainer checkpoint needs to resume a PEFT run.
+CHECKPOINT_FILES = ("trainer_state.json", "adapter_model.safetensors", "adapter_config.json", "optimizer.pt", "scheduler.pt")
+TORCH_FILES = ("optimizer.pt", "scheduler.pt", "rng_state.pth")  # torch.save's zip archives; rng_state is optional
+
+
+def checkpoint_step(path: Path) -> int | None:
+    m = re.fullmatch(r"checkpoint-(\d+)", path.name)
+    return int(m.group(1)) if m else None
+
+
+def is_complete_checkpoint(path: Path) -> bool:
+    return checkpoint_problem(path) is None
+
+
+def checkpoint_problem(path: Path) -> str | None:
+    """Why a checkpoint cannot be resumed from (a worker killed mid-save, a full disk, a cut copy),
+    in a few words; None when every file is there, whole, and its state names its step."""
+    return _missing_file(path) or _cut_file(path) or _state_problem(path)
+
+
+def _missing_file(path: Path) -> str | None:
+    for name in CHECKPOINT_FILES:
+        if not (path / name).is_file() or (path / name).stat().st_size == 0:
+            return f"its {name} is missing or empty"
+    return None
+
+
+def _cut_file(path: Path) -> str | None:
+    if not _safetensors_whole(path / "adapter_model.safetensors"):
+        return "its adapter_model.safetensors is cut short"
+    for name in TORCH_FILES:
+        if (path / name).is_file() and not _zip_whole(path / name):
+            return f"its {name} is cut short"
+    return None
+
+
+def _state_problem(path: Path) -> str | None:
+    try:
+        state = json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return "its trainer_state.json cannot be read"
+    if not isinstance(state, dict) or state.get("global_step") != checkpoint_step(path):
+        return "its trainer_state.json is for another step"
+    return None
+
+
+def _safetensors_whole(path: Path) -> bool:
+    """A safetensors file is an 8-byte header length, a JSON header, then the tensors' bytes: whole
+    when its size is exactly what the header describes."""
+    try:
+        with path.open("rb") as fh:
+            (length,) = struct.unpack("<Q", fh.read(8))
+            if length > 100_000_000:
+                return False
+            header = json.loads(fh.read(length))
+        ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
+        return path.stat().st_size == 8 + length + max(ends, default=0)
+    except (OSError, struct.error, ValueError, KeyError, TypeError, IndexError, AttributeError):
+        return False
+
+
+def _zip_whole(path: Path) -> bool:
+    """torch.save writes a zip archive whose directory comes last: a cut file has none (read without
+    unpickling anything)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return False
+    size = path.stat().st_size
+    return bool(entries) and all(e.header_offset + e.compress_size <= size for e in entries)
+
+
+def resume_point(run_dir: Path) -> Path | None:
+    """The newest complete checkpoint of a run, or None."""
+    return next((p for p in checkpoints(run_dir) if is_complete_checkpoint(p)), None)
+
+
+def checkpoints(run_dir: Path) -> list[Path]:
+    """The run's checkpoint folders, newest first."""
+    folder = Path(run_dir) / CHECKPOINTS
+    if not folder.is_dir():
+        return []
+    return sorted((p for p in folder.iterdir() if p.is_dir() and checkpoint_step(p) is not None),
+                  key=checkpoint_step, reverse=True)

@@ -1,0 +1,64 @@
+"""The run's data as the trainer takes it: token ids and labels, split into training and held-out
+rows, and the prompts answered as samples while it trains."""
+
+from __future__ import annotations
+
+from studio.core.recipe import RunConfig
+from studio.core.training.failures import RunFailure
+
+DEFAULT_SAMPLE_PROMPTS = 2  # rows of the eval split (or the data) used as sample prompts when none are set
+
+
+def tokenized_splits(loaded, tokenizer, config: RunConfig):
+    """(train, eval or None, dropped_without_targets) as datasets of input_ids/labels."""
+    tokenized = _tokenized(loaded.dataset, tokenizer, config)
+    kept = tokenized.filter(lambda row: row["trained"] > 0)
+    dropped = len(tokenized) - len(kept)
+    if len(kept) == 0:
+        raise RunFailure("bad_input", f"After cutting examples to {config.training.seq_len} tokens, none has an answer "
+                         "left to learn from.", "Raise the sequence length (--seq-len), or shorten the prompts.", topic="data")
+    train_ds, eval_ds = kept, None
+    n_eval = config.data.held_out_rows(len(kept))
+    if n_eval:
+        split = kept.train_test_split(test_size=n_eval, seed=config.training.seed, shuffle=True)
+        train_ds, eval_ds = split["train"], split["test"]
+    return _bare(train_ds), _bare(eval_ds), dropped
+
+
+def _tokenized(dataset, tokenizer, config: RunConfig):
+    from studio.core.data import IGNORE_INDEX, Renderer, encode_row
+
+    renderer = Renderer(tokenizer)
+    seq_len, assistant_only = config.training.seq_len, config.data.assistant_only
+
+    def encode(row):
+        enc = encode_row(row, renderer, assistant_only=assistant_only, max_length=seq_len)
+        return {"input_ids": enc.input_ids, "labels": enc.labels,
+                "trained": sum(1 for label in enc.labels if label != IGNORE_INDEX)}
+
+    return dataset.map(encode, remove_columns=[c for c in dataset.column_names if c != "line"], desc="tokenizing")
+
+
+def _bare(dataset):
+    """Only what the trainer reads (input_ids, labels)."""
+    if dataset is None:
+        return None
+    return dataset.remove_columns([c for c in ("trained", "line") if c in dataset.column_names])
+
+
+def sample_prompts(config: RunConfig, loaded) -> list:
+    """The fixed prompts answered during training: the recipe's, or the first held-out conversations."""
+    if config.training.sample_prompts:
+        return list(config.training.sample_prompts)
+    if not loaded.is_chat:
+        return []
+    prompts = []
+    longest = 4 * config.training.seq_len  # characters: about the sequence length in tokens; a longer prompt is no sample
+    for row in loaded.dataset.select(range(min(len(loaded.dataset), 200))):
+        turns = row["messages"]
+        short = sum(len(str(t["content"])) for t in turns[:-1]) <= longest
+        if short and sum(t["role"] == "user" for t in turns) == 1:  # a single question reads well as a sample
+            prompts.append(turns[:-1])
+        if len(prompts) == DEFAULT_SAMPLE_PROMPTS:
+            break
+    return prompts

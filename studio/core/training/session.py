@@ -1,0 +1,302 @@
+"""One run, as a recipe read top to bottom: `setup` (check the inputs, load the data and the model,
+build the trainer, announce the run), `run_training`, `finish` (final evaluation, samples, the saved
+adapter). `train` does the three in turn; the worker (worker.py) runs it in its own process."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from studio.core import runs
+from studio.core.atomic import write_atomically
+from studio.core.errors import StudioError
+from studio.core.memory import checkpoint_bytes
+from studio.core.recipe import RunConfig
+from studio.core.training.dataset import sample_prompts, tokenized_splits
+from studio.core.training.events import EventWriter, is_main_process
+from studio.core.training.failures import RunFailure
+from studio.core.training.model import attention_for, device_and_dtype, device_name, load_model, weight_load_kwargs
+from studio.core.training.trainer import liger_available, make_collator, trainer_class, training_arguments
+
+
+@dataclass
+class Stop:
+    """Why training stopped early, set by the callback or a signal."""
+
+    cancel_requested: bool = False
+    failure: RunFailure | None = None
+
+
+@dataclass
+class Session:
+    """What one run trains with: its inputs as checked and planned by `setup`, then the model and the trainer."""
+
+    run_dir: Path
+    config: RunConfig
+    events: EventWriter
+    stop: Stop
+    info: object  # models.ModelInfo
+    loaded: object  # data.LoadedData
+    tokenizer: object
+    device: object  # torch.device
+    compute_dtype: str
+    shape: object  # memory.TrainShape
+    precision: object  # memory.Precision
+    plan: object  # memory.MemoryPlan
+    train_ds: object
+    eval_ds: object | None
+    total_steps: int
+    checkpoint: Path | None = None  # the one the run resumes from
+    samples: list = field(default_factory=list)
+    model: object = None
+    callback: object = None
+    trainer: object = None
+
+    @property
+    def on_gpu(self) -> bool:
+        return self.device.type == "cuda"
+
+    @property
+    def start_step(self) -> int:
+        return runs.checkpoint_step(self.checkpoint) if self.checkpoint else 0
+
+    @property
+    def trainable(self) -> int:
+        return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+
+
+def world_size() -> int:
+    """The processes training this run together (accelerate sets WORLD_SIZE)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def train(run_dir: Path, config: RunConfig, events: EventWriter, stop: Stop, *, resume: bool = False) -> dict:
+    """Train the run in `run_dir`; returns the finished event's fields."""
+    session = setup(config, run_dir, events, stop, resume=resume)
+    run_training(session)
+    return finish(session)
+
+
+# ---------------------------------------------------------------------------------------------
+# setup
+# ---------------------------------------------------------------------------------------------
+
+
+def setup(config: RunConfig, run_dir: Path, events: EventWriter, stop: Stop, *, resume: bool = False) -> Session:
+    """Everything up to the first step: inputs checked (before a model weight is read), data tokenized,
+    memory planned, the checkpoint to resume from, the model and the trainer; then the `started` event."""
+    from transformers import set_seed
+
+    config.validate()
+    session = _planned(config, Path(run_dir), events, stop)
+    session.checkpoint = resume_checkpoint(run_dir, events) if resume else None
+    set_seed(config.training.seed)
+    _build_trainer(session)
+    _announce(session)
+    return session
+
+
+def check_inputs(config: RunConfig):
+    """Resolve the model and load the data; fail with bad_input before a model weight is read."""
+    from studio.core.data import load_data
+    from studio.core.models import resolve_model
+
+    try:
+        info = resolve_model(config.model.source, trust_remote_code=config.model.trust_remote_code)
+        weight_load_kwargs(config, info)
+    except StudioError as exc:
+        raise RunFailure("bad_input", exc.message, exc.advice, topic="model") from exc
+    d = config.data
+    try:
+        loaded = load_data(d.source, fmt=d.format, mapping=d.mapping, skip_bad_rows=d.skip_bad_rows, split=d.split,
+                           subset=d.subset)
+    except StudioError as exc:
+        raise RunFailure("bad_input", exc.message, exc.advice, topic="data") from exc
+    return info, loaded
+
+
+def _planned(config: RunConfig, run_dir: Path, events: EventWriter, stop: Stop) -> Session:
+    """The session's inputs: the model's facts, the data as token ids, the device, and the memory plan."""
+    from studio.core.memory import plan
+    from studio.core.models import load_tokenizer
+
+    info, loaded = check_inputs(config)
+    tokenizer = load_tokenizer(info)
+    device, compute_dtype = device_and_dtype(config)
+    train_ds, eval_ds, dropped = tokenized_splits(loaded, tokenizer, config)
+    if dropped:
+        events.emit("log", message=f"{dropped} examples were left out: after cutting to {config.training.seq_len} tokens "
+                                   "no answer was left in them.")
+    on_gpu = device.type == "cuda"
+    shape = config.train_shape(on_gpu, info.model_type, attention=attention_for(config.training.attention, device))
+    precision = config.precision_for("bfloat16" if compute_dtype == "float32" and not on_gpu else compute_dtype)
+    return Session(run_dir, config, events, stop, info, loaded, tokenizer, device, compute_dtype, shape, precision,
+                   plan(info, config.adapter_spec(), shape, precision), train_ds, eval_ds,
+                   config.total_steps(len(train_ds), world_size()))
+
+
+def resume_checkpoint(run_dir: Path, events: EventWriter) -> Path:
+    """The newest complete checkpoint; a newer one that is not complete is named in a `log` event
+    (resuming from it would fail the same way on every try)."""
+    checkpoint = runs.resume_point(run_dir)
+    if checkpoint is None:
+        raise RunFailure("bad_input", "This run has no complete checkpoint to resume from.",
+                         "Start it again instead (the recipe is kept in run.toml).")
+    newer = [p for p in runs.checkpoints(run_dir) if runs.checkpoint_step(p) > runs.checkpoint_step(checkpoint)]
+    if newer:
+        skipped = "; ".join(f"{p.name}: {runs.checkpoint_problem(p)}" for p in newer)
+        events.emit("log", message=f"Skipped the newer checkpoints that are incomplete ({skipped}). Resuming from "
+                                   f"{checkpoint.name} instead: the steps after it are trained again.")
+    return checkpoint
+
+
+def _build_trainer(s: Session) -> None:
+    """The model with its adapter, the callback that reports, and the trainer that joins them."""
+    from transformers import PrinterCallback
+
+    from studio.core.training.callback import StudioEvents
+
+    if s.shape.attention != s.config.training.attention:  # flash attention asked for, not available here
+        s.events.emit("log", message="Flash attention needs an NVIDIA GPU and the flash-attn package "
+                      "(pip install flash-attn); this run uses SDPA attention instead, with the same memory plan.")
+    s.model = load_model(s.config, s.info, s.device, s.compute_dtype)
+    s.samples = sample_prompts(s.config, s.loaded)
+    s.callback = StudioEvents(s.events, s.stop, s.run_dir, start_step=s.start_step, samples=s.samples,
+                              tokenizer=s.tokenizer, config=s.config,
+                              checkpoint_bytes=checkpoint_bytes(s.trainable, s.shape.optimizer))
+    liger = bool(s.shape.loss_chunk_tokens) and liger_available(s.on_gpu)
+    if liger:
+        s.events.emit("log", message="The loss runs through Liger's fused linear cross-entropy (liger-kernel) "
+                      "instead of the studio's chunked loss.")
+    args = training_arguments(s.config, s.shape, run_dir=s.run_dir, total_steps=s.total_steps, compute_dtype=s.compute_dtype,
+                              on_gpu=s.on_gpu, has_eval=s.eval_ds is not None, world=world_size(), liger=liger)
+    s.trainer = trainer_class()(model=s.model, args=args, train_dataset=s.train_ds, eval_dataset=s.eval_ds,
+                                data_collator=make_collator(s.shape, s.tokenizer, s.on_gpu), processing_class=s.tokenizer,
+                                callbacks=[s.callback], loss_chunk_tokens=0 if liger else s.shape.loss_chunk_tokens)
+    s.trainer.remove_callback(PrinterCallback)  # its log lines would mix with the events on stdout
+
+
+def _announce(s: Session) -> None:
+    """The `started` event: the run as planned and as it will train."""
+    s.events.emit("started", total_steps=s.total_steps, resumed_from_step=s.start_step, device=device_name(s.device),
+                  compute_dtype=s.compute_dtype, precision=s.config.training.precision, optimizer=s.shape.optimizer,
+                  planned_bytes=s.plan.total_bytes, planned_components={c.name: c.bytes for c in s.plan.components},
+                  train_rows=len(s.train_ds), eval_rows=len(s.eval_ds) if s.eval_ds is not None else 0,
+                  trainable_params=s.trainable, total_params=s.info.total_params, pid=os.getpid(),
+                  processes=world_size(), data_format=s.loaded.format, data_rows=s.loaded.rows_kept)
+
+
+# ---------------------------------------------------------------------------------------------
+# run_training
+# ---------------------------------------------------------------------------------------------
+
+
+def run_training(s: Session) -> None:
+    """The training loop (after the preflight check of the longest batch), or, when a resumed run had
+    already reached its last step, that step's state restored. Raises the RunFailure that stopped it."""
+    import torch
+
+    if s.checkpoint is not None and s.start_step >= s.total_steps:
+        restore_final_state(s)
+    else:
+        if s.config.training.preflight:
+            preflight(s)
+        try:
+            s.trainer.train(resume_from_checkpoint=str(s.checkpoint) if s.checkpoint else None)
+        except torch.cuda.OutOfMemoryError as exc:
+            raise RunFailure("out_of_memory", f"The GPU ran out of memory: {str(exc).splitlines()[0][:200]}",
+                             oom_advice(s)) from exc
+    if s.stop.failure is not None:
+        raise s.stop.failure
+
+
+def oom_advice(s: Session) -> str:
+    """What to change when memory ran out: the planner's first fixes for this GPU."""
+    import torch
+
+    from studio.core.memory import suggest_changes
+
+    if not s.on_gpu:
+        return "The computer ran out of memory: close other programs, or lower the batch size or sequence length."
+    total_gpu = torch.cuda.get_device_properties(s.device).total_memory
+    fixes = suggest_changes(s.info, s.config.adapter_spec(), s.shape, s.precision, int(total_gpu * 0.92))
+    if not fixes:
+        return "Even the smallest settings do not fit this GPU: choose a smaller model."
+    return "Try: " + "; or ".join(f"{f.change} (planned {f.total_bytes / 1024**3:.1f} GiB)" for f in fixes[:3])
+
+
+def preflight(s: Session) -> None:
+    """Run the longest batch first (preflight.py), so data that cannot fit fails now, not hours in."""
+    import torch
+
+    from studio.core.training.preflight import run_preflight
+
+    try:
+        result = run_preflight(s.trainer, s.train_ds, s.eval_ds, s.config.training.batch_size)
+    except torch.cuda.OutOfMemoryError as exc:
+        raise RunFailure("out_of_memory", "The longest batch of this data does not fit in GPU memory "
+                         f"(checked before training: {str(exc).splitlines()[0][:160]}).", oom_advice(s)) from exc
+    s.events.emit("preflight", **result.as_event(s.plan.total_bytes))
+
+
+def restore_final_state(s: Session) -> None:
+    """The run was stopped after its last checkpoint (in the final evaluation or while the adapter was
+    saved): nothing is left to train. The model takes that checkpoint's weights and the trainer its
+    state, and the run finishes from there."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+    from transformers import TrainerState
+
+    set_peft_model_state_dict(s.model, load_file(str(s.checkpoint / "adapter_model.safetensors")))
+    s.trainer.state = TrainerState.load_from_json(str(s.checkpoint / "trainer_state.json"))
+    s.events.emit("log", message=f"Training had reached its last step ({s.trainer.state.global_step}) before it was "
+                                 f"stopped; the adapter is written from {s.checkpoint.name}, with no further training.")
+
+
+# ---------------------------------------------------------------------------------------------
+# finish
+# ---------------------------------------------------------------------------------------------
+
+
+def finish(s: Session) -> dict:
+    """The final evaluation and samples, and the adapter saved; returns the `finished` event's fields."""
+    step = s.trainer.state.global_step
+    cancelled = s.stop.cancel_requested
+    final_eval = None if s.eval_ds is None or cancelled else _final_eval(s, step)
+    every = s.config.training.sample_every
+    if s.samples and every and not cancelled and step % every:
+        s.callback.emit_samples(s.model, step)
+    if is_main_process():
+        save_adapter(s.model, s.tokenizer, s.run_dir, s.config, s.info, s.precision.mode, s.loaded.format)
+    return {"status": "cancelled" if cancelled else "completed", "step": step, "adapter": runs.ADAPTER,
+            "eval_loss": final_eval}
+
+
+def _final_eval(s: Session, step: int) -> float | None:
+    """The eval loss at the last step: the one already measured there, else measured now."""
+    evals = [h for h in s.trainer.state.log_history if "eval_loss" in h]
+    if evals and evals[-1].get("step") == step:
+        return evals[-1]["eval_loss"]
+    return s.trainer.evaluate().get("eval_loss")  # the callback's on_evaluate writes the event
+
+
+def save_adapter(model, tokenizer, run_dir: Path, config: RunConfig, info, precision: str, data_format: str | None = None) -> Path:
+    """Write the adapter beside its final place, then rename: a crash never leaves half an adapter."""
+    from studio.core.data.tokens import chat_template_of
+
+    def build(work: Path) -> None:
+        model.save_pretrained(work)
+        template, is_default = chat_template_of(tokenizer)
+        tokenizer.chat_template = template  # saved with the adapter, so inference renders prompts as training did
+        tokenizer.save_pretrained(work)
+        meta = {"base_model": config.model.source, "base_model_path": str(info.path) if info.path else info.hub_id,
+                "base_model_name": info.name, "base_hub_id": info.hub_id, "license": info.license,
+                "model_type": info.model_type, "architecture": info.architecture, "precision": precision,
+                "chat_template_is_default": is_default, "data_format": data_format, "recipe": config.to_dict()}
+        (work / "studio.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+
+    final = run_dir / runs.ADAPTER
+    write_atomically(final, build)
+    return final
