@@ -9,8 +9,9 @@ reserved and the driver's NVML figure); a case measured after others in the same
 its phases only (its earlier cases' leftovers are subtracted from them).
 
 "needed" is torch's peak allocated bytes over the training steps (the tensors alive at the worst
-moment); "held" is what the process holds on the GPU at that moment as the driver shows it (NVML:
-the CUDA context, library workspaces and the caching allocator's reserve included).
+moment), set against the plan's `needed_bytes`; "held" is what the process holds on the GPU at that
+moment as the driver shows it (NVML: the CUDA context, library workspaces and the caching
+allocator's reserve included), set against the plan's `held_bytes` range.
 """
 
 from __future__ import annotations
@@ -108,26 +109,27 @@ def _pct(planned: int, measured: int | None) -> float | None:
 
 
 def table(rows: list[Measured]) -> str:
-    lines = ["| case | loaded GiB | needed GiB (peak allocated) | phase of the peak | held GiB: reserved / NVML | "
-             "planned tensors GiB | error vs needed % | planned total GiB | error vs NVML % |",
-             "|---|---:|---:|---|---:|---:|---:|---:|---:|"]
-    err_needed, err_held = [], []
+    lines = ["| case | loaded GiB | needed GiB (peak allocated) | planned needed GiB | error % | planned peak phase | "
+             "NVML GiB | planned held GiB | NVML in the held range |",
+             "|---|---:|---:|---:|---:|---|---:|---:|---|"]
+    errors, inside = [], []
     for m in rows:
         p = replan(m)
-        tensors = p.total_bytes - p.bytes_of("cuda_overhead")
-        e1, e2 = _pct(tensors, m.needed), _pct(p.total_bytes, m.nvml)
-        err_needed.append(e1)
-        if e2 is not None:
-            err_held.append(e2)
-        phase = max(m.phase_peaks, key=m.phase_peaks.get) if m.phase_peaks else "-"
+        error = _pct(p.needed_bytes, m.needed)
+        errors.append(error)
+        low, high = p.held_bytes
+        within = None if not m.nvml else low <= m.nvml <= high
+        if within is not None:
+            inside.append(within)
         nvml = f"{m.nvml / GiB:.2f}" if m.nvml else "-"
-        held = f"{m.reserved / GiB:.2f} / {nvml}" if m.reserved else "(shared process)"
-        lines.append(f"| {m.label} | {m.loaded / GiB:.2f} | {m.needed / GiB:.2f} | {phase} | {held} | {tensors / GiB:.2f} | "
-                     f"{e1:+.1f} | {p.total_bytes / GiB:.2f} | {'-' if e2 is None else f'{e2:+.1f}'} |")
+        verdict = "-" if within is None else "yes" if within else ("below" if m.nvml < low else "above")
+        lines.append(f"| {m.label} | {m.loaded / GiB:.2f} | {m.needed / GiB:.2f} | {p.needed_bytes / GiB:.2f} | {error:+.1f} | "
+                     f"{p.peak_phase.name} | {nvml} | {low / GiB:.2f}–{high / GiB:.2f} | {verdict} |")
+    a = [abs(e) for e in errors]
     lines.append("")
-    for name, errs in (("planned tensors vs needed", err_needed), ("planned total vs NVML", err_held)):
-        a = [abs(e) for e in errs if e is not None]
-        lines.append(f"{name}: median |error| {statistics.median(a):.1f}%, worst {max(a):.1f}%, {len(a)} cases")
+    lines.append(f"planned needed vs measured: median |error| {statistics.median(a):.1f}%, worst {max(a):.1f}%, "
+                 f"{len(a)} cases, {sum(x <= 8 for x in a)} within ±8%")
+    lines.append(f"NVML inside the planned held range: {sum(inside)} of {len(inside)} cases")
     return "\n".join(lines)
 
 

@@ -419,6 +419,7 @@ def run_one(a) -> dict:
         "losses": losses,
         "eval_loss": eval_loss, "eval_peak_bytes": eval_peak,
         "planned_bytes": memory.total_bytes,
+        "planned_needed_bytes": memory.needed_bytes,
         "planned_components": {c.name: c.bytes for c in memory.components},
         "rss_start_bytes": rss_start, "rss_before_model_bytes": rss_before_model, "rss_peak_train_bytes": rss.peak,
         "rss_lifetime_max_bytes": lifetime_max_rss(),
@@ -450,9 +451,11 @@ def peak_for_ratio(r: dict) -> int | None:
 
 
 def planned_for_device(r: dict) -> int:
+    """The planned figure set against `measured_peak`: what the process holds on a GPU, the tensor
+    peak ("needed") on the CPU."""
     if "peak_allocated_bytes" in r:
         return r["planned_bytes"]
-    return r["planned_bytes"] - r["planned_components"].get("cuda_overhead", 0)
+    return r.get("planned_needed_bytes") or r["planned_bytes"] - r["planned_components"].get("cuda_overhead", 0)
 
 
 def ratio(value, base) -> str:

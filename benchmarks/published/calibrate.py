@@ -6,9 +6,11 @@ For each run: its model (a catalog name, or a hub id with the config written out
 its settings turned into the planner's arguments, `plan(...)`, and the planned figure comparable to
 what the source measured:
 
-  * max_memory_allocated: the tensors alone: the plan's total less its `cuda_overhead` component;
-  * max_memory_reserved / nvidia-smi: the plan's total;
-  * longest-that-fit: the plan's total at that length, against the card's memory.
+  * max_memory_allocated: the tensor peak ("needed");
+  * max_memory_reserved: the middle of the allocator's planned reserve range at that peak;
+  * nvidia-smi: the middle of the planned "held" range (the reserve, the CUDA context, workspaces);
+  * longest-that-fit: the plan's conservative total (the range's upper end, what the fit check
+    uses) at that length, against the card's memory.
 
 Error = (planned - measured) / measured. Runs whose precision the planner cannot express yet
 (pure-bf16 full fine-tuning) are listed without an error; settings it cannot express exactly are
@@ -31,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from studio.core.errors import StudioError  # noqa: E402
 from studio.core.memory import AdapterSpec, Precision, TrainShape, plan  # noqa: E402
+from studio.core.memory.held import reserved_range  # noqa: E402
 from studio.core.models import catalog_entry, resolve_model  # noqa: E402
 
 GiB = 1024**3
@@ -71,21 +74,33 @@ def _arguments(run: dict, model) -> tuple[tuple, list[str]]:
         approx.append(f"loss={loss}")  # litgpt/torchtune keep every bf16 logit chunk; the planner's chunked loss does not
     shape = TrainShape(batch_size=run["batch_size"], seq_len=run["seq_len"], grad_accum=1,
                        gradient_checkpointing=bool(run["gradient_checkpointing"]), optimizer=run["optimizer"],
-                       attention=attention, loss_chunk_tokens=chunk)
+                       attention=attention, loss_chunk_tokens=chunk,
+                       loss="transformers<4.46" if _older((run.get("versions") or {}).get("transformers")) else "transformers")
     upcast = run.get("upcast")
-    if upcast == "bf16-trl":
-        approx.append("upcast=bf16-trl")  # embeddings/lm_head bf16, norms fp32: nearest is no upcast
     precision = Precision(mode=mode, quant_type=run.get("quant_type") or "nf4",
                           double_quant=bool(run.get("double_quant")) if run.get("double_quant") is not None else True,
-                          compute_dtype="bfloat16", upcast_frozen=upcast is True)
+                          compute_dtype="bfloat16", upcast_frozen=upcast is True,
+                          norms_fp32=upcast == "bf16-trl")  # TRL: norms fp32, embeddings/lm_head bf16
     if run["framework"] in ("litgpt", "torchtune") and mode != "full":
         approx.append("bf16-lora")  # LoRA weights and AdamW states in bf16, not fp32
     return (adapter, shape, precision), approx
 
 
+def _older(version: str | None) -> bool:
+    """Whether the run's transformers predates 4.46, whose models returned fp32 logits."""
+    if not version:
+        return False
+    major, minor = (int(x) for x in version.split(".")[:2])
+    return (major, minor) < (4, 46)
+
+
 def planned_figure(memory_plan, kind: str) -> int:
     if kind == "max_memory_allocated":
-        return memory_plan.total_bytes - memory_plan.bytes_of("cuda_overhead")
+        return memory_plan.needed_bytes
+    if kind == "max_memory_reserved":
+        return sum(reserved_range(memory_plan.model, memory_plan.shape, memory_plan.needed_bytes)) // 2
+    if kind == "nvidia-smi":
+        return sum(memory_plan.held_bytes) // 2
     return memory_plan.total_bytes
 
 

@@ -108,6 +108,10 @@ def build_plan_report(config, gpu: str | None = None) -> dict:
                   "attention": shape.attention, "loss_chunk_tokens": shape.loss_chunk_tokens},
         "memory": {
             "total_bytes": result.total_bytes,
+            "needed_bytes": result.needed_bytes,
+            "held_bytes": list(result.held_bytes),
+            "peak_phase": {"name": result.peak_phase.name, "why": result.peak_phase.why},
+            "phases": [{"name": ph.name, "bytes": ph.bytes, "why": ph.why} for ph in result.phases],
             "components": [{"name": c.name, "bytes": c.bytes, "why": c.why} for c in result.components],
             "gpu": gpu_label,
             "gpu_bytes": gpu_bytes,
@@ -131,7 +135,8 @@ def print_plan(report: dict, out=None) -> None:
     w(f"Adapter  LoRA rank {a['rank']}, alpha {a['alpha']} on {', '.join(a['resolved_targets'])}: "
       f"{a['trainable_params']:,} trainable parameters ({share:.2f}% of the model)\n")
     mode = {"4bit": f"4-bit {pr['quant_type'].upper()}{' + double quant' if pr['double_quant'] else ''} (QLoRA)",
-            "8bit": "8-bit (LoRA)", "16bit": "16-bit LoRA", "full": "full fine-tuning"}[pr["mode"]]
+            "8bit": "8-bit (LoRA)", "16bit": "16-bit LoRA", "full": "full fine-tuning",
+            "full-bf16": "full fine-tuning in pure bf16"}[pr["mode"]]
     ckpt = "gradient checkpointing" if sh["gradient_checkpointing"] else "no gradient checkpointing"
     w(f"Run      {mode}, {pr['compute_dtype']} compute; micro-batch {sh['batch_size']} × {sh['seq_len']} tokens, "
       f"gradient accumulation {sh['grad_accum']}; {ckpt}; {sh['optimizer']}\n\n")
@@ -141,6 +146,10 @@ def print_plan(report: dict, out=None) -> None:
         bar = "█" * max(1 if c["bytes"] else 0, round(30 * c["bytes"] / total))
         w(f"{c['name']:<22}{gib(c['bytes']):>8}  {bar}\n")
     w(f"{'total':<22}{gib(total):>8}\n\n")
+    low, high = mem["held_bytes"]
+    w(f"Needed   {gib(mem['needed_bytes'])} GiB of tensors at the peak: {mem['peak_phase']['why']}.\n")
+    w(f"Held     {gib(low)}–{gib(high)} GiB on the GPU in all (the CUDA context and PyTorch's reserve on top); "
+      f"the fit check uses {gib(high)} GiB.\n\n")
     if mem["gpu_bytes"] is None:
         w("No GPU found on this computer: add --gpu 24GB (or 8GB, 12GB, 16GB, 48GB, 80GB, 4090 ...) to check a card.\n")
     elif mem["fits"]:

@@ -79,4 +79,4 @@ def test_memory_options_and_the_preflight_switch_reach_the_recipe_and_the_run(ca
 
     args = build_parser().parse_args(["train", "--recipe", str(path), "--loss-chunk", "256"])
     t = recipe_from_args(args).training
-    assert (t.preflight, t.chunked_loss, t.packing, t.upcast_frozen, t.loss_chunk_tokens) == (True, True, "auto", True, 256)
+    assert (t.preflight, t.chunked_loss, t.packing, t.upcast_frozen, t.loss_chunk_tokens) == (True, True, "auto", False, 256)

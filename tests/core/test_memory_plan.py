@@ -20,8 +20,9 @@ from studio.core.memory import (
 )
 from studio.core.models import resolve_model
 
+# the peak phase's live set (the start of backward, with transformers' loss) and the held margin
 COMPONENTS_QLORA = ["quantized_weights", "unquantized_weights", "lora_weights", "lora_gradients",
-                    "optimizer_states", "activations", "logits", "cuda_overhead"]
+                    "optimizer_states", "runtime", "activations", "logits", "cuda_overhead"]
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,10 @@ def test_qlora_plan_has_every_component_explained(llama8b):
 def test_precisions_rank_as_expected(llama8b):
     plans = compare_precisions(llama8b, AdapterSpec(), TrainShape(), Precision())
     totals = {k: v.total_bytes for k, v in plans.items()}
-    assert totals["4bit"] < totals["8bit"] < totals["16bit"] < totals["full"]
+    assert totals["4bit"] < totals["16bit"] < totals["full"]
+    # LLM.int8 training holds ~2 bytes per quantized weight more (measured on an H100): above 4-bit,
+    # and for an 8B model above 16-bit LoRA too
+    assert totals["4bit"] < totals["8bit"]
     # full fine-tuning with AdamW: 16 bytes per parameter before activations (fp32 weights, gradients, two states)
     full = plan(llama8b, AdapterSpec(), TrainShape(optimizer="adamw"), Precision("full"))
     weights_and_states = sum(full.bytes_of(n) for n in ("unquantized_weights", "gradients", "optimizer_states"))
@@ -53,15 +57,23 @@ def test_precisions_rank_as_expected(llama8b):
 def test_activations_and_logits_scale_with_tokens(llama8b):
     base = plan(llama8b, AdapterSpec(), TrainShape(batch_size=1, seq_len=1024), Precision())
     double = plan(llama8b, AdapterSpec(), TrainShape(batch_size=2, seq_len=1024), Precision())
-    assert double.bytes_of("logits") == 2 * base.bytes_of("logits")
+    lm_head_copy = 128_256 * 4096 * 2  # autocast's bf16 copy of the fp32 lm_head, kept for backward
+    assert base.peak_phase.name == double.peak_phase.name == "loss_backward"
+    assert double.bytes_of("logits") - lm_head_copy == 2 * (base.bytes_of("logits") - lm_head_copy)
     assert double.bytes_of("activations") == pytest.approx(2 * base.bytes_of("activations"), rel=0.01)
-    # the logits term is 12 bytes per (token × vocabulary entry)
-    assert base.bytes_of("logits") == 12 * 1024 * 128_256
+    # at the start of backward the loss holds 12 bytes per (token × vocabulary entry)
+    assert base.bytes_of("logits") == 12 * 1024 * 128_256 + lm_head_copy
     no_ckpt = plan(llama8b, AdapterSpec(), TrainShape(batch_size=1, seq_len=1024, gradient_checkpointing=False), Precision())
     assert no_ckpt.bytes_of("activations") > 5 * base.bytes_of("activations")
     eager = plan(llama8b, AdapterSpec(), TrainShape(seq_len=4096, attention="eager"), Precision())
     sdpa = plan(llama8b, AdapterSpec(), TrainShape(seq_len=4096), Precision())
-    assert eager.bytes_of("activations") > sdpa.bytes_of("activations")
+    assert recomputed(eager) > recomputed(sdpa)  # the s×s probabilities, in the layer backward recomputes
+
+
+def recomputed(p) -> int:
+    """Activation bytes while backward goes through a recomputed layer."""
+    phase = next(ph for ph in p.phases if ph.name == "layer_backward")
+    return sum(c.bytes for c in phase.live if c.name == "activations")
 
 
 def test_adapter_choices_change_trainable_params(llama8b):
@@ -107,9 +119,9 @@ def test_combined_suggestion_when_no_single_change_fits(llama8b):
 
 def test_smaller_model_of_the_family_is_offered():
     big, small = resolve_model("qwen2.5-7b"), resolve_model("qwen2.5-1.5b")
-    suggestions = suggest_changes(big, AdapterSpec(), TrainShape(seq_len=512), Precision(), 5 * GiB, [small])
+    suggestions = suggest_changes(big, AdapterSpec(), TrainShape(seq_len=512), Precision(), 6 * GiB, [small])
     assert suggestions[-1].changes == {"model": "qwen2.5-1.5b"}
-    assert suggestions[-1].total_bytes <= 5 * GiB
+    assert suggestions[-1].total_bytes <= 6 * GiB
 
 
 # ---------------------------------------------------------------------------------------------
@@ -146,22 +158,23 @@ def test_each_fix_is_one_change_in_plain_words(llama31):
         assert fix.total_bytes == plan(llama31, *apply_changes(fix.changes, adapter, shape, precision)).total_bytes <= 28 * GiB
 
 
-def test_llama_3_1_8b_on_8gb_gets_one_listed_combination_of_two_changes(llama31):
-    """No single change makes the studio's default run of Llama 3.1 8B fit 8 GB: the fix lists the
-    fewest changes that do, each necessary, each in plain words, with the new total."""
-    settings = studio_defaults(llama31)
-    fixes = suggest_changes(*[llama31, *settings], 8 * GiB)
+def test_qwen_7b_on_8gb_gets_one_listed_combination_of_two_changes():
+    """No single change makes the studio's default run of Qwen2.5 7B fit 8 GB (what the process holds
+    included, at the range's upper end): the fix lists the fewest changes that do, each necessary,
+    each in plain words, with the new total."""
+    qwen = resolve_model("qwen2.5-7b")
+    settings = studio_defaults(qwen)
+    fixes = suggest_changes(*[qwen, *settings], 8 * GiB)
     assert len(fixes) == 1 and fixes[0].combined
     fix = fixes[0]
-    assert fix.parts == ("Keep the input and output layers in 16-bit, without a 32-bit copy (trains as well)",
-                         "Shorter examples: cut at 512 tokens instead of 2048")
-    assert fix.change == ("2 changes together: keep the input and output layers in 16-bit, without a 32-bit copy "
-                          "(trains as well); shorter examples: cut at 512 tokens instead of 2048")
-    assert fix.changes == {"precision.upcast_frozen": False, "shape.seq_len": 512}
-    assert fix.total_bytes == plan(llama31, *apply_changes(fix.changes, *settings)).total_bytes <= 8 * GiB
-    for key in fix.changes:  # each change is needed
-        rest = {k: v for k, v in fix.changes.items() if k != key}
-        assert not plan(llama31, *apply_changes(rest, *settings)).fits(8 * GiB), key
+    assert fix.parts == ("Smaller adapter: rank 4 instead of 16 (it can change the model less)",
+                         "Shorter examples: cut at 256 tokens instead of 2048")
+    assert fix.change == ("2 changes together: smaller adapter: rank 4 instead of 16 (it can change the model less); "
+                          "shorter examples: cut at 256 tokens instead of 2048")
+    assert fix.changes == {"adapter.rank": 4, "adapter.alpha": 8, "shape.seq_len": 256}
+    assert fix.total_bytes == plan(qwen, *apply_changes(fix.changes, *settings)).total_bytes <= 8 * GiB
+    for rest in ({"shape.seq_len": 256}, {"adapter.rank": 4, "adapter.alpha": 8}):  # each change is needed
+        assert not plan(qwen, *apply_changes(rest, *settings)).fits(8 * GiB), rest
 
 
 def test_the_leanest_run_and_the_fixes_give_one_answer(llama31):
@@ -170,7 +183,7 @@ def test_the_leanest_run_and_the_fixes_give_one_answer(llama31):
     lean = leanest(llama31, *settings)
     assert lean.plan.precision.mode == "4bit" and not lean.plan.precision.upcast_frozen
     assert lean.plan.adapter.rank == 4 and lean.plan.shape.seq_len == 256 and lean.plan.shape.batch_size == 1
-    assert lean.fits(8 * GiB) and not lean.fits(6 * GiB)
+    assert lean.fits(8.5 * GiB) and not lean.fits(7 * GiB)
     for eighths in range(5 * 8, 13 * 8):
         gpu = eighths * GiB // 8
         fixes = suggest_changes(llama31, *settings, gpu)

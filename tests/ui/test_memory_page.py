@@ -14,8 +14,9 @@ JARGON = ("lm_head", "fp32", "bfloat16", "LoRA rank", "Micro-batch", "Sequence l
 
 @pytest.fixture
 def llama_on_8gb(qapp, tmp_path):
-    """Llama 3.1 8B with the studio's settings for a real model, planned for an 8 GB card."""
-    w = make_window(model="llama-3.1-8b", data=None, runs_dir=tmp_path / "runs")
+    """Qwen2.5 7B with the studio's settings for a real model, planned for an 8 GB card (no single
+    change makes it fit: the fixes need two together, or a smaller model)."""
+    w = make_window(model="qwen2.5-7b", data=None, runs_dir=tmp_path / "runs")
     w.show_page("memory")
     w.page("memory").choose_gpu_gb(8)
     yield w
@@ -34,10 +35,10 @@ def test_each_fix_is_a_row_in_plain_words_with_its_new_total(llama_on_8gb):
     assert memory.gpu.currentText() == "An 8 GB card"
     assert "more than an 8 GB card (assumed) has" in memory.verdict_text()
     texts = memory.fix_texts()
-    assert texts[0] == ("These 2 changes together  →  7.5 GB:\n"
-                        "• Keep the input and output layers in 16-bit, without a 32-bit copy (trains as well)\n"
-                        "• Shorter examples: cut at 512 tokens instead of 2048")
-    assert texts[1] == "Use the smaller Llama 3.2 3B (3.2 B parameters)  →  6.4 GB"
+    assert texts[0] == ("These 2 changes together  →  7.9 GB:\n"
+                        "• Smaller adapter: rank 4 instead of 16 (it can change the model less)\n"
+                        "• Shorter examples: cut at 256 tokens instead of 2048")
+    assert texts[1] == "Use the smaller Qwen2.5 3B (3.1 B parameters)  →  6.4 GB"
     assert not any(word in text for text in texts for word in JARGON)
     buttons = memory.suggestion_buttons()
     suggestions = w.state.suggestions()
@@ -47,37 +48,37 @@ def test_each_fix_is_a_row_in_plain_words_with_its_new_total(llama_on_8gb):
     pump(seconds=0.05)
     assert w.state.plan().total_bytes == suggestions[0].total_bytes <= 8 * GiB
     assert memory.verdict_text().startswith("Fits an 8 GB card (assumed)")
-    assert w.state.config.training.seq_len == 512 and not w.state.config.training.upcast_frozen
+    assert w.state.config.training.seq_len == 256 and w.state.config.adapter.rank == 4
 
 
 def test_fixes_made_for_one_model_are_undone_for_another_and_come_back_with_it(llama_on_8gb):
     w = llama_on_8gb
     memory, model = w.page("memory"), w.page("model")
-    memory.suggestion_buttons()[0].click()  # Llama 3.1 8B fits 8 GB: no fp32 copy, examples cut at 512
+    memory.suggestion_buttons()[0].click()  # Qwen2.5 7B fits 8 GB: rank 4, examples cut at 256
     pump(seconds=0.05)
-    t = w.state.config.training
-    assert (t.seq_len, t.upcast_frozen) == (512, False)
+    t, a = w.state.config.training, w.state.config.adapter
+    assert (t.seq_len, a.rank) == (256, 4)
 
     _choose_model(w, "smollm2-135m")
-    assert (t.seq_len, t.upcast_frozen) == (2048, True)  # what they were before the fix
+    assert (t.seq_len, a.rank) == (2048, 16)  # what they were before the fix
     w.show_page("memory")
     pump(seconds=0.05)
     assert memory.fixes_note.isVisible() and model.fixes_note.isVisibleTo(model)  # on both pages
     for label in (memory.fixes_note, model.fixes_note):
-        assert label.text() == ("The 2 changes made so Llama 3.1 8B would fit are undone for this model: keep the input and "
-                                "output layers in 16-bit, without a 32-bit copy (trains as well); shorter examples: cut at "
-                                "512 tokens instead of 2048. They come back if you choose Llama 3.1 8B again.")
+        assert label.text() == ("The 2 changes made so Qwen2.5 7B would fit are undone for this model: smaller adapter: "
+                                "rank 4 instead of 16 (it can change the model less); shorter examples: cut at 256 tokens "
+                                "instead of 2048. They come back if you choose Qwen2.5 7B again.")
 
-    _choose_model(w, "llama-3.1-8b")
-    t = w.state.config.training
-    assert (t.seq_len, t.upcast_frozen) == (512, False)
+    _choose_model(w, "qwen2.5-7b")
+    t, a = w.state.config.training, w.state.config.adapter
+    assert (t.seq_len, a.rank) == (256, 4)
     assert w.state.plan().fits(8 * GiB) and memory.verdict_text().startswith("Fits")
-    assert memory.fixes_note.text().startswith("The 2 changes made earlier so Llama 3.1 8B fits are back: ")
+    assert memory.fixes_note.text().startswith("The 2 changes made earlier so Qwen2.5 7B fits are back: ")
 
     w.page("data").seq_len.setValue(768)  # changed by hand after the fix: the user's now
     _choose_model(w, "smollm2-135m")
-    t = w.state.config.training
-    assert (t.seq_len, t.upcast_frozen) == (768, True)
+    t, a = w.state.config.training, w.state.config.adapter
+    assert (t.seq_len, a.rank) == (768, 16)
 
 
 def test_a_plan_without_a_gpu_says_the_card_is_assumed(window):

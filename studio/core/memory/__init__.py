@@ -8,9 +8,12 @@ touches no GPU, so the window can call it on every slider move. Each `Component`
 
     choices.py      the user's choices: AdapterSpec, TrainShape, Precision
     tensors.py      exact bytes of weights, LoRA tensors, optimizer states, and a checkpoint of them
-    activations.py  what autograd keeps for backward (a model, calibrated on a GPU)
-    components.py   the answer: MemoryPlan and its named Components
-    planner.py      plan() and compare_precisions(): the components of one run
+    activations.py  what autograd keeps for backward: each layer's input or all of it, one layer
+    loss.py         the loss's vocabulary-sized tensors at each moment, per way of computing it
+    phases.py       the moments of a step and what is alive in each; the peak is the largest
+    held.py         what the process holds beyond its tensors: CUDA context, allocator reserve
+    components.py   the answer: MemoryPlan, its named Components and phases
+    planner.py      plan() and compare_precisions(): needed (tensor peak) and held (a range)
     fixes.py        what to change so that it fits: suggest_changes, leanest, apply_changes
 """
 
@@ -28,7 +31,8 @@ from studio.core.memory.fixes import (
     leanest,
     suggest_changes,
 )
-from studio.core.memory.planner import ALLOCATOR_SLACK, CUDA_CONTEXT_BYTES, LOGIT_BYTES, compare_precisions, plan
+from studio.core.memory.phases import Phase
+from studio.core.memory.planner import LOGIT_BYTES, compare_precisions, plan
 from studio.core.memory.tensors import (
     BNB4_BLOCK,
     BNB4_CODE_BYTES,
@@ -49,10 +53,10 @@ from studio.core.memory.tensors import (
 )
 
 __all__ = [
-    "ALLOCATOR_SLACK", "ATTENTION", "BNB4_BLOCK", "BNB4_CODE_BYTES", "BNB4_NESTED_BLOCK", "BNB4_NESTED_CODE_BYTES",
+    "ATTENTION", "BNB4_BLOCK", "BNB4_CODE_BYTES", "BNB4_NESTED_BLOCK", "BNB4_NESTED_CODE_BYTES",
     "BNB4_OFFSET_BYTES", "BNB8_OPTIM_BLOCK", "BNB8_OPTIM_MIN_SIZE", "BNB8_QMAP_BYTES", "CHECKPOINT_FILES_BYTES",
-    "COMPUTE_DTYPES", "CUDA_CONTEXT_BYTES", "LOGIT_BYTES", "LOSS_CHUNK_TOKENS", "MIN_RANK", "MIN_SEQ_LEN", "OPTIMIZERS",
-    "PRECISIONS", "AdapterSpec", "Change", "Component", "GiB", "Leanest", "MemoryPlan", "MiB", "Precision", "Suggestion",
+    "COMPUTE_DTYPES", "LOGIT_BYTES", "LOSS_CHUNK_TOKENS", "MIN_RANK", "MIN_SEQ_LEN", "OPTIMIZERS",
+    "PRECISIONS", "AdapterSpec", "Change", "Component", "GiB", "Leanest", "MemoryPlan", "MiB", "Phase", "Precision", "Suggestion",
     "TrainShape", "apply_changes", "bnb4_layer_bytes", "checkpoint_bytes", "compare_precisions", "int8_layer_bytes",
     "layer_bytes_per_token", "leanest", "lora_tensor_sizes", "optimizer_bytes", "plan", "residual_bytes",
     "suggest_changes",

@@ -15,29 +15,41 @@ from studio.core.memory.components import Component
 from studio.core.models import LinearLayer, ModelInfo
 
 
-def activations(model: ModelInfo, adapter: AdapterSpec, shape: TrainShape, precision: Precision) -> Component:
-    """What the forward pass keeps until backward, for one micro-batch."""
+def kept(model: ModelInfo, adapter: AdapterSpec, shape: TrainShape, precision: Precision) -> Component:
+    """What the forward pass keeps until backward, for one micro-batch: each layer's input with
+    gradient checkpointing, every layer's saved tensors without it; the embedding output and the
+    final norm's; a packed batch's attention mask."""
     tokens = shape.tokens
-    per_layer = layer_bytes_per_token(model, None if precision.mode == "full" else adapter, shape, precision)
     rs = residual_bytes(precision)
     if shape.gradient_checkpointing:
-        kept = model.num_layers * rs * model.hidden_size * tokens
-        act = int(kept + per_layer * tokens)
+        kept_bytes = model.num_layers * rs * model.hidden_size * tokens
         why = (f"Gradient checkpointing keeps only each layer's input ({model.num_layers} layers × "
                f"{shape.batch_size}×{shape.seq_len} tokens) and recomputes one layer at a time during backward.")
     else:
-        act = int(model.num_layers * per_layer * tokens)
+        kept_bytes = int(model.num_layers * layer_bytes_per_token(model, _trained(adapter, precision), shape, precision) * tokens)
         why = (f"Without gradient checkpointing every layer keeps its intermediate tensors for "
                f"{shape.batch_size}×{shape.seq_len} tokens until backward.")
-    act += rs * model.hidden_size * tokens * 2  # embedding output and final norm
+    kept_bytes += rs * model.hidden_size * tokens * 2  # embedding output and final norm
     if shape.packing and shape.attention != "flash_attention_2" and shape.batch_size > 1:
         # SDPA/eager see a joined row as one sequence with a block-diagonal mask over all of it:
         # a bool mask and its 16-bit additive form, batch·seq squared
         mask = 3 * tokens * tokens
-        act += mask
+        kept_bytes += mask
         why += (f" Packing without flash attention adds a {tokens:,}×{tokens:,} attention mask "
                 f"({mask / 1024**2:,.0f} MiB).")
-    return Component("activations", act, why)
+    return Component("activations", kept_bytes, why)
+
+
+def recomputed_layer(model: ModelInfo, adapter: AdapterSpec, shape: TrainShape, precision: Precision) -> Component:
+    """One decoder layer's saved tensors for the micro-batch: what backward recomputes at a time under
+    gradient checkpointing (and the working set of a layer in forward)."""
+    per_token = layer_bytes_per_token(model, _trained(adapter, precision), shape, precision)
+    return Component("activations", int(per_token * shape.tokens),
+                     f"One layer's intermediate tensors for {shape.batch_size}×{shape.seq_len} tokens.")
+
+
+def _trained(adapter: AdapterSpec, precision: Precision) -> AdapterSpec | None:
+    return None if precision.full else adapter
 
 
 def layer_bytes_per_token(model: ModelInfo, adapter: AdapterSpec | None, shape: TrainShape, precision: Precision) -> float:
@@ -48,14 +60,14 @@ def layer_bytes_per_token(model: ModelInfo, adapter: AdapterSpec | None, shape: 
     after it, is then fp32), else p.
       two residual tensors, kept by the two RMSNorms ........................ 2·rs·h
       their fp32 normalised values (for the norm weight's gradient) ......... 2·4·h
-      the input of every Linear, in compute dtype (bnb/torch keep it for the input gradient);
-        shared by the projections reading one norm when no cast is needed, else one copy each
+      with an fp32 residual stream, each Linear's compute-dtype copy of its input (_linear_inputs)
       q, k, v outputs and the rotated q, k (RoPE) ............................ p·(2·qd + 3·kvd)
       attention output and log-sum-exp (SDPA/flash) ......................... p·qd + 4·heads
         eager attention adds the s×s probabilities ........................... heads·s·2p
       MLP: gate and up outputs, SiLU output ................................. 3·p·i
       LoRA on a Linear with input d: its input as the adapter's matmul keeps it, the dropout
         mask, and the r-wide intermediate ................................... p·d + d + 8r
+        DoRA also keeps the base and LoRA outputs for its magnitude's gradient  2·p·out
     """
     p = precision.compute_bytes
     rs = residual_bytes(precision)
@@ -71,7 +83,7 @@ def layer_bytes_per_token(model: ModelInfo, adapter: AdapterSpec | None, shape: 
     if shape.attention == "eager":
         total += heads * shape.seq_len * 2 * p
     total += 3 * p * model.intermediate_size
-    if adapter is not None and precision.mode != "full":
+    if adapter is not None and not precision.full:
         total += _lora_branches(model, adapter, per_layer, p)
     return total
 
@@ -82,14 +94,16 @@ def _first_layer_linears(model: ModelInfo) -> list[LinearLayer]:
 
 
 def _linear_inputs(per_layer: list[LinearLayer], h: int, p: int, rs: int) -> int:
-    """The inputs the Linear layers keep, in compute dtype: one per norm when no cast is needed."""
+    """Inputs kept for the Linear layers themselves. A frozen Linear in the compute dtype keeps none
+    (its weight needs no gradient, the input's gradient needs only the weight): PEFT's published
+    16-bit runs fit only without them. With an fp32 residual stream (the fp32 copy of
+    prepare_model_for_kbit_training) each projection's compute-dtype cast of its input is kept:
+    the H100's 4-bit runs without checkpointing fit only with them."""
+    if rs == p:
+        return 0
     from_norm = [layer for layer in per_layer if layer.in_features == h]
     others = [layer for layer in per_layer if layer.in_features != h]
-    if rs == p:
-        total = 2 * p * h  # one compute-dtype tensor per norm, shared by its projections
-    else:
-        total = p * h * len(from_norm)  # each quantized Linear casts its fp32 input on its own
-    return total + sum(p * layer.in_features for layer in others)
+    return p * h * len(from_norm) + sum(p * layer.in_features for layer in others)
 
 
 def _lora_branches(model: ModelInfo, adapter: AdapterSpec, per_layer: list[LinearLayer], p: int) -> int:
@@ -99,6 +113,8 @@ def _lora_branches(model: ModelInfo, adapter: AdapterSpec, per_layer: list[Linea
     for layer in per_layer:
         if layer.suffix in targeted:
             total += p * layer.in_features + 8 * adapter.rank
+            if adapter.use_dora:
+                total += 2 * p * layer.out_features
             if adapter.dropout > 0:
                 total += layer.in_features  # the dropout mask (one byte per value)
     return total
@@ -107,7 +123,7 @@ def _lora_branches(model: ModelInfo, adapter: AdapterSpec, per_layer: list[Linea
 def residual_bytes(precision: Precision) -> int:
     """Bytes per value of the residual stream: fp32 once prepare_model_for_kbit_training has upcast the
     embeddings (their output, and every residual add after it, is fp32), else the compute dtype."""
-    return 4 if precision.quantized and precision.upcast_frozen else precision.compute_bytes
+    return 4 if precision.fp32_residual else precision.compute_bytes
 
 
 def _layer_index(name: str) -> int | None:

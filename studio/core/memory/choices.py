@@ -7,10 +7,13 @@ from dataclasses import dataclass
 
 from studio.core.errors import StudioError
 
-PRECISIONS = ("4bit", "8bit", "16bit", "full")
+PRECISIONS = ("4bit", "8bit", "16bit", "full", "full-bf16")  # full: fp32 master weights; full-bf16: pure bf16
 OPTIMIZERS = ("adamw", "adamw-8bit", "paged-adamw-8bit")
 COMPUTE_DTYPES = {"bfloat16": 2, "float16": 2, "float32": 4}
 ATTENTION = ("sdpa", "eager", "flash_attention_2")  # flash keeps no s×s matrix either: planned as sdpa
+# How transformers computes the loss when it is not chunked: since 4.46 the loss upcasts the logits
+# itself; before, the model returned fp32 logits and the loss shifted them into one more fp32 copy.
+LOSSES = ("transformers", "transformers<4.46")
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class TrainShape:
     loss_chunk_tokens: int = 0  # 0: transformers' loss over all logits at once; N: the chunked loss
     packing: bool = False  # padding-free: the worst micro-batch is unchanged, the average one smaller
     # (without flash attention a packed micro-batch also needs a batch·seq square mask)
+    loss: str = "transformers"  # LOSSES: which transformers computes the unchunked loss (the studio: today's)
 
     def __post_init__(self) -> None:
         if self.loss_chunk_tokens < 0:
@@ -58,6 +62,8 @@ class TrainShape:
             )
         if self.optimizer not in OPTIMIZERS:
             raise StudioError(f"Unknown optimizer '{self.optimizer}'.", f"Choose one of: {', '.join(OPTIMIZERS)}.")
+        if self.loss not in LOSSES:
+            raise StudioError(f"Unknown loss '{self.loss}'.", f"Choose one of: {', '.join(LOSSES)}.")
         if self.attention not in ATTENTION:
             raise StudioError(f"Unknown attention '{self.attention}'.", f"Choose one of: {', '.join(ATTENTION)}.")
 
@@ -79,6 +85,10 @@ class Precision:
     double_quant: bool = True  # 4-bit only: quantize the absmax values too
     compute_dtype: str = "bfloat16"  # bf16 where the GPU supports it, else float16; float32 on CPU
     upcast_frozen: bool = True  # 4/8-bit: prepare_model_for_kbit_training's fp32 copy of embeddings, norms, lm_head
+    # 4/8-bit without that copy, as TRL's SFTTrainer leaves a model with bf16=True: norms in fp32 (so
+    # an fp32 residual stream), embeddings and lm_head back in the compute dtype. Off: the studio's
+    # own `upcast_frozen = false`, everything in the compute dtype.
+    norms_fp32: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in PRECISIONS:
@@ -91,6 +101,16 @@ class Precision:
     @property
     def quantized(self) -> bool:
         return self.mode in ("4bit", "8bit")
+
+    @property
+    def fp32_residual(self) -> bool:
+        """Whether the residual stream runs in fp32 (fp32 norms or embeddings)."""
+        return self.quantized and (self.upcast_frozen or self.norms_fp32)
+
+    @property
+    def full(self) -> bool:
+        """Every weight trained (no adapter)."""
+        return self.mode in ("full", "full-bf16")
 
     @property
     def compute_bytes(self) -> int:

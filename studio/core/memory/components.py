@@ -3,7 +3,7 @@ line (the window's tooltip)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from studio.core.memory.choices import AdapterSpec, Precision, TrainShape
 from studio.core.models import ModelInfo
@@ -25,9 +25,14 @@ class MemoryPlan:
     components: tuple[Component, ...]
     trainable_params: int
     notes: tuple[str, ...] = ()
+    phases: tuple = ()  # phases.Phase, each with its live set
+    peak_phase: object = None  # the Phase that sets the peak
+    needed_bytes: int = 0  # the tensor peak (torch's max_memory_allocated)
+    held_bytes: tuple[int, int] = field(default=(0, 0))  # what the process holds then, low and high
 
     @property
     def total_bytes(self) -> int:
+        """The conservative figure the fit check uses: the upper end of what is held."""
         return sum(c.bytes for c in self.components)
 
     def component(self, name: str) -> Component:

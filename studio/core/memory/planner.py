@@ -1,56 +1,72 @@
-"""`plan()`: the GPU memory one training run needs, component by component, before anything runs.
+"""`plan()`: the GPU memory one training run needs, before anything runs.
 
 A pure function of a `ModelInfo` and the user's choices: it allocates nothing and touches no GPU,
-so the window can call it on every slider move. The weight, adapter and optimizer terms are exact
-(tensors.py); activations are a model (activations.py); the rest, to be calibrated on a GPU (issue
-"Measured on a real GPU"):
-  * unquantized weights: embeddings, norms, biases and lm_head, in the dtype they end up in —
-    fp32 after `peft.prepare_model_for_kbit_training` (it upcasts every non-quantized float
-    parameter), the compute dtype for 16-bit LoRA.
-  * logits: the cross-entropy peak over b·s·vocab values. transformers upcasts the logits to fp32
-    (`ForCausalLMLoss`), log_softmax keeps its fp32 output, and its backward holds the incoming
-    gradient and its result at once: 12 bytes per logit.
-  * CUDA overhead: the context and library workspaces, and the caching allocator's slack — named
-    calibration constants below.
+so the window can call it on every slider move. Three layers of answer (issue #17):
+  * the tensors, exact where the libraries fix their layout (tensors.py: weights, adapter, gradients,
+    optimizer states), a model where autograd decides (activations.py, loss.py);
+  * "needed": the tensor peak, the largest of the step's phases (phases.py: forward, the start of
+    backward, backward through a recomputed layer, the optimizer step, evaluation, sample answers),
+    each phase's live set named, the one that sets the peak said;
+  * "held": what the process holds on the GPU at that moment, a range (held.py): the CUDA context
+    and library workspaces, and the caching allocator's reserve, which grows with the largest
+    blocks a step frees and makes again. The fit check uses its upper end.
+
+`MemoryPlan.components` are the peak phase's live set plus the held margin ("cuda_overhead"), so
+they add up to `total_bytes`, the conservative end.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from studio.core.memory.activations import activations
+from studio.core.memory import held
 from studio.core.memory.choices import AdapterSpec, Precision, TrainShape
 from studio.core.memory.components import Component, MemoryPlan
-from studio.core.memory.tensors import MiB, bnb4_layer_bytes, int8_layer_bytes, lora_tensor_sizes, optimizer_bytes
+from studio.core.memory.loss import BACKWARD_BYTES_PER_LOGIT
+from studio.core.memory.phases import peak, training_phases
+from studio.core.memory.tensors import bnb4_layer_bytes, int8_layer_bytes, lora_tensor_sizes, optimizer_bytes
 from studio.core.models import ModelInfo
 
-# Calibration constants (issue "Measured on a real GPU" measures them; these are starting values).
-CUDA_CONTEXT_BYTES = 512 * MiB  # CUDA context, cuBLAS/cuDNN workspaces: taken before any tensor
-ALLOCATOR_SLACK = 0.04  # the caching allocator reserves this much more than is allocated
-LOGIT_BYTES = 12  # fp32 log_softmax output + its incoming gradient + its result, per logit
+LOGIT_BYTES = BACKWARD_BYTES_PER_LOGIT  # the loss's bytes per logit at its peak (loss.py)
 
 OPTIMIZER_NAMES = {"adamw": "AdamW (32-bit)", "adamw-8bit": "8-bit AdamW", "paged-adamw-8bit": "paged 8-bit AdamW"}
 
 
 def plan(model: ModelInfo, adapter: AdapterSpec, shape: TrainShape, precision: Precision = Precision()) -> MemoryPlan:
-    """The GPU memory one training run needs, as named components. Pure: no GPU, no allocation."""
-    components = _quantized_weights(model, precision) + _unquantized_weights(model, precision)
-    if precision.mode == "full":
-        components += _full_training(model, shape)
+    """The GPU memory one training run needs. Pure: no GPU, no allocation."""
+    static = _quantized_weights(model, precision) + _unquantized_weights(model, precision)
+    if precision.full:
+        trained = _full_training(model, shape, precision)
         trainable = model.total_params
     else:
         sizes = lora_tensor_sizes(model, adapter)
         trainable = sum(sizes)
-        components += _adapter(model, adapter, shape, sizes)
-    components.append(activations(model, adapter, shape, precision))
-    components.append(_logits(model, shape))
-    components.append(_cuda_overhead(components))
-    return MemoryPlan(model, adapter, shape, precision, tuple(components), trainable, _notes(model, shape))
+        weights, trained = _adapter(model, adapter, shape, sizes)
+        static.append(weights)
+    phases = tuple(training_phases(model, adapter, shape, precision, static, trained))
+    top = peak(list(phases))
+    needed = top.bytes
+    low, high = held.held_range(model, shape, needed)
+    components = _merged(top.live) + (held.margin(high - needed),)
+    return MemoryPlan(model, adapter, shape, precision, components, trainable, _notes(model, shape),
+                      phases=phases, peak_phase=top, needed_bytes=needed, held_bytes=(low, high))
 
 
 def compare_precisions(model: ModelInfo, adapter: AdapterSpec, shape: TrainShape, precision: Precision) -> dict[str, MemoryPlan]:
     """The same run as full fine-tuning, 16-bit LoRA, 8-bit and 4-bit QLoRA, side by side."""
     return {mode: plan(model, adapter, shape, replace(precision, mode=mode)) for mode in ("full", "16bit", "8bit", "4bit")}
+
+
+def _merged(live: tuple[Component, ...]) -> tuple[Component, ...]:
+    """One component per name (the kept activations and the recomputed layer are both activations)."""
+    out: dict[str, Component] = {}
+    for c in live:
+        if c.name in out:
+            first = out[c.name]
+            out[c.name] = Component(c.name, first.bytes + c.bytes, f"{first.why} {c.why}")
+        else:
+            out[c.name] = c
+    return tuple(out.values())
 
 
 def _quantized_weights(model: ModelInfo, precision: Precision) -> list[Component]:
@@ -79,6 +95,12 @@ def _unquantized_weights(model: ModelInfo, precision: Precision) -> list[Compone
             "unquantized_weights", model.unquantized_params * 4,
             f"Embeddings, lm_head, norms and biases ({model.unquantized_params / 1e6:.0f} M) stay unquantized, and "
             "prepare_model_for_kbit_training upcasts them to fp32 (4 bytes each).")]
+    if precision.quantized and precision.norms_fp32:
+        frozen16 = model.embedding_params + model.lm_head_params
+        return [Component(
+            "unquantized_weights", frozen16 * p + (model.unquantized_params - frozen16) * 4,
+            f"Embeddings and lm_head ({frozen16 / 1e6:.0f} M) in {dtype}, norms and biases in fp32, as TRL's "
+            "SFTTrainer leaves them.")]
     if precision.quantized:
         return [Component(
             "unquantized_weights", model.unquantized_params * p,
@@ -88,6 +110,10 @@ def _unquantized_weights(model: ModelInfo, precision: Precision) -> list[Compone
         return [Component(
             "unquantized_weights", model.total_params * p,
             f"All {model.total_params / 1e9:.2f} B weights frozen in {dtype} ({p} bytes each): no quantization.")]
+    if precision.mode == "full-bf16":
+        return [Component(
+            "unquantized_weights", model.total_params * p,
+            f"All {model.total_params / 1e9:.2f} B weights are trained in pure {dtype} ({p} bytes each): no fp32 copy.")]
     # full fine-tuning, for comparison: Trainer's mixed precision (fp32 weights, 16-bit autocast)
     return [Component(
         "unquantized_weights", model.total_params * 4,
@@ -95,49 +121,32 @@ def _unquantized_weights(model: ModelInfo, precision: Precision) -> list[Compone
         f"{dtype} copies are made on the fly.")]
 
 
-def _full_training(model: ModelInfo, shape: TrainShape) -> list[Component]:
-    """Full fine-tuning: a gradient and optimizer states for every weight."""
+def _full_training(model: ModelInfo, shape: TrainShape, precision: Precision) -> list[Component]:
+    """Full fine-tuning: a gradient and optimizer states for every weight — fp32 with fp32 master
+    weights ("full"), the compute dtype in pure bf16 ("full-bf16": no fp32 copy anywhere)."""
+    n = model.total_params
+    per = 4 if precision.mode == "full" else precision.compute_bytes
+    kind = "fp32" if per == 4 else precision.compute_dtype
     return [
-        Component("gradients", model.total_params * 4, "Every weight is trained, so every weight gets an fp32 gradient."),
-        Component("optimizer_states", optimizer_bytes([model.total_params], shape.optimizer),
-                  f"AdamW keeps two running averages for each of the {model.total_params / 1e9:.2f} B weights."),
+        Component("gradients", n * per, f"Every weight is trained, so every weight gets a {kind} gradient."),
+        Component("optimizer_states", optimizer_bytes([n], shape.optimizer, per),
+                  f"{OPTIMIZER_NAMES[shape.optimizer]} keeps two running averages for each of the {n / 1e9:.2f} B weights."),
     ]
 
 
-def _adapter(model: ModelInfo, adapter: AdapterSpec, shape: TrainShape, sizes: list[int]) -> list[Component]:
-    """The LoRA adapter: its fp32 weights, their gradients, and the optimizer's states for them."""
+def _adapter(model: ModelInfo, adapter: AdapterSpec, shape: TrainShape, sizes: list[int]) -> tuple[Component, list[Component]]:
+    """The LoRA adapter: its fp32 weights; and what training adds, their gradients and the optimizer's states."""
     trainable = sum(sizes)
     paged = " Paged: moved to CPU memory if the GPU runs short." if shape.optimizer.startswith("paged") else ""
-    return [
-        Component("lora_weights", trainable * 4,
-                  f"The adapter: {trainable / 1e6:.1f} M trainable parameters (rank {adapter.rank} on "
-                  f"{len(model.target_layers(adapter.targets))} layers), kept in fp32 by PEFT."),
+    weights = Component("lora_weights", trainable * 4,
+                        f"The adapter: {trainable / 1e6:.1f} M trainable parameters (rank {adapter.rank} on "
+                        f"{len(model.target_layers(adapter.targets))} layers), kept in fp32 by PEFT.")
+    return weights, [
         Component("lora_gradients", trainable * 4,
                   "One fp32 gradient per adapter parameter; the frozen base model needs none."),
         Component("optimizer_states", optimizer_bytes(sizes, shape.optimizer),
                   f"{OPTIMIZER_NAMES[shape.optimizer]} keeps two running averages per adapter parameter.{paged}"),
     ]
-
-
-def _logits(model: ModelInfo, shape: TrainShape) -> Component:
-    """The loss's peak: fp32 vocabulary scores and their gradient, for all tokens or one chunk."""
-    tokens = shape.tokens
-    if shape.loss_chunk_tokens and shape.loss_chunk_tokens < tokens:
-        return Component(
-            "logits", LOGIT_BYTES * shape.loss_chunk_tokens * model.vocab_size,
-            f"The chunked loss makes the fp32 vocabulary scores {shape.loss_chunk_tokens} tokens at a time "
-            f"(× {model.vocab_size:,}), never all {tokens} at once.")
-    return Component(
-        "logits", LOGIT_BYTES * tokens * model.vocab_size,
-        f"The loss needs {shape.batch_size}×{shape.seq_len} tokens × {model.vocab_size:,} vocabulary scores in fp32, "
-        "plus their gradient: large for big vocabularies.")
-
-
-def _cuda_overhead(components: list[Component]) -> Component:
-    tensors = sum(c.bytes for c in components)
-    return Component(
-        "cuda_overhead", int(CUDA_CONTEXT_BYTES + ALLOCATOR_SLACK * tensors),
-        "The CUDA context and library workspaces, and what PyTorch's caching allocator reserves beyond what is in use.")
 
 
 def _notes(model: ModelInfo, shape: TrainShape) -> tuple[str, ...]:

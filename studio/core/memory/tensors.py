@@ -76,17 +76,18 @@ def _blockwise(n: int, optimizer: str) -> bool:
     return optimizer != "adamw" and n >= BNB8_OPTIM_MIN_SIZE
 
 
-def _tensor_state_bytes(n: int, optimizer: str) -> int:
-    """AdamW's two states for one tensor of `n` values."""
+def _tensor_state_bytes(n: int, optimizer: str, param_bytes: int = FP32_BYTES) -> int:
+    """AdamW's two states for one tensor of `n` values (torch keeps them in the parameter's dtype)."""
     if not _blockwise(n, optimizer):
-        return ADAMW_STATES * FP32_BYTES * n
+        return ADAMW_STATES * param_bytes * n
     return ADAMW_STATES * (n + FP32_BYTES * math.ceil(n / BNB8_OPTIM_BLOCK))  # uint8 values + an fp32 absmax per block
 
 
-def optimizer_bytes(tensor_sizes: Iterable[int], optimizer: str) -> int:
-    """AdamW's two states for each tensor: fp32 in torch, 8-bit blockwise in bitsandbytes."""
+def optimizer_bytes(tensor_sizes: Iterable[int], optimizer: str, param_bytes: int = FP32_BYTES) -> int:
+    """AdamW's two states for each tensor: in the parameters' dtype in torch (fp32 for LoRA, bf16 in
+    pure-bf16 full training), 8-bit blockwise in bitsandbytes."""
     sizes = list(tensor_sizes)
-    total = sum(_tensor_state_bytes(n, optimizer) for n in sizes)
+    total = sum(_tensor_state_bytes(n, optimizer, param_bytes) for n in sizes)
     blockwise = any(_blockwise(n, optimizer) for n in sizes)
     return total + (ADAMW_STATES * BNB8_QMAP_BYTES if blockwise else 0)
 

@@ -56,6 +56,7 @@ class ModelInfo:
     intermediate_size: int
     context_length: int | None
     has_chat_template: bool
+    logit_softcapping: float | None = None  # Gemma 2: logits = cap·tanh(logits / cap), one more vocabulary-sized tensor
     path: Path | None = None  # local folder holding config.json (and maybe weights)
     hub_id: str | None = None
     license: str | None = None

@@ -62,6 +62,7 @@ def _dimensions(text) -> dict:
         "head_dim": int(getattr(text, "head_dim", 0) or (hidden // heads if heads else 0)),
         "intermediate_size": int(getattr(text, "intermediate_size", 0) or 0),
         "context_length": int(context) if context else None,
+        "logit_softcapping": getattr(text, "final_logit_softcapping", None) or None,
     }
 
 

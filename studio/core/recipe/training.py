@@ -16,7 +16,7 @@ PACKING = ("auto", "on", "off")
 @dataclass
 class TrainingSection:
     precision: str = setting("4bit (QLoRA), 8bit, or 16bit (LoRA on a 16-bit base)", flag="--precision", plans=True,
-                             choices=tuple(p for p in PRECISIONS if p != "full"), default="4bit")
+                             choices=tuple(p for p in PRECISIONS if not p.startswith("full")), default="4bit")
     quant_type: str = setting("4-bit data type: nf4 or fp4", flag="--quant-type", plans=True, choices=("nf4", "fp4"),
                               default="nf4")
     double_quant: bool = setting("quantize the 4-bit block scales too (saves ~0.4 bits per weight)",
@@ -64,8 +64,10 @@ class TrainingSection:
                            "where it costs nothing; on = always (other attention needs a mask over the whole batch); "
                            "off", flag="--packing", plans=True, choices=PACKING, default="auto")
     upcast_frozen: bool = setting("4/8-bit: keep an fp32 copy of embeddings, norms and lm_head, as "
-                                  "prepare_model_for_kbit_training does (off: keep them in the compute dtype)",
-                                  flag="--fp32-frozen", plans=True, default=True)
+                                  "prepare_model_for_kbit_training does (off, the default: keep them in the compute "
+                                  "dtype; measured on an H100 with Llama 3 8B at 8192 tokens: 4.9 GiB less at the "
+                                  "peak, 1.3x the tokens/s, the same losses)",
+                                  flag="--fp32-frozen", plans=True, default=False)
 
     def validate(self) -> None:
         self._check_choices()

@@ -183,6 +183,8 @@ def _announce(s: Session) -> None:
     s.events.emit("started", total_steps=s.total_steps, resumed_from_step=s.start_step, device=device_name(s.device),
                   compute_dtype=s.compute_dtype, precision=s.config.training.precision, optimizer=s.shape.optimizer,
                   planned_bytes=s.plan.total_bytes, planned_components={c.name: c.bytes for c in s.plan.components},
+                  planned_needed_bytes=s.plan.needed_bytes, planned_held_bytes=list(s.plan.held_bytes),
+                  planned_peak_phase=s.plan.peak_phase.name,
                   train_rows=len(s.train_ds), eval_rows=len(s.eval_ds) if s.eval_ds is not None else 0,
                   trainable_params=s.trainable, total_params=s.info.total_params, pid=os.getpid(),
                   processes=world_size(), data_format=s.loaded.format, data_rows=s.loaded.rows_kept)

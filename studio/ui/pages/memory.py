@@ -198,12 +198,13 @@ class MemoryPage(Page):
         set_state_style(self.verdict, "good" if fits else "bad")
         self.bar.set_plan([(c.name, c.bytes, c.why) for c in plan.components], gpu.bytes, "GPU")
         s = plan.shape
-        mode = {"4bit": "4-bit QLoRA", "8bit": "8-bit LoRA", "16bit": "16-bit LoRA", "full": "full fine-tuning"}[plan.precision.mode]
+        mode = {"4bit": "4-bit QLoRA", "8bit": "8-bit LoRA", "16bit": "16-bit LoRA", "full": "full fine-tuning",
+                "full-bf16": "full fine-tuning in bf16"}[plan.precision.mode]
         ckpt = "with" if s.gradient_checkpointing else "without"
         largest = max(plan.components, key=lambda c: c.bytes).name
         self.details.setText(f"{mode}, micro-batch {s.batch_size} × {s.seq_len} tokens, {ckpt} gradient checkpointing, "
                              f"{s.optimizer} optimizer, {plan.precision.compute_dtype} compute. "
-                             f"Largest part: {label_of(largest)}.")
+                             f"Largest part: {label_of(largest)}.\n{needed_and_held(plan)}")
         self.suggest_box.setVisible(not fits)
         if not fits:
             self._show_fixes(self.state.suggestions())
@@ -320,3 +321,15 @@ def fix_text(sug: Suggestion) -> str:
     return f"These {len(sug.parts)} changes together  →  {gb(sug.total_bytes)}:\n{lines}"
 
 
+# The step's moments in words (the planner's phase names)
+MOMENTS = {"forward": "reading the examples through the model", "loss_backward": "starting to learn from the errors",
+           "layer_backward": "working back through the model's layers", "optimizer": "updating the adapter",
+           "evaluation": "checking the held-out examples", "samples": "writing a sample answer"}
+
+
+def needed_and_held(plan) -> str:
+    """The plan's two figures in plain words: the tensors at the busiest moment, what the card holds."""
+    low, high = plan.held_bytes
+    moment = MOMENTS.get(plan.peak_phase.name, plan.peak_phase.name)
+    return (f"At its busiest moment ({moment}) the run's data takes {gb(plan.needed_bytes)}; with what CUDA and "
+            f"PyTorch keep aside, the card holds {gb(low)} to {gb(high)}. The check uses {gb(high)}.")

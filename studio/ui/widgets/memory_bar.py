@@ -24,6 +24,8 @@ COLOURS = {
     "optimizer_states": "#59a14f",
     "activations": "#edc948",
     "logits": "#e15759",
+    "runtime": "#d4a6c8",
+    "int8_working": "#9d7660",
     "cuda_overhead": "#bab0ac",
 }
 LABELS = {
@@ -35,7 +37,9 @@ LABELS = {
     "optimizer_states": "Optimizer",
     "activations": "Activations",
     "logits": "Logits (the loss)",
-    "cuda_overhead": "CUDA and allocator",
+    "runtime": "Runtime buffers",
+    "int8_working": "8-bit working memory",
+    "cuda_overhead": "Held by CUDA and PyTorch",
 }
 
 

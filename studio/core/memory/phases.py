@@ -1,0 +1,104 @@
+"""The moments of a training step, each with the tensors alive in it: the plan's peak is the largest
+of them, not the sum of every term (issue #17). Peaks that happen at different times are combined as
+peaks: the loss's vocabulary-sized tensors are freed before backward recomputes the first
+checkpointed layer, so the two never coincide.
+
+  forward    the weights, what the layers keep for backward, one layer's working set, and with
+             transformers' loss (inside the model's forward) its logits
+  loss_backward   the start of backward: the loss's gradient while everything forward kept is
+             still alive
+  layer_backward  (with checkpointing) backward through the last recomputed layer: its kept
+             tensors again, and their gradients as they are made
+  optimizer  the weights, the adapter's gradients and the optimizer's states and step
+  evaluation the eval batch's forward without gradients: one layer at a time and the loss
+  samples    generating an answer: the weights and the key/value cache of one sequence
+
+Every phase after the first step also holds the adapter's gradients (zeroed between steps, not
+freed) and a small runtime set (cuBLAS workspaces, rotary tables, the batch): RUNTIME_BYTES.
+Measured on an H100 phase by phase (benchmarks/gpu_calibrate.py): the peak was in backward in every
+case, forward, optimizer and evaluation below it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from studio.core.memory import activations as act
+from studio.core.memory.choices import AdapterSpec, Precision, TrainShape
+from studio.core.memory.components import Component
+from studio.core.memory.loss import describe, loss_bytes
+from studio.core.memory.tensors import MiB
+from studio.core.models import ModelInfo
+
+RUNTIME_BYTES = 80 * MiB  # measured 74–106 MiB beside the model and its gradients between steps (H100)
+# Backward through a recomputed layer holds its kept tensors and, as it goes, their gradients:
+# measured 1.1× the kept bytes at its peak (Llama 3 8B at 8192 tokens, H100; 1.2× with the fp32 copy,
+# 0.9× without it).
+LAYER_BACKWARD_FACTOR = 1.1
+# LLM.int8 training held 1.9 bytes per quantized weight more than the model's terms explain, from
+# forward to the end of backward (Llama 3.2 1B, bitsandbytes 0.50, H100: one case; not broken down).
+INT8_WORKING_BYTES_PER_WEIGHT = 2
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str  # forward, loss_backward, layer_backward, optimizer, evaluation, samples
+    live: tuple[Component, ...]  # what is alive at this phase's worst moment
+    why: str
+
+    @property
+    def bytes(self) -> int:
+        return sum(c.bytes for c in self.live)
+
+
+def training_phases(model: ModelInfo, adapter: AdapterSpec, shape: TrainShape, precision: Precision,
+                    static: list[Component], trained: list[Component]) -> list[Phase]:
+    """The phases of one step. `static`: weights alive throughout; `trained`: the gradients and the
+    optimizer's states (alive from the first step on)."""
+    base = static + trained + [Component("runtime", RUNTIME_BYTES, "cuBLAS workspaces, rotary tables, the batch.")]
+    base += _int8_working(model, precision)
+    kept = act.kept(model, adapter, shape, precision)
+    layer = act.recomputed_layer(model, adapter, shape, precision)
+    start = _logits(model, shape, precision, "backward", "at the start of backward")
+    forward = layer if shape.loss_chunk_tokens else max(layer, _logits(model, shape, precision, "forward", "in forward"),
+                                                            key=lambda c: c.bytes)
+    phases = [
+        Phase("forward", tuple(base + [kept, forward]),
+              "the forward pass: what the layers keep, and one layer working or transformers' loss"),
+        Phase("loss_backward", tuple(base + [kept, start]),
+              "the start of backward: the loss's gradient while everything forward kept is alive"),
+    ]
+    if shape.gradient_checkpointing:
+        scaled = Component(layer.name, int(layer.bytes * LAYER_BACKWARD_FACTOR), layer.why + " Backward adds their gradients.")
+        phases.append(Phase("layer_backward", tuple(base + [kept, scaled]),
+                            "backward through the last checkpointed layer: it is recomputed, with its gradients"))
+    phases.append(Phase("optimizer", tuple(base), "the optimizer step: weights, gradients, states"))
+    scores = _logits(model, shape, precision, "evaluation", "in evaluation")
+    phases.append(Phase("evaluation", tuple(static + [max(layer, scores, key=lambda c: c.bytes)]),
+                        "an evaluation batch: no gradients, one layer at a time, then the loss"))
+    phases.append(Phase("samples", tuple(static + [_kv_cache(model, shape, precision)]),
+                        "a sample answer: the key/value cache of one sequence"))
+    return phases
+
+
+def peak(phases: list[Phase]) -> Phase:
+    """The phase that sets the peak (the first of equals)."""
+    return max(phases, key=lambda p: p.bytes)
+
+
+def _logits(model: ModelInfo, shape: TrainShape, precision: Precision, moment: str, when: str) -> Component:
+    return Component("logits", loss_bytes(model, shape, precision, moment),
+                     f"The loss {when}: {describe(model, shape)}, in fp32.")
+
+
+def _kv_cache(model: ModelInfo, shape: TrainShape, precision: Precision) -> Component:
+    kv = 2 * model.num_layers * model.num_kv_heads * model.head_dim * precision.compute_bytes * shape.seq_len
+    return Component("activations", kv, f"The key/value cache of one answer up to {shape.seq_len:,} tokens.")
+
+
+def _int8_working(model: ModelInfo, precision: Precision) -> list[Component]:
+    if precision.mode != "8bit":
+        return []
+    return [Component("int8_working", INT8_WORKING_BYTES_PER_WEIGHT * model.quantizable_params,
+                      "LLM.int8 training holds about 2 bytes per quantized weight more while it trains "
+                      "(measured on an H100 with bitsandbytes 0.50).")]
