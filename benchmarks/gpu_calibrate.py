@@ -284,7 +284,8 @@ def measure(case: Case, model_dir: Path, on_gpu: bool, nvml: Nvml, nvml_idle: in
     if on_gpu:
         torch.cuda.empty_cache()
     return {"case": asdict(case), "label": case.label(), "planned": plan_parts, "loaded_allocated": loaded_allocated,
-            "measured": result, "nvml_start": nvml_start, "base_allocated": base_allocated, "phases": probe.steps, "eval_peak": eval_peak, "eval_loss": eval_loss, "losses": losses,
+            "measured": result, "nvml_start": nvml_start, "base_allocated": base_allocated, "phases": probe.steps,
+            "eval_peak": eval_peak, "eval_loss": eval_loss, "losses": losses,
             "trainable": trainable, "tokens": case.batch_size * case.seq_len, "load_s": round(load_s, 2),
             "train_s": round(train_s, 2), "vocab_size": info.vocab_size, "model_type": info.model_type}
 

@@ -60,7 +60,10 @@ def test_the_loss_bytes_per_logit_by_how_it_is_computed(llama8b):
     gemma = resolve_model("gemma-2-2b")
     full, chunked = TrainShape(seq_len=2048), TrainShape(seq_len=2048, loss_chunk_tokens=1024)
     lean = Precision(upcast_frozen=False)
-    per = lambda model, shape, moment, precision=lean: loss_bytes(model, shape, precision, moment) / model.vocab_size
+
+    def per(model, shape, moment, precision=lean):
+        return loss_bytes(model, shape, precision, moment) / model.vocab_size
+
     assert per(llama8b, full, "backward") == BACKWARD_BYTES_PER_LOGIT * 2048
     assert per(llama8b, chunked, "backward") == BACKWARD_BYTES_PER_LOGIT * 1024
     assert per(llama8b, full, "evaluation") == FORWARD_BYTES_PER_LOGIT * 2048
@@ -78,7 +81,10 @@ def test_full_fine_tuning_in_pure_bf16(llama8b):
     shape = TrainShape(optimizer="adamw", loss_chunk_tokens=1024)
     bf16 = plan(llama8b, AdapterSpec(), shape, Precision(mode="full-bf16"))
     mixed = plan(llama8b, AdapterSpec(), shape, Precision(mode="full"))
-    state = lambda p: sum(p.bytes_of(n) for n in ("unquantized_weights", "gradients", "optimizer_states"))
+
+    def state(p):
+        return sum(p.bytes_of(n) for n in ("unquantized_weights", "gradients", "optimizer_states"))
+
     assert state(bf16) == 8 * llama8b.total_params  # bf16 weights, gradients and two AdamW states
     assert state(mixed) == 16 * llama8b.total_params  # fp32 for all four
     assert bf16.trainable_params == llama8b.total_params and bf16.peak_phase.name in TRAINING
