@@ -76,8 +76,24 @@ def test_gpu_calibration_rehearsal_on_cpu(tmp_path):
 
 
 def test_gpu_tables_from_the_h100_readings():
-    """The committed H100 readings are planned again with this checkout's planner."""
+    """The committed H100 readings, planned again with this checkout's planner: the issue's bar
+    (every case within ±8% of the measured tensor peak but the one noted in RESULTS.md, median 4%)."""
+    import re
+
     out = run("benchmarks/gpu_tables.py")
     rows = [line for line in out.splitlines() if line.startswith("| ") and "GiB" not in line and "-|" not in line]
     assert len([r for r in rows if r.count("|") == 10]) == 24
-    assert "planned tensors vs needed: median |error|" in out
+    m = re.search(r"median \|error\| ([\d.]+)%, worst ([\d.]+)%, 24 cases, (\d+) within ±8%", out)
+    assert m and float(m.group(1)) <= 4 and int(m.group(3)) >= 23, out[-400:]
+    inside = re.search(r"NVML inside the planned held range: (\d+) of (\d+) cases", out)
+    assert inside and int(inside.group(1)) >= int(inside.group(2)) - 1
+
+
+def test_published_runs_are_planned_within_the_bar():
+    """benchmarks/published: plain transformers + PEFT (+ bitsandbytes, TRL) runs within a median 5%,
+    none beyond 12% (issue #17)."""
+    import re
+
+    out = run("benchmarks/published/calibrate.py")
+    m = re.search(r"transformers \+ PEFT .*?: (\d+) runs, median \|error\| ([\d.]+)%, max ([\d.]+)%", out)
+    assert m and int(m.group(1)) >= 20 and float(m.group(2)) <= 5 and float(m.group(3)) <= 12, out[-600:]
