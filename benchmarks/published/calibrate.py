@@ -165,14 +165,30 @@ def table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+BEGIN, END = "<!-- published-runs: begin (benchmarks/published/calibrate.py --results) -->", "<!-- published-runs: end -->"
+
+
+def write_results(path: Path, text: str) -> None:
+    """Replace what stands between the markers in RESULTS.md with `text`."""
+    page = path.read_text(encoding="utf-8")
+    if BEGIN not in page or END not in page:
+        raise SystemExit(f"{path} has no published-runs markers: add the two lines {BEGIN} and {END} where the table goes.")
+    head, rest = page.split(BEGIN, 1)
+    path.write_text(f"{head}{BEGIN}\n{text}\n{END}{rest.split(END, 1)[1]}", encoding="utf-8")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path, default=HERE / "runs.json")
     parser.add_argument("--json", type=Path, help="write the rows (with the plan's components) here")
+    parser.add_argument("--results", type=Path, nargs="?", const=HERE.parent / "RESULTS.md",
+                        help="also write the table into RESULTS.md, between its published-runs markers")
     args = parser.parse_args(argv)
     runs = json.loads(args.runs.read_text())["runs"]
     rows = evaluate(runs)
     print(table(rows))
+    if args.results:
+        write_results(args.results, table(rows))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
     return 0
