@@ -156,3 +156,13 @@ def measured_loss_bytes_per_logit(tmp_path, chunk: int) -> float:
 def test_the_loss_holds_about_twelve_bytes_per_logit(tmp_path, chunk):
     measured = measured_loss_bytes_per_logit(tmp_path, chunk)
     assert BACKWARD_BYTES_PER_LOGIT - 1 <= measured <= BACKWARD_BYTES_PER_LOGIT + 3, measured
+
+
+def test_8bit_layers_keep_their_inputs_through_checkpointing(llama8b):
+    shape = TrainShape(seq_len=2048, loss_chunk_tokens=1024)
+    p = plan(llama8b, AdapterSpec(), shape, Precision(mode="8bit"))
+    inputs = 2048 * 32 * (5 * 4096 + 4096 + 14336)  # tokens × layers × (q, k, v, gate, up + o + down inputs)
+    phases = {ph.name: ph for ph in p.phases}
+    for name in ("forward", "loss_backward", "layer_backward"):
+        assert sum(c.bytes for c in phases[name].live if c.name == "int8_inputs") == 3 * inputs
+    assert "int8_inputs" not in names(phases["optimizer"])

@@ -43,8 +43,8 @@ def test_precisions_rank_as_expected(llama8b):
     plans = compare_precisions(llama8b, AdapterSpec(), TrainShape(), Precision())
     totals = {k: v.total_bytes for k, v in plans.items()}
     assert totals["4bit"] < totals["16bit"] < totals["full"]
-    # LLM.int8 training holds ~2 bytes per quantized weight more (measured on an H100): above 4-bit,
-    # and for an 8B model above 16-bit LoRA too
+    # LLM.int8 training keeps every Linear's input (8- and 16-bit copies) through checkpointing
+    # (measured on an H100): above 4-bit, about as large as 16-bit LoRA
     assert totals["4bit"] < totals["8bit"]
     # full fine-tuning with AdamW: 16 bytes per parameter before activations (fp32 weights, gradients, two states)
     full = plan(llama8b, AdapterSpec(), TrainShape(optimizer="adamw"), Precision("full"))

@@ -5,8 +5,8 @@
     context alone 0.61 GiB before the first tensor;
   the caching allocator's reserve: freed blocks it keeps for reuse, which a step's largest
     short-lived tensor fragments. Measured 0.4–1.15 GiB beyond the tensor peak with the chunked
-    loss, and 0.65–1.1× the loss's fp32 logits when transformers' loss makes them all at once
-    (4.3 GiB for Llama 3 8B at 8192 tokens).
+    loss (4–32% of the peak), and 0.65–1.1× the loss's fp32 logits when transformers' loss makes
+    them all at once (4.3 GiB for Llama 3 8B at 8192 tokens).
 
 The range's low end sits a little under the lowest readings, to cover the tensor plan's own error.
 Other cards and drivers differ (the context is larger on older CUDA), so the plan reports the
@@ -22,8 +22,10 @@ from studio.core.memory.tensors import GiB
 from studio.core.models import ModelInfo
 
 CONTEXT_BYTES = (int(0.70 * GiB), int(0.90 * GiB))  # context + library workspaces, low and high
-RESERVE_FLOOR = (int(0.35 * GiB), int(1.2 * GiB))  # the allocator's reserve at least, low and high
-RESERVE_PER_BLOCK = (0.5, 1.1)  # ... or this share of the step's largest block, whichever is more
+# The allocator's reserve is at least a share of the tensor peak, up to a cap (a tiny model reserves
+# little), or a share of the step's largest block, whichever is more; low and high.
+RESERVE_FLOOR = ((0.10, int(0.35 * GiB)), (0.35, int(1.2 * GiB)))  # (share of the peak, cap)
+RESERVE_PER_BLOCK = (0.5, 1.1)
 
 
 def largest_block(model: ModelInfo, shape: TrainShape) -> int:
@@ -34,7 +36,8 @@ def largest_block(model: ModelInfo, shape: TrainShape) -> int:
 def reserved_range(model: ModelInfo, shape: TrainShape, needed: int) -> tuple[int, int]:
     """(low, high) bytes PyTorch's caching allocator reserves at a tensor peak of `needed` bytes."""
     block = largest_block(model, shape)
-    return tuple(needed + max(floor, int(share * block)) for floor, share in zip(RESERVE_FLOOR, RESERVE_PER_BLOCK, strict=True))
+    return tuple(needed + max(min(int(share * needed), cap), int(per_block * block))
+                 for (share, cap), per_block in zip(RESERVE_FLOOR, RESERVE_PER_BLOCK, strict=True))
 
 
 def held_range(model: ModelInfo, shape: TrainShape, needed: int) -> tuple[int, int]:

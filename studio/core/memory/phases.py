@@ -35,9 +35,11 @@ RUNTIME_BYTES = 80 * MiB  # measured 74–106 MiB beside the model and its gradi
 # measured 1.1× the kept bytes at its peak (Llama 3 8B at 8192 tokens, H100; 1.2× with the fp32 copy,
 # 0.9× without it).
 LAYER_BACKWARD_FACTOR = 1.1
-# LLM.int8 training held 1.9 bytes per quantized weight more than the model's terms explain, from
-# forward to the end of backward (Llama 3.2 1B, bitsandbytes 0.50, H100: one case; not broken down).
-INT8_WORKING_BYTES_PER_WEIGHT = 2
+# LLM.int8 training: bitsandbytes' MatMul8bitLt keeps every Linear's input for backward as an int8
+# copy and the 16-bit original (ctx.tensors, outside save_for_backward, so gradient checkpointing
+# does not free them): 3 bytes per input value, every layer, until backward. Measured 1.9 GiB more
+# than the other terms for Llama 3.2 1B at 2048 tokens on an H100; this gives 1.875 GiB.
+INT8_INPUT_BYTES = 3
 
 
 @dataclass(frozen=True)
@@ -56,21 +58,21 @@ def training_phases(model: ModelInfo, adapter: AdapterSpec, shape: TrainShape, p
     """The phases of one step. `static`: weights alive throughout; `trained`: the gradients and the
     optimizer's states (alive from the first step on)."""
     base = static + trained + [Component("runtime", RUNTIME_BYTES, "cuBLAS workspaces, rotary tables, the batch.")]
-    base += _int8_working(model, precision)
+    kept_int8 = _int8_inputs(model, shape, precision)
     kept = act.kept(model, adapter, shape, precision)
     layer = act.recomputed_layer(model, adapter, shape, precision)
     start = _logits(model, shape, precision, "backward", "at the start of backward")
     forward = layer if shape.loss_chunk_tokens else max(layer, _logits(model, shape, precision, "forward", "in forward"),
                                                             key=lambda c: c.bytes)
     phases = [
-        Phase("forward", tuple(base + [kept, forward]),
+        Phase("forward", tuple(base + kept_int8 + [kept, forward]),
               "the forward pass: what the layers keep, and one layer working or transformers' loss"),
-        Phase("loss_backward", tuple(base + [kept, start]),
+        Phase("loss_backward", tuple(base + kept_int8 + [kept, start]),
               "the start of backward: the loss's gradient while everything forward kept is alive"),
     ]
     if shape.gradient_checkpointing:
         scaled = Component(layer.name, int(layer.bytes * LAYER_BACKWARD_FACTOR), layer.why + " Backward adds their gradients.")
-        phases.append(Phase("layer_backward", tuple(base + [kept, scaled]),
+        phases.append(Phase("layer_backward", tuple(base + kept_int8 + [kept, scaled]),
                             "backward through the last checkpointed layer: it is recomputed, with its gradients"))
     phases.append(Phase("optimizer", tuple(base), "the optimizer step: weights, gradients, states"))
     scores = _logits(model, shape, precision, "evaluation", "in evaluation")
@@ -96,9 +98,10 @@ def _kv_cache(model: ModelInfo, shape: TrainShape, precision: Precision) -> Comp
     return Component("activations", kv, f"The key/value cache of one answer up to {shape.seq_len:,} tokens.")
 
 
-def _int8_working(model: ModelInfo, precision: Precision) -> list[Component]:
+def _int8_inputs(model: ModelInfo, shape: TrainShape, precision: Precision) -> list[Component]:
     if precision.mode != "8bit":
         return []
-    return [Component("int8_working", INT8_WORKING_BYTES_PER_WEIGHT * model.quantizable_params,
-                      "LLM.int8 training holds about 2 bytes per quantized weight more while it trains "
-                      "(measured on an H100 with bitsandbytes 0.50).")]
+    values = shape.tokens * sum(layer.in_features for layer in model.linear_layers)
+    return [Component("int8_inputs", INT8_INPUT_BYTES * values,
+                      "8-bit layers keep each input for backward (an 8-bit and a 16-bit copy), in every layer: "
+                      "gradient checkpointing does not free them.")]

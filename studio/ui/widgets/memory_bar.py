@@ -25,7 +25,7 @@ COLOURS = {
     "activations": "#edc948",
     "logits": "#e15759",
     "runtime": "#d4a6c8",
-    "int8_working": "#9d7660",
+    "int8_inputs": "#9d7660",
     "cuda_overhead": "#bab0ac",
 }
 LABELS = {
@@ -38,7 +38,7 @@ LABELS = {
     "activations": "Activations",
     "logits": "Logits (the loss)",
     "runtime": "Runtime buffers",
-    "int8_working": "8-bit working memory",
+    "int8_inputs": "8-bit layers' inputs",
     "cuda_overhead": "Held by CUDA and PyTorch",
 }
 
