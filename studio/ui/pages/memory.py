@@ -201,7 +201,7 @@ class MemoryPage(Page):
         mode = {"4bit": "4-bit QLoRA", "8bit": "8-bit LoRA", "16bit": "16-bit LoRA", "full": "full fine-tuning",
                 "full-bf16": "full fine-tuning in bf16"}[plan.precision.mode]
         ckpt = "with" if s.gradient_checkpointing else "without"
-        largest = max(plan.components, key=lambda c: c.bytes).name
+        largest = max((c for c in plan.components if c.name != "cuda_overhead"), key=lambda c: c.bytes).name
         self.details.setText(f"{mode}, micro-batch {s.batch_size} × {s.seq_len} tokens, {ckpt} gradient checkpointing, "
                              f"{s.optimizer} optimizer, {plan.precision.compute_dtype} compute. "
                              f"Largest part: {label_of(largest)}.\n{needed_and_held(plan)}")
