@@ -42,6 +42,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+
+from memory_calibration import build_random_model  # noqa: E402  (the catalog architecture, random weights)
 
 
 @dataclass(frozen=True)
@@ -299,34 +302,6 @@ def _plain_trainer():
 # ---------------------------------------------------------------------------------------------
 # Building the architectures, the child per architecture, the parent
 # ---------------------------------------------------------------------------------------------
-
-
-def build_random_model(name: str, folder: Path, overrides: dict | None = None) -> Path:
-    """The catalog architecture with random weights (bf16 safetensors) and the demo tokenizer."""
-    import shutil
-
-    import torch
-    from transformers import AutoModelForCausalLM
-    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
-
-    from studio.core.models import catalog_entry
-    from studio.core.paths import demo_model_dir
-
-    raw = {**json.loads(catalog_entry(name).config_path.read_text()), **(overrides or {})}
-    raw.pop("quantization_config", None)
-    for key in ("pad_token_id", "bos_token_id", "eos_token_id"):  # a shrunk vocabulary must still hold them
-        ids = raw.get(key)
-        if isinstance(ids, int) and ids >= raw["vocab_size"] or isinstance(ids, list) and max(ids) >= raw["vocab_size"]:
-            raw[key] = 0
-    config = CONFIG_MAPPING[raw["model_type"]].from_dict(raw)
-    with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
-    model.save_pretrained(folder)
-    del model
-    for f in demo_model_dir().iterdir():
-        if f.name.startswith(("tokenizer", "chat_template", "special_tokens")):
-            shutil.copy(f, folder / f.name)
-    return folder
 
 
 def child(name: str, work: Path, out: Path, rehearsal: bool, deadline: float, index: int | None = None,

@@ -221,6 +221,11 @@ def build_random_model(name: str, folder: Path, overrides: dict | None = None) -
 
     entry = catalog_entry(name)
     raw = {**json.loads(entry.config_path.read_text()), **(overrides or {})}
+    raw.pop("quantization_config", None)
+    for key in ("pad_token_id", "bos_token_id", "eos_token_id"):  # a shrunk vocabulary must still hold them
+        ids = raw.get(key)
+        if isinstance(ids, int) and ids >= raw["vocab_size"] or isinstance(ids, list) and max(ids) >= raw["vocab_size"]:
+            raw[key] = 0
     config = CONFIG_MAPPING[raw["model_type"]].from_dict(raw)
     with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
         model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
