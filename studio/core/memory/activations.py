@@ -59,7 +59,9 @@ def layer_bytes_per_token(model: ModelInfo, adapter: AdapterSpec | None, shape: 
     were upcast by prepare_model_for_kbit_training (the embedding output, and every residual add
     after it, is then fp32), else p.
       two residual tensors, kept by the two RMSNorms ........................ 2·rs·h
-      their fp32 normalised values (for the norm weight's gradient) ......... 2·4·h
+      their fp32 normalised values, for the norm weight's gradient: only in full
+        fine-tuning (LoRA leaves the norms frozen; the H100's runs without
+        checkpointing fit within 2% only without them) .................... 2·4·h
       with an fp32 residual stream, each Linear's compute-dtype copy of its input (_linear_inputs)
       q, k, v outputs and the rotated q, k (RoPE) ............................ p·(2·qd + 3·kvd)
       attention output and log-sum-exp (SDPA/flash) ......................... p·qd + 4·heads
@@ -76,7 +78,7 @@ def layer_bytes_per_token(model: ModelInfo, adapter: AdapterSpec | None, shape: 
     kvd = model.num_kv_heads * model.head_dim
     per_layer = _first_layer_linears(model)
 
-    total = 2 * rs * h + 2 * 4 * h
+    total = 2 * rs * h + (2 * 4 * h if adapter is None else 0)
     total += _linear_inputs(per_layer, h, p, rs)
     total += p * (2 * qd + 3 * kvd)
     total += p * qd + 4 * heads
