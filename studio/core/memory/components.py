@@ -26,9 +26,19 @@ class MemoryPlan:
     trainable_params: int
     notes: tuple[str, ...] = ()
     phases: tuple = ()  # phases.Phase, each with its live set
-    peak_phase: object = None  # the Phase that sets the peak
-    needed_bytes: int = 0  # the tensor peak (torch's max_memory_allocated)
-    held_bytes: tuple[int, int] = field(default=(0, 0))  # what the process holds then, low and high
+    held_bytes: tuple[int, int] = field(default=(0, 0))  # what the process holds at the peak, low and high
+
+    @property
+    def peak_phase(self):
+        """The phase that sets the peak (the first of equals)."""
+        from studio.core.memory.phases import peak  # phases.py builds on this module
+
+        return peak(self.phases)
+
+    @property
+    def needed_bytes(self) -> int:
+        """The tensor peak (what torch's max_memory_allocated measures)."""
+        return self.peak_phase.bytes
 
     @property
     def total_bytes(self) -> int:

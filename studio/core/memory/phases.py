@@ -83,7 +83,7 @@ def training_phases(model: ModelInfo, adapter: AdapterSpec, shape: TrainShape, p
     return phases
 
 
-def peak(phases: list[Phase]) -> Phase:
+def peak(phases) -> Phase:
     """The phase that sets the peak (the first of equals)."""
     return max(phases, key=lambda p: p.bytes)
 

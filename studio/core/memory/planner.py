@@ -44,12 +44,11 @@ def plan(model: ModelInfo, adapter: AdapterSpec, shape: TrainShape, precision: P
         weights, trained = _adapter(model, adapter, shape, sizes)
         static.append(weights)
     phases = tuple(training_phases(model, adapter, shape, precision, static, trained))
-    top = peak(list(phases))
-    needed = top.bytes
-    low, high = held.held_range(model, shape, needed)
-    components = _merged(top.live) + (held.margin(high - needed),)
+    top = peak(phases)
+    low, high = held.held_range(model, shape, top.bytes)
+    components = _merged(top.live) + (held.margin(high - top.bytes),)
     return MemoryPlan(model, adapter, shape, precision, components, trainable, _notes(model, shape),
-                      phases=phases, peak_phase=top, needed_bytes=needed, held_bytes=(low, high))
+                      phases=phases, held_bytes=(low, high))
 
 
 def compare_precisions(model: ModelInfo, adapter: AdapterSpec, shape: TrainShape, precision: Precision) -> dict[str, MemoryPlan]:
