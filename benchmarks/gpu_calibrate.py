@@ -44,17 +44,15 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
-from memory_calibration import build_random_model  # noqa: E402  (the catalog architecture, random weights)
+import memory_calibration  # noqa: E402  (its Case; build_random_model: the catalog architecture, random weights)
+from memory_calibration import build_random_model  # noqa: E402
 
 
 @dataclass(frozen=True)
-class Case:
-    model: str
-    seq_len: int
-    batch_size: int = 1
-    rank: int = 16
-    gradient_checkpointing: bool = True
-    precision: str = "4bit"  # 4bit, 8bit, 16bit (LoRA), full-bf16 (every weight trained, pure bf16)
+class Case(memory_calibration.Case):
+    """memory_calibration's case (model, shape, rank, checkpointing, precision: 4bit, 8bit, 16bit,
+    or full-bf16, every weight trained in pure bf16) and the memory options."""
+
     use_dora: bool = False
     upcast_frozen: bool = True
     chunked_loss: bool = True
@@ -212,7 +210,7 @@ def measure(case: Case, model_dir: Path, on_gpu: bool, nvml: Nvml, nvml_idle: in
     import tempfile
 
     import torch
-    from transformers import PrinterCallback, TrainerCallback, TrainingArguments
+    from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
     from studio.core.models import load_tokenizer, resolve_model
     from studio.core.training import model as training_model
@@ -231,7 +229,7 @@ def measure(case: Case, model_dir: Path, on_gpu: bool, nvml: Nvml, nvml_idle: in
     t0 = time.perf_counter()
     if case.precision == "full-bf16":
         model = full_bf16_model(model_dir, case, device)
-        trainer_class, extra, collator = _plain_trainer(), {}, None
+        trainer_class, extra, collator = Trainer, {}, None
     else:
         model = training_model.load_model(config, info, device, compute)
         trainer_class = training_trainer.trainer_class()
@@ -291,12 +289,6 @@ def measure(case: Case, model_dir: Path, on_gpu: bool, nvml: Nvml, nvml_idle: in
             "eval_peak": eval_peak, "eval_loss": eval_loss, "losses": losses,
             "trainable": trainable, "tokens": case.batch_size * case.seq_len, "load_s": round(load_s, 2),
             "train_s": round(train_s, 2), "vocab_size": info.vocab_size, "model_type": info.model_type}
-
-
-def _plain_trainer():
-    from transformers import Trainer
-
-    return Trainer
 
 
 # ---------------------------------------------------------------------------------------------
