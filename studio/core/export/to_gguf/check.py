@@ -1,0 +1,129 @@
+"""The proof after every GGUF export: llama.cpp loads the file and answers the run's sample prompts
+greedily, token by token beside the merged model in transformers. A 16-bit file must answer exactly as
+transformers does; a quantized one reports how much of it is the same."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from studio.core.export.to_gguf.llama_run import run_llama
+
+CHECK_TOKENS = 32  # tokens compared per answer
+# Asked when the run has no sample prompts of its own.
+FALLBACK_PROMPTS = ("What can you help me with?", "Explain the most important idea in your field in two sentences.",
+                    "Give me three tips for a beginner.")
+
+
+@dataclass(frozen=True)
+class Reference:
+    """transformers' answers to the prompts: the prompt's tokens and the greedy answer's."""
+    prompts: tuple[str, ...]
+    texts: tuple[str, ...]  # the prompts rendered with the chat template
+    prompt_ids: tuple[tuple[int, ...], ...]
+    answer_ids: tuple[tuple[int, ...], ...]
+    answers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class GgufCheck:
+    quant: str
+    prompts: int
+    tokens: int  # compared per answer
+    identical_answers: int  # answers whose every token equals transformers'
+    identical_token_share: float  # tokens before the first difference, over all tokens compared
+    top1_agreement: float  # how often llama.cpp's first choice is transformers' next token, along transformers' answer
+    tokenizer_agrees: int  # prompts llama.cpp splits into exactly transformers' tokens
+    exact_expected: bool  # a 16-bit file: every answer must be identical
+    answers: tuple[str, ...] = field(default_factory=tuple)  # llama.cpp's answers, for people
+    differences: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def passed(self) -> bool:
+        if self.tokenizer_agrees < self.prompts:
+            return False
+        return self.identical_answers == self.prompts if self.exact_expected else True
+
+    def summary(self) -> str:
+        if self.exact_expected and self.passed:
+            return (f"Checked in llama.cpp: {self.identical_answers} of {self.prompts} sample answers identical to "
+                    f"transformers' for {self.tokens} tokens.")
+        said = (f"Checked in llama.cpp: {self.identical_answers} of {self.prompts} sample answers identical for "
+                f"{self.tokens} tokens; {self.identical_token_share:.0%} of tokens the same, top-1 agreement "
+                f"{self.top1_agreement:.0%}.")
+        if not self.passed:
+            said = "CHECK FAILED. " + said + " " + " ".join(self.differences[:3])
+        return said
+
+    def as_dict(self) -> dict:
+        return {"quant": self.quant, "prompts": self.prompts, "tokens": self.tokens, "identical_answers": self.identical_answers,
+                "identical_token_share": round(self.identical_token_share, 4), "top1_agreement": round(self.top1_agreement, 4),
+                "tokenizer_agrees": self.tokenizer_agrees, "passed": self.passed, "summary": self.summary(),
+                "answers": list(self.answers), "differences": list(self.differences)}
+
+
+def reference_answers(model_dir: Path, prompts: list[str], chat_template: str | None, tokens: int = CHECK_TOKENS) -> Reference:
+    """Greedy answers of the merged model in transformers, in 32-bit on the CPU (as llama.cpp computes)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from studio.core.data.tokens import Renderer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    renderer = Renderer(tokenizer, chat_template)
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).eval()
+    texts, prompt_ids, answer_ids, answers = [], [], [], []
+    with torch.no_grad():
+        for prompt in prompts:
+            text = renderer.render([{"role": "user", "content": prompt}], add_generation_prompt=True)
+            ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+            out = model(torch.tensor([ids]), use_cache=True)
+            answer = []
+            for _ in range(tokens):  # greedy, past the end-of-turn token too: every answer has `tokens` tokens
+                token = int(out.logits[0, -1].argmax())
+                answer.append(token)
+                out = model(torch.tensor([[token]]), past_key_values=out.past_key_values, use_cache=True)
+            texts.append(text)
+            prompt_ids.append(tuple(ids))
+            answer_ids.append(tuple(answer))
+            answers.append(tokenizer.decode(answer, skip_special_tokens=False))
+    return Reference(tuple(prompts), tuple(texts), tuple(prompt_ids), tuple(answer_ids), tuple(answers))
+
+
+def _prefix(a, b) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def check_gguf(path: Path, quant: str, reference: Reference, *, exact: bool,
+               cancelled: Callable[[], bool] | None = None, decode: Callable[[list[int]], str] | None = None) -> GgufCheck:
+    """Load `path` in llama.cpp, answer the reference's prompts, and compare."""
+    tokens = len(reference.answer_ids[0]) if reference.answer_ids else CHECK_TOKENS
+    request = {"do": "answer", "model": str(path), "tokens": tokens,
+               "prompts": [{"ids": list(ids), "reference": list(ref), "text": text}
+                           for ids, ref, text in zip(reference.prompt_ids, reference.answer_ids, reference.texts, strict=True)]}
+    got = run_llama(request, cancelled=cancelled)["answers"]
+    identical = same = agree = split_same = 0
+    differences = []
+    for i, (ref, answer) in enumerate(zip(reference.answer_ids, got, strict=True)):
+        prefix = _prefix(ref, answer["greedy"])
+        same += prefix
+        identical += prefix == len(ref)
+        agree += sum(a == b for a, b in zip(answer["top1"], ref, strict=False))
+        split_same += answer["tokenized"] == list(reference.prompt_ids[i])
+        if answer["tokenized"] != list(reference.prompt_ids[i]):
+            differences.append(f"Prompt {i + 1}: llama.cpp splits the prompt into other tokens than transformers "
+                               f"({len(answer['tokenized'])} vs {len(reference.prompt_ids[i])}).")
+        elif prefix < len(ref):
+            theirs = decode(list(ref[prefix:prefix + 4])) if decode else str(ref[prefix])
+            ours = decode(answer["greedy"][prefix:prefix + 4]) if decode else str(answer["greedy"][prefix])
+            differences.append(f"Prompt {i + 1}: the answers part after {prefix} tokens (transformers {theirs!r}, "
+                               f"llama.cpp {ours!r}).")
+    total = tokens * len(got) or 1
+    return GgufCheck(quant, len(got), tokens, identical, same / total, agree / total, split_same, exact,
+                     tuple(a["text"] for a in got), tuple(differences))
