@@ -11,11 +11,35 @@ from studio.core.export.layout import PLOT
 from studio.core.runs import RECIPE, RunFacts
 
 
-def model_card(facts: RunFacts, *, merged: bool, dtype: str | None, export_dir: Path, has_modelfile: bool) -> str:
-    lines = (_front_matter(facts, merged) + _introduction(facts, merged, dtype) + _base_section(facts)
-             + _data_section(facts) + _results_section(facts) + _usage_section(facts, merged, str(export_dir), has_modelfile)
-             + _recipe_section(facts))
+def model_card(facts: RunFacts, *, merged: bool, dtype: str | None, export_dir: Path, has_modelfile: bool,
+               gguf_files=()) -> str:
+    """README.md of an export. `gguf_files`: its GGUF files (to_gguf.GgufFile), each with its llama.cpp check."""
+    usage = _gguf_section(gguf_files, has_modelfile) if gguf_files and not merged else \
+        _usage_section(facts, merged, str(export_dir), has_modelfile) + _gguf_section(gguf_files, False)
+    lines = (_front_matter(facts, merged) + _introduction(facts, merged, dtype, gguf=bool(gguf_files)) + _base_section(facts)
+             + _data_section(facts) + _results_section(facts) + usage + _recipe_section(facts))
     return "\n".join(lines)
+
+
+def _gguf_section(files, has_modelfile: bool) -> list[str]:
+    """The GGUF files, what llama.cpp answered with each, and how to open them in llama.cpp, Ollama and LM Studio."""
+    if not files:
+        return []
+    lines = ["## GGUF files (llama.cpp, Ollama, LM Studio)", "",
+             "The base with the adapter merged into it, one file per type. After writing each, the studio loaded it in "
+             "llama.cpp and compared its greedy answers to the run's sample prompts with the merged model's in transformers.", "",
+             "| file | type | size | checked in llama.cpp |", "|---|---|---|---|"]
+    for f in files:
+        lines.append(f"| `{f.path}` | {f.quant} | {f.size_bytes / 2**20:,.1f} MiB | {f.check.summary()} |")
+    first = files[0].path
+    lines += ["", f"- **llama.cpp:** `llama-cli -m {first} -cnv` (the chat template is inside the file).",
+              f"- **LM Studio:** `lms import {first}`, or copy the folder `{first.split('/')[0]}` into LM Studio's models "
+              "folder (~/.lmstudio/models): it has the publisher/model/file layout LM Studio reads." if "/" in first else
+              f"- **LM Studio:** `lms import {first}`."]
+    if has_modelfile:
+        lines.append("- **Ollama:** `ollama create NAME -f Modelfile` in this folder (it names the GGUF file, the prompt "
+                     "template and the stop words).")
+    return lines + [""]
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
@@ -47,9 +71,10 @@ def _precision(facts: RunFacts) -> str:
     return facts.meta.get("precision") or facts.config.training.precision
 
 
-def _introduction(facts: RunFacts, merged: bool, dtype: str | None) -> list[str]:
+def _introduction(facts: RunFacts, merged: bool, dtype: str | None, gguf: bool = False) -> list[str]:
     c, a, t = facts.config, facts.config.adapter, facts.config.training
-    title = f"{c.output.name}: {'merged model' if merged else 'LoRA adapter'} for {facts.base_name}"
+    kind = "merged model" if merged else "GGUF model" if gguf else "LoRA adapter"
+    title = f"{c.output.name}: {kind} for {facts.base_name}"
     quant = {"4bit": f"a 4-bit {t.quant_type.upper()} (QLoRA) copy of the base", "8bit": "an 8-bit copy of the base",
              "16bit": "the 16-bit base"}.get(_precision(facts), t.precision)
     lines = [f"# {title}", "",

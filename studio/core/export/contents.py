@@ -16,7 +16,7 @@ from studio.core.errors import StudioError
 from studio.core.export.card import model_card
 from studio.core.export.layout import CARD, MARKER, MODELFILE, NOT_TOKENIZER, PLOT, WEIGHT_FILES
 from studio.core.export.loss_plot import loss_svg
-from studio.core.export.ollama import OllamaTemplate, modelfile_text, ollama_template, wants_modelfile
+from studio.core.export.ollama import OllamaTemplate, modelfile_text, ollama_template
 from studio.core.runs import RECIPE, RunFacts, folder_size
 from studio.core.runs.facts import read_json
 from studio.core.weights import check_adapter, check_base
@@ -55,20 +55,38 @@ def _safetensors_params(folder: Path) -> int:
     return total
 
 
-def expected_bytes(facts: RunFacts, merged: bool) -> int:
+def base_parameters(facts: RunFacts) -> int:
+    """The base model's parameter count, from its weight files' headers (0 when the base is not here)."""
+    return _safetensors_params(facts.base_path) if facts.base_path else 0
+
+
+def gguf_sizes(facts: RunFacts, types) -> dict[str, int]:
+    """Each GGUF file's estimated size, before anything is built."""
+    from studio.core.export.to_gguf.quantize import estimated_bytes
+
+    params = base_parameters(facts)
+    return {t: estimated_bytes(params, t) for t in types}
+
+
+def expected_bytes(facts: RunFacts, merged: bool, gguf: tuple[str, ...] = ()) -> int:
+    """The disk the export needs at its fullest: the merged weights (kept, or a temporary copy the GGUF is
+    made from), the 16-bit GGUF that quantizing starts from, and each GGUF file."""
     tokenizer = sum(p.stat().st_size for p in facts.adapter_dir.iterdir() if p.is_file() and p.name not in NOT_TOKENIZER)
-    if not merged:
+    if not merged and not gguf:
         return folder_size(facts.adapter_dir) + 1024**2
-    params = _safetensors_params(facts.base_path) if facts.base_path else 0
+    params = base_parameters(facts)
     weights = 2 * params if params else folder_size(facts.base_path) if facts.base_path else 0
-    return weights + tokenizer + 1024**2
+    files = sum(gguf_sizes(facts, gguf).values())
+    sixteen = 0 if not gguf or any(t in ("bf16", "f16") for t in gguf) else 2 * params
+    return weights + tokenizer + files + sixteen + 1024**2
 
 
-def predicted_names(facts: RunFacts, merged: bool, ollama: bool) -> Callable[[str], bool]:
+def predicted_names(facts: RunFacts, merged: bool, modelfile: bool, gguf_files=()) -> Callable[[str], bool]:
     """Whether the export will write a file of this name (known before anything is built; checked exactly after)."""
     skip = NOT_TOKENIZER if merged else {"README.md"}
-    names = {p.name for p in facts.adapter_dir.iterdir() if p.is_file() and p.name not in skip}
-    names |= {RECIPE, PLOT, CARD, MARKER} | ({MODELFILE} if wants_modelfile(facts, ollama) else set())
+    weights = merged or not gguf_files  # a GGUF-only export holds no safetensors and no tokenizer files
+    names = {p.name for p in facts.adapter_dir.iterdir() if p.is_file() and p.name not in skip} if weights else set()
+    names |= {RECIPE, PLOT, CARD, MARKER} | ({MODELFILE} if modelfile else set()) | set(gguf_files)
     if not merged:
         return names.__contains__
     names |= {"config.json", "generation_config.json"}
@@ -107,6 +125,7 @@ def write_adapter(facts: RunFacts, work: Path) -> None:
 
 
 def write_merged(facts: RunFacts, work: Path, dtype: str, max_shard_size: int | str) -> None:
+    """The base with the adapter merged into it, in 16 bits, with the tokenizer, into the folder `work`."""
     import warnings
 
     import torch
@@ -135,24 +154,24 @@ def write_merged(facts: RunFacts, work: Path, dtype: str, max_shard_size: int | 
     _copy_tokenizer(facts, work, with_adapter=False)
 
 
-def write_extras(facts: RunFacts, work: Path, *, merged: bool, dtype: str | None, target: Path, ollama: bool) -> OllamaTemplate | None:
-    """The recipe, the loss plot, the Modelfile (when wanted) and the model card; the Modelfile's template."""
+def write_extras(facts: RunFacts, work: Path, *, merged: bool, dtype: str | None, target: Path, modelfile: bool,
+                 gguf_files=()) -> OllamaTemplate | None:
+    """The recipe, the loss plot, the Modelfile (when wanted) and the model card; the Modelfile's template.
+    `gguf_files`: the export's GGUF files (to_gguf.GgufFile), the first one the Modelfile's FROM."""
     shutil.copy2(facts.run_dir / RECIPE, work / RECIPE)
     (work / PLOT).write_text(loss_svg(facts.losses, facts.eval_losses, title=f"Loss — {facts.run_dir.name}"), encoding="utf-8")
     template = None
-    if wants_modelfile(facts, ollama):
+    if modelfile:
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(str(facts.adapter_dir))
         template = ollama_template(tokenizer)
-        (work / MODELFILE).write_text(modelfile_text(facts, template, merged=merged), encoding="utf-8")
-    _write_card(facts, work, merged=merged, dtype=dtype, target=target, has_modelfile=template is not None)
-    return template
-
-
-def _write_card(facts: RunFacts, work: Path, *, merged: bool, dtype: str | None, target: Path, has_modelfile: bool) -> None:
-    card = model_card(facts, merged=merged, dtype=DTYPES.get(dtype or "", dtype), export_dir=target, has_modelfile=has_modelfile)
+        text = modelfile_text(facts, template, merged=merged, gguf_file=gguf_files[0].path if gguf_files else None)
+        (work / MODELFILE).write_text(text, encoding="utf-8")
+    card = model_card(facts, merged=merged, dtype=DTYPES.get(dtype or "", dtype), export_dir=target,
+                      has_modelfile=template is not None, gguf_files=gguf_files)
     (work / CARD).write_text(card, encoding="utf-8")
+    return template
 
 
 def usual_permissions(folder: Path) -> None:

@@ -7,8 +7,11 @@
         README.md                                         model card: base model, license, data, recipe, loss
         loss.svg                                          the loss curve, drawn from the run's events
         run.toml                                          the recipe: `studio train --recipe run.toml` runs it again
-        Modelfile                                         for `ollama create` (when asked, or when Ollama takes
-                                                          adapters of this architecture)
+        NAME-q4_k_m.gguf, NAME-bf16.gguf ...              GGUF files for llama.cpp, Ollama, LM Studio (--gguf);
+                                                          with --lmstudio under lora-studio/NAME/, the
+                                                          publisher/model/file layout LM Studio reads
+        Modelfile                                         for `ollama create` (--ollama: FROM the GGUF file;
+                                                          --ollama-adapter: FROM the base + ADAPTER, old Ollama)
         studio-export.json                                what this folder is, and the manifest: the files this
                                                           export wrote (a later export replaces only those)
 """
@@ -27,3 +30,18 @@ MODELFILE = "Modelfile"
 NOT_TOKENIZER = frozenset({"README.md", "studio.json", *ADAPTER_WEIGHTS})
 # The merged model's weight files: model.safetensors, or model-00001-of-00003.safetensors and its index.
 WEIGHT_FILES = re.compile(r"model(-\d+-of-\d+)?\.safetensors(\.index\.json)?")
+# LM Studio reads models as <models folder>/<publisher>/<model>/<file>.gguf.
+LMSTUDIO_PUBLISHER = "lora-studio"
+
+
+def model_slug(name: str) -> str:
+    """A run's output name as a file name: lower case letters, digits, '.', '_' and '-'."""
+    slug = re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-.")
+    return slug or "model"
+
+
+def gguf_paths(name: str, types, *, lmstudio: bool) -> dict[str, str]:
+    """{GGUF type: the file's path inside the export folder}."""
+    slug = model_slug(name)
+    folder = f"{LMSTUDIO_PUBLISHER}/{slug}/" if lmstudio else ""
+    return {t: f"{folder}{slug}-{t}.gguf" for t in types}

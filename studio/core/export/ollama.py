@@ -9,9 +9,11 @@ from pathlib import Path
 from studio.core.export.go_template import render_go_template
 from studio.core.runs import RunFacts
 
-# Ollama documents `ADAPTER` (safetensors LoRA) for Llama, Mistral/Mixtral and Gemma 1/2 models
-# (docs/import.md, "Importing a fine tuned adapter from Safetensors weights").
+# Ollama documented `ADAPTER` (safetensors LoRA) for Llama, Mistral/Mixtral and Gemma 1/2 models
+# (docs/import.md, "Importing a fine tuned adapter from Safetensors weights"); Ollama 0.34.1 and later
+# refuse any Modelfile with ADAPTER (ollama/ollama PR 14969), so that route is only ever asked for.
 OLLAMA_ADAPTER_TYPES = ("llama", "mistral", "mixtral", "gemma", "gemma2")
+ADAPTER_ROUTE = "For Ollama before 0.34.1 only (later versions refuse ADAPTER): the base model plus this adapter."
 
 # Ollama's Go templates for the two prompt formats the studio trains with. `{{ range .Messages }}`
 # sees a system prompt as the first message, as the chat template does. The tokenizer's BOS token
@@ -90,49 +92,60 @@ def _quote(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def modelfile_text(facts: RunFacts, template: OllamaTemplate, *, merged: bool) -> str:
-    """The Modelfile: FROM the base (or the merged weights), ADAPTER ., TEMPLATE and stop parameters."""
+def modelfile_text(facts: RunFacts, template: OllamaTemplate, *, merged: bool, gguf_file: str | None = None) -> str:
+    """The Modelfile: FROM the GGUF file (the default), FROM the merged weights, or — the explicit route for
+    Ollama before 0.34.1 — FROM the base with ADAPTER; then TEMPLATE and the stop parameters."""
     name = facts.config.output.name
     lines = [f"# Ollama Modelfile written by LoRA Studio for the run {facts.run_dir.name}.",
              f"# In this folder:  ollama create {name.lower()} -f Modelfile   then:  ollama run {name.lower()}", "#"]
-    if merged:
+    if gguf_file:
+        lines += ["# The fine-tuned model as one GGUF file (base + adapter merged), checked in llama.cpp after the export.",
+                  f"FROM ./{gguf_file}"]
+    elif merged:
         lines += ["# The merged model in this folder (base + adapter, 16-bit safetensors).", "FROM ."]
     else:
-        base_dir = facts.base_path or facts.meta.get("base_model_path")
-        where = str(base_dir) if base_dir and Path(base_dir).exists() else facts.base_reference
-        lines += [f"# FROM must be the very base model this adapter was trained on: {facts.base_name} ({facts.base_reference}).",
-                  "# Point it at that model's safetensors folder (as below) or at an Ollama model made from the same",
-                  "# weights; another model, even a fine-tuned sibling of it, gives erratic answers."]
-        if facts.meta.get("precision") in ("4bit", "8bit"):
-            bits = facts.meta["precision"].replace("bit", "-bit")
-            lines += [f"# The adapter was trained on a {bits} (QLoRA) copy of the base; Ollama applies it",
-                      "# to the base at Ollama's own precision, so answers can differ a little from the studio's.",
-                      "# `studio export --merged` gives a model that does not depend on this."]
-        if facts.model_type and facts.model_type not in OLLAMA_ADAPTER_TYPES:
-            lines += ["# Note: Ollama documents adapters only for Llama, Mistral and Gemma models; this base is",
-                      f"# '{facts.model_type}', which `ollama create` may refuse. Use `studio export --merged` then."]
-        lines += [f"FROM {where}", "ADAPTER ."]
+        lines += _adapter_route(facts)
     lines.append("")
-    if template.template is not None:
-        label = {"chatml": "ChatML (<|im_start|>role ... <|im_end|>)",
-                 "studio-default": "the studio's plain \"### User:\" / \"### Assistant:\" format"}[template.kind]
-        lines += [f"# The prompt format training used: {label}. The leading BOS token of the chat",
-                  "# template is left out: Ollama adds it when the model's tokenizer asks for one.",
-                  f'TEMPLATE """{template.template}"""']
-    else:
-        lines += ["# No TEMPLATE: the chat template this run trained with (chat_template.jinja in this folder) is",
-                  "# neither ChatML nor the studio's default format, and the studio does not translate other",
-                  "# templates automatically. Without TEMPLATE, Ollama uses the template it detects from the",
-                  "# base model, which is right only if training used the base model's own chat template.",
-                  "# To be sure, add a TEMPLATE \"\"\"...\"\"\" in Ollama's Go template syntax that renders the same",
-                  "# text as chat_template.jinja ({{ range .Messages }}{{ .Role }}{{ .Content }}{{ end }}, see",
-                  "# https://github.com/ollama/ollama/blob/main/docs/template.md), with a PARAMETER stop line",
-                  "# for each end-of-turn marker."]
+    lines += _template_lines(template)
     for stop in template.stops:
         lines.append(f"PARAMETER stop {_quote(stop)}")
     return "\n".join(lines) + "\n"
 
 
-def wants_modelfile(facts: RunFacts, ollama: bool) -> bool:
-    return ollama or (facts.model_type in OLLAMA_ADAPTER_TYPES)
+def _adapter_route(facts: RunFacts) -> list[str]:
+    base_dir = facts.base_path or facts.meta.get("base_model_path")
+    where = str(base_dir) if base_dir and Path(base_dir).exists() else facts.base_reference
+    lines = [f"# {ADAPTER_ROUTE}",
+             f"# FROM must be the very base model this adapter was trained on: {facts.base_name} ({facts.base_reference}).",
+             "# Point it at that model's safetensors folder (as below) or at an Ollama model made from the same",
+             "# weights; another model, even a fine-tuned sibling of it, gives erratic answers."]
+    if facts.meta.get("precision") in ("4bit", "8bit"):
+        bits = facts.meta["precision"].replace("bit", "-bit")
+        lines += [f"# The adapter was trained on a {bits} (QLoRA) copy of the base; Ollama applies it",
+                  "# to the base at Ollama's own precision, so answers can differ a little from the studio's."]
+    if facts.model_type and facts.model_type not in OLLAMA_ADAPTER_TYPES:
+        lines += ["# Note: Ollama documents adapters only for Llama, Mistral and Gemma models; this base is",
+                  f"# '{facts.model_type}', which `ollama create` may refuse."]
+    return lines + ["# `studio export --gguf q4_k_m --ollama` gives a Modelfile every Ollama version takes.",
+                    f"FROM {where}", "ADAPTER ."]
 
+
+def _template_lines(template: OllamaTemplate) -> list[str]:
+    if template.template is not None:
+        label = {"chatml": "ChatML (<|im_start|>role ... <|im_end|>)",
+                 "studio-default": "the studio's plain \"### User:\" / \"### Assistant:\" format"}[template.kind]
+        return [f"# The prompt format training used: {label}. The leading BOS token of the chat",
+                "# template is left out: Ollama adds it when the model's tokenizer asks for one.",
+                f'TEMPLATE """{template.template}"""']
+    return ["# No TEMPLATE: the chat template this run trained with is neither ChatML nor the studio's default",
+            "# format, and the studio does not translate other templates automatically. Ollama then uses the",
+            "# template it recognises in the GGUF file or the base model, which is right only if training used",
+            "# the base model's own chat template.",
+            "# To be sure, add a TEMPLATE \"\"\"...\"\"\" in Ollama's Go template syntax that renders the same",
+            "# text as chat_template.jinja ({{ range .Messages }}{{ .Role }}{{ .Content }}{{ end }}, see",
+            "# https://github.com/ollama/ollama/blob/main/docs/template.md), with a PARAMETER stop line",
+            "# for each end-of-turn marker."]
+
+
+def wants_modelfile(ollama: bool, ollama_adapter: bool = False) -> bool:
+    return ollama or ollama_adapter

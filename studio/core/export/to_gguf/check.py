@@ -4,6 +4,7 @@ transformers does; a quantized one reports how much of it is the same."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,7 +75,8 @@ def reference_answers(model_dir: Path, prompts: list[str], chat_template: str | 
     renderer = Renderer(tokenizer, chat_template)
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).eval()
     texts, prompt_ids, answer_ids, answers = [], [], [], []
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # past_key_values' new name differs between transformers versions
         for prompt in prompts:
             text = renderer.render([{"role": "user", "content": prompt}], add_generation_prompt=True)
             ids = tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -127,3 +129,19 @@ def check_gguf(path: Path, quant: str, reference: Reference, *, exact: bool,
     total = tokens * len(got) or 1
     return GgufCheck(quant, len(got), tokens, identical, same / total, agree / total, split_same, exact,
                      tuple(a["text"] for a in got), tuple(differences))
+
+
+def answer_with_gguf(path: Path, tokenizer_dir: Path, prompt: str, *, max_tokens: int = 128,
+                     cancelled: Callable[[], bool] | None = None) -> str:
+    """The exported file's own answer to a question, as a runner gives it: the prompt rendered with the chat
+    template training used (the run's tokenizer), greedy, to the end of the turn. For the Try page."""
+    from transformers import AutoTokenizer
+
+    from studio.core.data.tokens import Renderer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    text = Renderer(tokenizer).render([{"role": "user", "content": prompt}], add_generation_prompt=True)
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    stops = [i for i in (tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>")) if isinstance(i, int) and i >= 0]
+    got = run_llama({"do": "chat", "model": str(path), "ids": ids, "tokens": max_tokens, "stop_ids": stops}, cancelled=cancelled)
+    return got["text"]

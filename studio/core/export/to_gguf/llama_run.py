@@ -94,9 +94,25 @@ def _answer(request: dict) -> dict:
     return {"answers": answers, "eos": llm.token_eos()}
 
 
+def _chat(request: dict) -> dict:
+    """One answer, greedy, to the end-of-turn token or `tokens` tokens: what a runner would say."""
+    import llama_cpp
+
+    ids = list(request["ids"])
+    llm = llama_cpp.Llama(model_path=request["model"], n_ctx=max(64, len(ids) + request["tokens"] + 8), verbose=False,
+                          n_threads=os.cpu_count() or 1)
+    stops = {llm.token_eos(), *request.get("stop_ids", [])}
+    answer = []
+    for token in llm.generate(ids, temp=0.0, top_k=1, reset=True):
+        if token in stops or len(answer) >= request["tokens"]:
+            break
+        answer.append(token)
+    return {"ids": answer, "text": llm.detokenize(answer).decode("utf-8", "replace"), "stopped": len(answer) < request["tokens"]}
+
+
 def main() -> int:
     request = json.loads(sys.stdin.buffer.read().decode("utf-8"))
-    answer = {"quantize": _quantize, "answer": _answer}[request["do"]](request)
+    answer = {"quantize": _quantize, "answer": _answer, "chat": _chat}[request["do"]](request)
     sys.stdout.write(json.dumps(answer))
     return 0
 

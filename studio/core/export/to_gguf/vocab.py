@@ -135,7 +135,15 @@ def add_vocab(writer, folder: Path, vocab_size: int, chat_template: str | None) 
         raise StudioError(f"The GGUF export does not know this model's tokenizer (a {model.get('type')} model).",
                           "Export the merged model instead (--merged) and convert it with llama.cpp's convert_hf_to_gguf.py.",
                           topic="model")
-    special = gguf.SpecialVocab(Path(folder), load_merges=byte_level, n_vocab=vocab_size)
+    import logging
+
+    quiet = logging.getLogger("gguf.vocab")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # SpecialVocab's notes about post-processor templates are not for people
+    try:
+        special = gguf.SpecialVocab(Path(folder), load_merges=byte_level, n_vocab=vocab_size)
+    finally:
+        quiet.setLevel(level)
     if chat_template:
         special.chat_template = runner_chat_template(chat_template)
     special.add_to_gguf(writer, quiet=True)
