@@ -210,8 +210,21 @@ def _modelfile_template(text: str) -> str:
     return m.group(1)
 
 
-def test_modelfile_template_renders_the_chat_template(finished_run, adapter_export):
-    # llama: one of the architectures Ollama takes adapters for, so the Modelfile comes without --ollama
+def test_no_modelfile_with_adapter_unless_asked_and_the_adapter_route_says_which_ollama(finished_run, adapter_export, tmp_path):
+    # Ollama 0.34.1 and later refuse ADAPTER: an adapter export writes no Modelfile unless asked for that route
+    assert not (adapter_export / "Modelfile").exists()
+    with pytest.raises(StudioError, match="take no adapters") as err:
+        export.export_run(finished_run, tmp_path / "no", ollama=True)
+    assert "--gguf q4_k_m" in err.value.advice and not (tmp_path / "no").exists()
+    target = tmp_path / "old-ollama"
+    assert export.export_run(finished_run, target, ollama_adapter=True).modelfile
+    text = (target / "Modelfile").read_text(encoding="utf-8")
+    assert "before 0.34.1" in text and "ADAPTER ." in text.splitlines()
+
+
+def test_modelfile_template_renders_the_chat_template(finished_run, tmp_path):
+    adapter_export = tmp_path / "ollama-adapter"
+    export.export_run(finished_run, adapter_export, ollama_adapter=True)
     text = (adapter_export / "Modelfile").read_text(encoding="utf-8")
     lines = text.splitlines()
     assert f"FROM {paths.demo_model_dir()}" in lines and "ADAPTER ." in lines
@@ -250,6 +263,8 @@ def test_modelfile_for_the_default_template_and_for_an_unknown_one(finished_run,
     text = export.modelfile_text(facts, unknown, merged=False)
     assert "TEMPLATE \"\"\"" not in text.replace('# To be sure, add a TEMPLATE """..."""', "")
     assert "No TEMPLATE" in text and "ADAPTER ." in text
+    gguf = export.modelfile_text(facts, unknown, merged=False, gguf_file="x-q4_k_m.gguf")
+    assert "FROM ./x-q4_k_m.gguf" in gguf.splitlines() and "ADAPTER" not in gguf
 
 
 # ---------------------------------------------------------------------------------------------
@@ -265,7 +280,7 @@ def test_a_failed_export_leaves_the_earlier_one_intact(finished_run, tmp_path, m
     def broken(*args, **kwargs):
         raise RuntimeError("disk pulled out mid-export")
 
-    monkeypatch.setattr(contents, "_write_card", broken)  # after the weights and tokenizer were written
+    monkeypatch.setattr(contents, "model_card", broken)  # after the weights and tokenizer were written
     with pytest.raises(RuntimeError):
         export.export_run(finished_run, target)
     assert _snapshot(target) == before

@@ -72,14 +72,27 @@ def _byte_level_tokens(tokenizer, vocab_size: int) -> tuple[list[str], list[int]
     return tokens, types
 
 
-def _sentencepiece_tokens(folder: Path, vocab_size: int) -> tuple[list[bytes], list[int], list[float]]:
+def _merge_scores(model: dict) -> dict[bytes, float]:
+    """Scores that make llama.cpp merge in transformers' order. llama.cpp's SentencePiece tokenizer joins the
+    neighbouring pair whose joined piece scores highest; a BPE joins its lowest-ranked merge. So a piece scores
+    minus the rank of the first merge that makes it. (gguf.LlamaHfVocab gives every piece the same score,
+    and llama.cpp then joins the leftmost pair first: " les" became "▁le" "s" where transformers says "▁l" "es".)"""
+    scores: dict[bytes, float] = {}
+    for rank, merge in enumerate(model.get("merges") or []):
+        left, right = merge.split(" ", 1) if isinstance(merge, str) else merge
+        scores.setdefault((left + right).encode("utf-8"), -float(rank))
+    return scores
+
+
+def _sentencepiece_tokens(folder: Path, vocab_size: int, model: dict) -> tuple[list[bytes], list[int], list[float]]:
     import gguf
 
     vocab = gguf.LlamaHfVocab(folder)
+    merged = _merge_scores(model)
     tokens, scores, types = [], [], []
     for text, score, kind in vocab.all_tokens():
         tokens.append(text)
-        scores.append(score)
+        scores.append(merged.get(text, score) if kind == gguf.TokenType.NORMAL else score)
         types.append(kind)
     for i in range(len(tokens), vocab_size):
         tokens.append(f"[PAD{i}]".encode())
@@ -123,7 +136,7 @@ def add_vocab(writer, folder: Path, vocab_size: int, chat_template: str | None) 
         writer.add_token_types(types)
         kind = "byte-level BPE"
     elif model.get("type") == "BPE" and model.get("byte_fallback"):
-        tokens, types, scores = _sentencepiece_tokens(Path(folder), vocab_size)
+        tokens, types, scores = _sentencepiece_tokens(Path(folder), vocab_size, model)
         writer.add_tokenizer_model("llama")
         writer.add_tokenizer_pre("default")
         writer.add_token_list(tokens)
