@@ -4,6 +4,7 @@ transformers does; a quantized one reports how much of it is the same."""
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ class Reference:
     prompt_ids: tuple[tuple[int, ...], ...]
     answer_ids: tuple[tuple[int, ...], ...]
     answers: tuple[str, ...]
+    exact: bool = True  # computed in 32 bits, as llama.cpp computes: a 16-bit file must then answer identically
 
 
 @dataclass(frozen=True)
@@ -64,33 +66,54 @@ class GgufCheck:
                 "answers": list(self.answers), "differences": list(self.differences)}
 
 
+def _where(parameters: int) -> tuple[str, str]:
+    """(device, dtype) for the reference: 32-bit (as llama.cpp computes) on a GPU with room for it, else on the
+    CPU with room for it; else 16-bit, which needs no more memory than the merge itself did."""
+    import psutil
+    import torch
+
+    if torch.cuda.is_available():
+        free, _ = torch.cuda.mem_get_info()
+        if free > 4.4 * parameters:
+            return "cuda", "float32"
+    if psutil.virtual_memory().available > 4.6 * parameters:
+        return "cpu", "float32"
+    if torch.cuda.is_available() and torch.cuda.mem_get_info()[0] > 2.4 * parameters:
+        return "cuda", "bfloat16"
+    return "cpu", "bfloat16"
+
+
 def reference_answers(model_dir: Path, prompts: list[str], chat_template: str | None, tokens: int = CHECK_TOKENS) -> Reference:
-    """Greedy answers of the merged model in transformers, in 32-bit on the CPU (as llama.cpp computes)."""
+    """Greedy answers of the merged model in transformers, in 32 bits where memory allows (as llama.cpp computes)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from studio.core.data.tokens import Renderer
+    from studio.core.export.to_gguf.tensors import safetensors_index
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     renderer = Renderer(tokenizer, chat_template)
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).eval()
+    parameters = sum(math.prod(shape) for _, shape in safetensors_index(Path(model_dir)).values())
+    device, dtype = _where(parameters)
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=getattr(torch, dtype)).to(device).eval()
     texts, prompt_ids, answer_ids, answers = [], [], [], []
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # past_key_values' new name differs between transformers versions
         for prompt in prompts:
             text = renderer.render([{"role": "user", "content": prompt}], add_generation_prompt=True)
             ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-            out = model(torch.tensor([ids]), use_cache=True)
+            out = model(torch.tensor([ids], device=device), use_cache=True)
             answer = []
             for _ in range(tokens):  # greedy, past the end-of-turn token too: every answer has `tokens` tokens
                 token = int(out.logits[0, -1].argmax())
                 answer.append(token)
-                out = model(torch.tensor([[token]]), past_key_values=out.past_key_values, use_cache=True)
+                out = model(torch.tensor([[token]], device=device), past_key_values=out.past_key_values, use_cache=True)
             texts.append(text)
             prompt_ids.append(tuple(ids))
             answer_ids.append(tuple(answer))
             answers.append(tokenizer.decode(answer, skip_special_tokens=False))
-    return Reference(tuple(prompts), tuple(texts), tuple(prompt_ids), tuple(answer_ids), tuple(answers))
+    del model
+    return Reference(tuple(prompts), tuple(texts), tuple(prompt_ids), tuple(answer_ids), tuple(answers), exact=dtype == "float32")
 
 
 def _prefix(a, b) -> int:

@@ -66,7 +66,7 @@ def write_gguf_files(merged_dir: Path, work: Path, names: dict[str, str], *, pro
         files = []
         for i, quant in enumerate(names):
             say(f"Checking the {quant} file in llama.cpp", 0.75 + 0.1 * i / len(names))
-            check = check_gguf(work / names[quant], quant, reference, exact=quant in SIXTEEN, cancelled=cancelled,
+            check = check_gguf(work / names[quant], quant, reference, exact=quant in SIXTEEN and reference.exact, cancelled=cancelled,
                                decode=tokenizer.decode)
             files.append(GgufFile(quant, names[quant], (work / names[quant]).stat().st_size, seconds[quant], check))
         return files
