@@ -1,6 +1,7 @@
 """A new user's path with their own CSV, on a real X display: run by hand, not in CI.
 
     python benchmarks/walkthrough.py [--size 1280x800] [--shots docs/screenshots] [--keep]
+    python benchmarks/walkthrough.py --gguf [--size 1024x700] [--shots docs/screenshots]
 
 Starts Xvfb and the openbox window manager, opens the studio (the demo model) on that display, and
 drives it with real mouse clicks and keystrokes (xdotool, through the X server and the window
@@ -9,6 +10,12 @@ Data page, its columns are mapped with the pickers, the run trains, and the adap
 Screenshots of the real screen (ImageMagick's `import`) go to --shots; the export is then loaded
 with PEFT to prove it is a working adapter. Needs: xvfb openbox xdotool imagemagick
 (`apt-get install -y xvfb openbox xdotool imagemagick libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1`).
+
+--gguf takes a finished run of the demo model (trained first, in this process) to Try & export: ticks
+q8_0 beside the default q4_k_m and the Ollama Modelfile, exports GGUF through the panel (a shot while it
+runs, one with each file's check in llama.cpp: export-gguf-WxH), then asks a question and reads the
+three columns — base, fine-tuned and the exported GGUF file in llama.cpp (try-three-columns-WxH).
+Needs the GGUF extra (pip install 'lora-studio[gguf]').
 
 The studio runs in this process so that the script can find where each control is on the screen
 (Qt's own geometry) and wait for what the window shows; every input still arrives as X events.
@@ -83,7 +90,29 @@ class Driver:
         self.shot("timed-out")
         raise SystemExit(f"timed out after {timeout:.0f} s waiting for {what} (the screen: {self.shots / 'timed-out.png'})")
 
+    def reveal(self, widget) -> None:
+        """Scroll the page with the mouse wheel (real X events) until `widget` is in view, as a user would."""
+        from PySide6.QtCore import QRect
+        from PySide6.QtWidgets import QScrollArea
+
+        area = widget.parentWidget()
+        while area is not None and not isinstance(area, QScrollArea):
+            area = area.parentWidget()
+        if area is None:
+            return
+        port = area.viewport()
+        for _ in range(40):
+            top_left = widget.mapTo(port, widget.rect().topLeft())
+            place = QRect(top_left, widget.size())
+            if port.rect().contains(place) or (place.height() > port.height() and place.top() <= 0 <= place.bottom()):
+                return
+            centre = port.mapToGlobal(port.rect().center())
+            self.xdotool("mousemove", str(centre.x()), str(centre.y()), "click", "5" if place.bottom() > port.height() else "4")
+            self.pump(0.1)
+        self.log.append(f"scrolled {type(widget).__name__} into view")
+
     def click(self, widget, what: str) -> None:
+        self.reveal(widget)
         point = widget.mapToGlobal(widget.rect().center())
         self.xdotool("mousemove", str(point.x()), str(point.y()), "click", "1")
         self.log.append(f"click {what} at {point.x()},{point.y()}")
@@ -186,6 +215,59 @@ def walk(size: str, shots: Path, home: Path, suffix: str) -> dict:
     return facts
 
 
+def walk_gguf(size: str, shots: Path, home: Path) -> dict:
+    """A finished demo run → GGUF export through the panel → the three-column Try (see the module's docstring)."""
+    from studio.ui.app import create_app
+    from studio.ui.main_window import MainWindow
+    from tests.demo_runs import finished_demo_run
+
+    studio_home = Path(os.environ["STUDIO_HOME"])
+    run_dir = finished_demo_run(studio_home, "plant-doctor", steps=30)
+    app = create_app()
+    window = MainWindow(model="demo", data="demo")
+    window.close_policy = "stop"
+    window.show()
+    d = Driver(app, os.environ["DISPLAY"], shots, size)
+    state = window.state
+    d.wait(lambda: state.data is not None and state.model is not None, 180, "the demo model and data")
+    facts: dict = {"size": size, "run": str(run_dir), "window": f"{window.width()}x{window.height()}", "log": d.log}
+    d.key("ctrl+6")
+    page = window.page("try")
+    panel = page.exports
+    d.wait(lambda: state.current_run == run_dir and page.ask_button.isEnabled(), 60, "the run on the Try page")
+    d.wait(lambda: "·" in panel.gguf_boxes["q8_0"].text(), 60, "the GGUF sizes")
+    if panel.gguf_missing_error is not None:
+        raise SystemExit(f"{panel.gguf_missing_error.message} {panel.gguf_missing_error.advice}")
+    d.click(panel.gguf_boxes["q8_0"], "q8_0")
+    d.click(panel.ollama_box, "Ollama Modelfile")
+    target = home / "export" / "plant-doctor-gguf"
+    d.click(page.destination, "the export folder")
+    d.type(str(target))
+    d.click(panel.export_buttons["gguf"], "Export GGUF")
+    d.wait(lambda: panel.export_progress.value() >= 45, 120, "the GGUF file being written")
+    suffix = f"-{size}"
+    d.shot(f"export-gguf-running{suffix}")
+    d.wait(lambda: not panel.exporting, 600, "the GGUF export")
+    d.pump(1.0)
+    d.reveal(panel.gguf_checks)
+    facts["export"] = sorted(str(p.relative_to(target)) for p in target.rglob("*") if p.is_file())
+    facts["checks"] = panel.gguf_checks.text()
+    d.shot(f"export-gguf{suffix}")
+    d.click(page.prompt, "the question")
+    d.key("ctrl+a")
+    d.type("My prayer plant has brown leaf tips. What should I do?")
+    d.click(page.ask_button, "Ask all three")
+    d.wait(lambda: not page._asking(), 300, "the three answers")
+    d.pump(1.0)
+    d.reveal(page.run_combo)  # the page from its top: the question and the three answers
+    facts["answers"] = {"base": page.answers["base"], "fine-tuned": page.answers["adapter"], "gguf": page.gguf_answer,
+                        "gguf_status": page.gguf_status.text()}
+    d.shot(f"try-three-columns{suffix}")
+    window.close()
+    d.pump(0.5)
+    return facts
+
+
 def too_large(d: Driver, window, shot: str) -> None:
     """Llama 3.1 8B from the catalog on an 8 GB card: the Model page's card and the Memory page's fixes."""
     d.key("ctrl+1")
@@ -227,6 +309,7 @@ def main() -> int:
     parser.add_argument("--size", default="1280x800", help="the screen: 1280x800 (the whole path) or 1024x700 (Data, Memory)")
     parser.add_argument("--shots", type=Path, default=Path(tempfile.gettempdir()) / "studio-walkthrough")
     parser.add_argument("--keep", action="store_true", help="keep the temporary studio home (runs, export)")
+    parser.add_argument("--gguf", action="store_true", help="a finished demo run: GGUF export and the three-column Try")
     args = parser.parse_args()
     args.shots.mkdir(parents=True, exist_ok=True)
     home = Path(tempfile.mkdtemp(prefix="studio-walk-"))
@@ -236,8 +319,11 @@ def main() -> int:
     started = time.monotonic()
     try:
         suffix = "" if args.size == "1280x800" else f"-{args.size.split('x')[0]}"
-        facts = walk(args.size, args.shots, home, suffix)
-        if "export" in facts:
+        if args.gguf:
+            facts = walk_gguf(args.size, args.shots, home)
+        else:
+            facts = walk(args.size, args.shots, home, suffix)
+        if "export" in facts and not args.gguf:
             facts["peft"] = prove_export(home / "export" / "plant-doctor")
     finally:
         for p in processes:
