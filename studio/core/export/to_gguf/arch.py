@@ -28,9 +28,14 @@ def _layer_pattern(writer, config) -> None:
         writer.add_sliding_window_pattern([kind == "sliding_attention" for kind in kinds])
 
 
+# llama.cpp's Gemma 2 always caps logits as cap·tanh(x/cap); a cap of 0 (no cap, in transformers) gives NaN. A cap
+# this large leaves logits of up to ±50 within 5e-4 of x, and one of 1 over it is still a normal 16-bit number.
+_NO_CAP = 1e4
+
+
 def _gemma2_keys(writer, config) -> None:
-    writer.add_attn_logit_softcapping(config.attn_logit_softcapping or 0.0)
-    writer.add_final_logit_softcapping(config.final_logit_softcapping or 0.0)
+    writer.add_attn_logit_softcapping(config.attn_logit_softcapping or _NO_CAP)
+    writer.add_final_logit_softcapping(config.final_logit_softcapping or _NO_CAP)
     writer.add_sliding_window(config.sliding_window)
     _layer_pattern(writer, config)
 

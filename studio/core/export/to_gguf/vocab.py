@@ -111,9 +111,37 @@ def _adds_space_prefix(tokenizer_json: dict) -> bool:
     for step in steps(tokenizer_json.get("normalizer")) + steps(tokenizer_json.get("pre_tokenizer")):
         if step.get("type") == "Prepend" and step.get("prepend") == "\u2581":
             return True
-        if step.get("type") == "Metaspace":
-            return step.get("prepend_scheme", "always") != "never" and step.get("add_prefix_space", True)
+        if step.get("type") == "Metaspace":  # "first": '▁' before the text's very start only, never after a special
+            # token. llama.cpp puts it after every special token or none, and a rendered chat prompt starts with one.
+            return step.get("prepend_scheme", "always") == "always" and step.get("add_prefix_space", True)
     return False
+
+
+# llama.cpp cannot read which special tokens swallow the whitespace after them (tokenizer.json's `rstrip`) from
+# a GGUF file. It gives that to every special token except these (and </s>) when general.name says "phi3" or
+# "phi-3", as Phi-3's tokenizer has it; to none otherwise. It also looks these and </s> up then, and stops
+# loading ("unordered_map::at") when one is missing.
+_PHI3_NAME = re.compile(r"phi-?3", re.IGNORECASE)
+_PHI3_KEEP = ("<unk>", "<s>", "<|endoftext|>")
+
+
+def llama_cpp_name(name: str, folder: Path) -> str:
+    """The model's name as written in general.name: with "Phi-3" in it exactly when llama.cpp should treat the
+    special tokens as Phi-3's (most of them swallow the whitespace after them), so llama.cpp splits a prompt
+    as transformers does; a name that says phi3 of any other tokenizer loses the word."""
+    path = Path(folder) / "tokenizer.json"
+    data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    added = data.get("added_tokens") or []
+    known = set((data.get("model") or {}).get("vocab") or {}) | {t["content"] for t in added}
+    phi3_rule = sum(bool(t.get("rstrip")) == (t["content"] not in _PHI3_KEEP) for t in added)
+    no_rule = sum(not t.get("rstrip") for t in added)
+    wanted = phi3_rule > no_rule and known.issuperset(_PHI3_KEEP + ("</s>",))
+    said = bool(_PHI3_NAME.search(name))
+    if wanted and not said:
+        return f"{name} (Phi-3 tokenizer)"
+    if said and not wanted:
+        return _PHI3_NAME.sub(lambda m: m.group(0)[:3] + " 3", name)
+    return name
 
 
 def add_vocab(writer, folder: Path, vocab_size: int, chat_template: str | None) -> str:

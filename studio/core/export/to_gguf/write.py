@@ -3,14 +3,16 @@ package: the header and tensor table first, then the tensors one at a time, so m
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 from studio.core.errors import StudioError
 from studio.core.export.to_gguf.arch import add_hyperparameters, architecture_of
 from studio.core.export.to_gguf.llama_run import Cancelled
 from studio.core.export.to_gguf.tensors import GgufTensor, gguf_tensors
-from studio.core.export.to_gguf.vocab import add_vocab
+from studio.core.export.to_gguf.vocab import add_vocab, llama_cpp_name
 
 
 def text_config(config):
@@ -40,11 +42,16 @@ def write_gguf(model_dir: Path, out: Path, *, sixteen: str = "bf16", chat_templa
 
     if sixteen not in ("bf16", "f16"):
         raise StudioError(f"A 16-bit GGUF is bf16 or f16, not {sixteen!r}.", "Choose bf16 or f16.")
-    config = text_config(AutoConfig.from_pretrained(str(model_dir)))
+    try:
+        config = text_config(AutoConfig.from_pretrained(str(model_dir)))
+    except ValueError:  # a model type transformers does not know: the StudioError that names those the export writes
+        raw = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+        architecture_of(SimpleNamespace(model_type=raw.get("model_type")))
+        raise
     arch = architecture_of(config)
     tensors = gguf_tensors(Path(model_dir), config, arch)
     writer = gguf.GGUFWriter(str(out), arch.gguf_arch)
-    writer.add_name(name or Path(model_dir).name)
+    writer.add_name(llama_cpp_name(name or Path(model_dir).name, Path(model_dir)))
     add_hyperparameters(writer, config, arch)
     kind = add_vocab(writer, Path(model_dir), config.vocab_size, chat_template)
     writer.add_file_type(gguf.LlamaFileType.MOSTLY_BF16 if sixteen == "bf16" else gguf.LlamaFileType.MOSTLY_F16)
