@@ -169,3 +169,34 @@ def test_options_that_do_not_go_together_are_refused(finished_run, tmp_path):
     with pytest.raises(StudioError, match="--ollama-adapter writes"):
         export.export_run(finished_run, tmp_path / "a", gguf=("q8_0",), ollama_adapter=True)
     assert not (tmp_path / "a").exists()
+
+
+def test_a_16_bit_file_that_answers_differently_fails_the_check_and_says_where(finished_run, gguf_export, tmp_path):
+    """The check compares real answers: a reference that says otherwise at token 5 fails it, naming the words,
+    unless transformers' own first two choices tie there (16-bit rounding may then pick either)."""
+    import dataclasses
+
+    from transformers import AutoTokenizer
+
+    target, result, _ = gguf_export
+    merged = tmp_path / "merged"
+    export.export_run(finished_run, merged, merged=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(merged))
+    reference = to_gguf.reference_answers(merged, PROMPTS[:2], None)
+    assert len(reference.gaps[0]) == 32 and all(g >= 0 for g in reference.gaps[0])
+    path = target / result.gguf[0].path
+    assert to_gguf.check_gguf(path, "bf16", reference, exact=True, decode=tokenizer.decode).passed
+
+    answer = list(reference.answer_ids[0])
+    answer[5] = (answer[5] + 1) % len(tokenizer)  # what transformers "said" at token 5 is now something else
+    wrong = dataclasses.replace(reference, answer_ids=(tuple(answer),) + reference.answer_ids[1:])
+    check = to_gguf.check_gguf(path, "bf16", wrong, exact=True, decode=tokenizer.decode)
+    assert not check.passed and check.identical_answers == 1
+    assert check.summary().startswith("CHECK FAILED. Checked in llama.cpp: 1 of 2 sample answers identical")
+    assert "Prompt 1: the answers part after 5 tokens" in check.summary()
+
+    gaps = list(reference.gaps[0])
+    gaps[5] = 0.001
+    tied = dataclasses.replace(wrong, gaps=(tuple(gaps),) + reference.gaps[1:])
+    check = to_gguf.check_gguf(path, "bf16", tied, exact=True, decode=tokenizer.decode)
+    assert check.passed and check.ties == 1 and "tie" in check.summary()

@@ -65,7 +65,9 @@ def gguf_sizes(facts: RunFacts, types) -> dict[str, int]:
     from studio.core.export.to_gguf.quantize import estimated_bytes
 
     params = base_parameters(facts)
-    return {t: estimated_bytes(params, t) for t in types}
+    tokenizer = facts.adapter_dir / "tokenizer.json"
+    vocab = tokenizer.stat().st_size if tokenizer.is_file() else 0
+    return {t: estimated_bytes(params, t, vocab) for t in types}
 
 
 def expected_bytes(facts: RunFacts, merged: bool, gguf: tuple[str, ...] = ()) -> int:

@@ -53,9 +53,10 @@ def missing_dependency() -> StudioError | None:
                        "and CMake), then export again.", topic="settings")
 
 
-def estimated_bytes(parameters: int, name: str) -> int:
-    """The file's size, from the model's parameter count (metadata and the tokenizer add a few MB)."""
-    return int(parameters * TYPES[name].bits / 8) + 8 * 1024**2
+def estimated_bytes(parameters: int, name: str, tokenizer_bytes: int = 0) -> int:
+    """The file's size, from the model's parameter count and the size of its tokenizer.json (the vocabulary and
+    merges travel inside the file, at about that size)."""
+    return int(parameters * TYPES[name].bits / 8) + tokenizer_bytes + 64 * 1024
 
 
 def quantize(source: Path, target: Path, name: str, cancelled: Callable[[], bool] | None = None) -> None:
