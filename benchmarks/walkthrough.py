@@ -138,12 +138,11 @@ class Driver:
         return path
 
 
-def walk(size: str, shots: Path, home: Path, suffix: str) -> dict:
+def _open_window(size: str, shots: Path):
+    """(app, window, driver): the studio's window on the display, with the demo model and data loaded."""
     from studio.ui.app import create_app
     from studio.ui.main_window import MainWindow
 
-    data = home / "my-plants.csv"
-    rows = write_csv(data)
     app = create_app()
     window = MainWindow(model="demo", data="demo")
     window.close_policy = "stop"
@@ -151,6 +150,14 @@ def walk(size: str, shots: Path, home: Path, suffix: str) -> dict:
     d = Driver(app, os.environ["DISPLAY"], shots, size)
     state = window.state
     d.wait(lambda: state.data is not None and state.model is not None, 180, "the demo model and data")
+    return app, window, d
+
+
+def walk(size: str, shots: Path, home: Path, suffix: str) -> dict:
+    data = home / "my-plants.csv"
+    rows = write_csv(data)
+    app, window, d = _open_window(size, shots)
+    state = window.state
     d.pump(1.0)
     facts: dict = {"size": size, "rows": rows, "window": f"{window.width()}x{window.height()}", "log": d.log}
 
@@ -217,19 +224,12 @@ def walk(size: str, shots: Path, home: Path, suffix: str) -> dict:
 
 def walk_gguf(size: str, shots: Path, home: Path) -> dict:
     """A finished demo run → GGUF export through the panel → the three-column Try (see the module's docstring)."""
-    from studio.ui.app import create_app
-    from studio.ui.main_window import MainWindow
     from tests.demo_runs import finished_demo_run
 
     studio_home = Path(os.environ["STUDIO_HOME"])
     run_dir = finished_demo_run(studio_home, "plant-doctor", steps=30)
-    app = create_app()
-    window = MainWindow(model="demo", data="demo")
-    window.close_policy = "stop"
-    window.show()
-    d = Driver(app, os.environ["DISPLAY"], shots, size)
+    app, window, d = _open_window(size, shots)
     state = window.state
-    d.wait(lambda: state.data is not None and state.model is not None, 180, "the demo model and data")
     facts: dict = {"size": size, "run": str(run_dir), "window": f"{window.width()}x{window.height()}", "log": d.log}
     d.key("ctrl+6")
     page = window.page("try")

@@ -8,7 +8,6 @@ import json
 import math
 import os
 import shutil
-import struct
 from collections.abc import Callable
 from pathlib import Path
 
@@ -44,15 +43,9 @@ def shard_size_bytes(value: str | int) -> int:
 
 def _safetensors_params(folder: Path) -> int:
     """Parameters stored in a folder's *.safetensors files, read from their headers (no weights loaded)."""
-    total = 0
-    for file in sorted(Path(folder).glob("*.safetensors")):
-        with file.open("rb") as fh:
-            (length,) = struct.unpack("<Q", fh.read(8))
-            header = json.loads(fh.read(length))
-        for name, entry in header.items():
-            if name != "__metadata__":
-                total += math.prod(entry.get("shape") or [1])
-    return total
+    from studio.core.export.to_gguf.tensors import safetensors_shapes
+
+    return sum(math.prod(shape) for _, shape in safetensors_shapes(folder).values())
 
 
 def base_parameters(facts: RunFacts) -> int:

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.export.to_gguf import TYPES
+from studio.core.export.to_gguf.check import common_prefix
 from studio.core.wording import count
 from studio.ui.pages.base import Page
 from studio.ui.pages.export_panel import ExportedGguf, ExportPanel
@@ -477,7 +478,7 @@ class TryExportPage(Page):
         gguf, tuned = self.gguf_answer.split(), _CUT.sub("", self.answers["adapter"]).split()
         if not gguf or not tuned or self.temperature.value() > 0 or self._ask_task is None or self._ask_task.running:
             return
-        same = _same_words(gguf, tuned)
+        same = common_prefix(gguf, tuned)
         if same == min(len(gguf), len(tuned)):  # one may be cut at the length limit sooner than the other
             self.gguf_status.setText(f"{self._gguf_said}: the fine-tuned model's answer, word for word.")
             set_state_style(self.gguf_status, "good")
@@ -528,15 +529,6 @@ def _type_in_name(path: Path) -> str | None:
 
 
 _CUT = re.compile(r" … \(cut at \d+ tokens\)$")  # generate.cut_note's words after an answer cut at the length limit
-
-
-def _same_words(a: list[str], b: list[str]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def _answer_gguf(state, f: ExportedGguf, prompt: str, max_tokens: int):

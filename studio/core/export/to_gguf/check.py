@@ -127,7 +127,8 @@ def reference_answers(model_dir: Path, prompts: list[str], chat_template: str | 
                      gaps=tuple(gaps))
 
 
-def _prefix(a, b) -> int:
+def common_prefix(a, b) -> int:
+    """How many items two sequences share before they first differ."""
     n = 0
     for x, y in zip(a, b, strict=False):
         if x != y:
@@ -147,7 +148,7 @@ def check_gguf(path: Path, quant: str, reference: Reference, *, exact: bool,
     identical = same = agree = split_same = ties = 0
     differences = []
     for i, (ref, answer) in enumerate(zip(reference.answer_ids, got, strict=True)):
-        prefix = _prefix(ref, answer["greedy"])
+        prefix = common_prefix(ref, answer["greedy"])
         same += prefix
         identical += prefix == len(ref)
         agree += sum(a == b for a, b in zip(answer["top1"], ref, strict=False))

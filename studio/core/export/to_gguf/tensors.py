@@ -28,8 +28,8 @@ class GgufTensor:
     load: Callable[[], object]  # -> torch.Tensor, float32, transformed
 
 
-def safetensors_index(model_dir: Path) -> dict[str, tuple[Path, tuple[int, ...]]]:
-    """Every tensor of the model's *.safetensors files: its file and shape, read from the headers only."""
+def safetensors_shapes(model_dir: Path) -> dict[str, tuple[Path, tuple[int, ...]]]:
+    """Every tensor of a folder's *.safetensors files: its file and shape, read from the headers only."""
     index: dict[str, tuple[Path, tuple[int, ...]]] = {}
     for file in sorted(Path(model_dir).glob("*.safetensors")):
         with file.open("rb") as fh:
@@ -38,6 +38,12 @@ def safetensors_index(model_dir: Path) -> dict[str, tuple[Path, tuple[int, ...]]
         for name, entry in header.items():
             if name != "__metadata__":
                 index[name] = (file, tuple(entry["shape"]))
+    return index
+
+
+def safetensors_index(model_dir: Path) -> dict[str, tuple[Path, tuple[int, ...]]]:
+    """safetensors_shapes of a model that must have weights."""
+    index = safetensors_shapes(model_dir)
     if not index:
         raise StudioError(f"{model_dir} holds no .safetensors weights to convert.", "Export the merged model again.")
     return index
