@@ -2,6 +2,7 @@
 
     python benchmarks/walkthrough.py [--size 1280x800] [--shots docs/screenshots] [--keep]
     python benchmarks/walkthrough.py --gguf [--size 1024x700] [--shots docs/screenshots]
+    python benchmarks/walkthrough.py --data tool-calls.jsonl [--seq-len 1024] [--size 1024x700] [--shots docs/screenshots]
 
 Starts Xvfb and the openbox window manager, opens the studio (the demo model) on that display, and
 drives it with real mouse clicks and keystrokes (xdotool, through the X server and the window
@@ -16,6 +17,10 @@ q8_0 beside the default q4_k_m and the Ollama Modelfile, exports GGUF through th
 runs, one with each file's check in llama.cpp: export-gguf-WxH), then asks a question and reads the
 three columns — base, fine-tuned and the exported GGUF file in llama.cpp (try-three-columns-WxH).
 Needs the GGUF extra (pip install 'lora-studio[gguf]').
+
+--data FILE types FILE into the Data page (demo model) and shoots the page with its report, the
+Examples tab (data-<file name>-WxH) and the Problems tab (data-<file name>-problems-WxH); --seq-len
+types a sequence length first (the demo's 256 tokens cut rows with a tool schema).
 
 The studio runs in this process so that the script can find where each control is on the screen
 (Qt's own geometry) and wait for what the window shows; every input still arrives as X events.
@@ -116,6 +121,13 @@ class Driver:
         point = widget.mapToGlobal(widget.rect().center())
         self.xdotool("mousemove", str(point.x()), str(point.y()), "click", "1")
         self.log.append(f"click {what} at {point.x()},{point.y()}")
+        self.pump(0.4)
+
+    def click_at(self, widget, point, what: str) -> None:
+        """A click at `point` in `widget`'s coordinates (a tab, a cell)."""
+        at = widget.mapToGlobal(point)
+        self.xdotool("mousemove", str(at.x()), str(at.y()), "click", "1")
+        self.log.append(f"click {what} at {at.x()},{at.y()}")
         self.pump(0.4)
 
     def type(self, text: str, then: str | None = None) -> None:
@@ -268,6 +280,37 @@ def walk_gguf(size: str, shots: Path, home: Path) -> dict:
     return facts
 
 
+def walk_data(size: str, shots: Path, data: Path, seq_len: int | None) -> dict:
+    """The Data page with the user's FILE (see the module's docstring)."""
+    app, window, d = _open_window(size, shots)
+    state = window.state
+    facts: dict = {"size": size, "data": str(data), "window": f"{window.width()}x{window.height()}", "log": d.log}
+    d.key("ctrl+2")
+    page = window.page("data")
+    if seq_len:
+        d.click(page.seq_len, "the sequence length")
+        d.key("ctrl+a")
+        d.type(str(seq_len), then="Return")
+        d.wait(lambda: state.config.training.seq_len == seq_len, 10, "the sequence length")
+    d.click(page.source, "the data field")
+    d.key("ctrl+a")
+    d.type(str(data), then="Return")
+    d.wait(lambda: state.config.data.source == str(data) and not page.busy.isVisible()
+           and (state.data is not None or state.data_failure is not None), 180, "the data report")
+    d.pump(1.0)
+    report = state.data.report if state.data is not None else {}
+    facts["layout"] = report.get("layout", {}).get("words")
+    facts["problems"] = [p.get("kind") for p in report.get("problems", [])]
+    name = f"data-{data.stem}-{size}"
+    d.shot(name)
+    d.reveal(page.tabs.tabBar())
+    d.click_at(page.tabs.tabBar(), page.tabs.tabBar().tabRect(1).center(), "the Problems tab")
+    d.shot(f"{name.replace(size, '')}problems-{size}")
+    window.close()
+    d.pump(0.5)
+    return facts
+
+
 def too_large(d: Driver, window, shot: str) -> None:
     """Llama 3.1 8B from the catalog on an 8 GB card: the Model page's card and the Memory page's fixes."""
     d.key("ctrl+1")
@@ -310,6 +353,9 @@ def main() -> int:
     parser.add_argument("--shots", type=Path, default=Path(tempfile.gettempdir()) / "studio-walkthrough")
     parser.add_argument("--keep", action="store_true", help="keep the temporary studio home (runs, export)")
     parser.add_argument("--gguf", action="store_true", help="a finished demo run: GGUF export and the three-column Try")
+    parser.add_argument("--data", type=Path, metavar="FILE", help="only the Data page, with this data file (its report, "
+                        "examples and problems)")
+    parser.add_argument("--seq-len", type=int, help="with --data: the sequence length typed first")
     args = parser.parse_args()
     args.shots.mkdir(parents=True, exist_ok=True)
     home = Path(tempfile.mkdtemp(prefix="studio-walk-"))
@@ -319,7 +365,9 @@ def main() -> int:
     started = time.monotonic()
     try:
         suffix = "" if args.size == "1280x800" else f"-{args.size.split('x')[0]}"
-        if args.gguf:
+        if args.data:
+            facts = walk_data(args.size, args.shots, args.data.resolve(), args.seq_len)
+        elif args.gguf:
             facts = walk_gguf(args.size, args.shots, home)
         else:
             facts = walk(args.size, args.shots, home, suffix)

@@ -32,6 +32,22 @@ def test_data_inspect_benchmark_runs():
     assert "rows 3,000" in out and "peak resident memory" in out
 
 
+def test_data_layouts_benchmark_runs(tmp_path):
+    """Tool calls and preference pairs through `studio data inspect --json`, small; the section is rewritten in place."""
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Benchmark results\n\n## Data layouts\n\n<!-- data-layouts:start -->\nstale figures\n<!-- data-layouts:end -->\n"
+                       "\n## After\n", encoding="utf-8")
+    out = run("benchmarks/data_layouts.py", "--rows", "300", "--no-startup", "--results", str(results))
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]] for line in out.splitlines()
+            if line.startswith("| tool") or line.startswith("| preference")}
+    assert rows["tool calls (OpenAI)"][0] == "300" and rows["tool calls (OpenAI)"][4] == "tool calling"
+    assert int(rows["tool calls (OpenAI)"][2]) < 300  # the duplicates and broken rows are left out
+    assert rows["preference (TRL)"][2] == "300" and rows["preference (TRL)"][4] == "preference pairs"
+    text = results.read_text(encoding="utf-8")
+    assert "stale figures" not in text and text.count("<!-- data-layouts:start -->") == 1 and text.rstrip().endswith("## After")
+    assert "| tool calls (OpenAI) | 300 |" in text and "cached run the same report: yes" in text
+
+
 def test_peak_vs_plain_on_cpu(tmp_path):
     """The memory-options benchmark on a tiny Llama: every variant trains, from the same first loss."""
     variants = ("plain", "studio-off", "chunked-loss", "packing", "no-fp32-copy", "all-options")

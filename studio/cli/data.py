@@ -22,7 +22,7 @@ def add_parser(sub) -> None:
 
 # The recipe's settings that change what `studio data inspect` shows: their flags come from the recipe.
 INSPECTED = ("model.source", "model.trust_remote_code", "data.format", "data.mapping", "data.split", "data.subset",
-             "data.skip_bad_rows", "data.assistant_only", "training.seq_len")
+             "data.skip_bad_rows", "data.assistant_only", "data.text_split", "training.seq_len")
 
 
 def _add_data_arguments(p: argparse.ArgumentParser) -> None:
@@ -44,12 +44,12 @@ def cmd_data_inspect(args) -> int:
     config = RunConfig()
     apply_flags(config, args)
     m, d, seq_len = config.model, config.data, config.training.seq_len
-    check_seq_len(seq_len)  # before the model loads (inspect_data checks it too, for the window)
-    model = resolve_model(m.source, trust_remote_code=m.trust_remote_code)
     try:
+        check_seq_len(seq_len)  # before the model loads (inspect_data checks it too, for the window)
+        model = resolve_model(m.source, trust_remote_code=m.trust_remote_code)
         report = inspect_data(d.source, model=model, fmt=d.format, mapping=d.mapping, seq_len=seq_len,
                               skip_bad_rows=d.skip_bad_rows, split=d.split, subset=d.subset,
-                              assistant_only=d.assistant_only, examples=args.examples)
+                              assistant_only=d.assistant_only, examples=args.examples, text_split=d.text_split)
     except StudioError as exc:
         _report_problems(exc, args.json)
         raise
@@ -62,14 +62,15 @@ def cmd_data_inspect(args) -> int:
 
 
 def _report_problems(exc: StudioError, as_json: bool) -> None:
-    """The problems that made the data unusable, before the error itself is printed."""
-    problems = getattr(exc, "problems", None)
-    if not problems:
-        return
+    """What made the data unusable, before the error itself is printed: with --json, always a JSON
+    object (the error, its advice, the columns found and the problems), so scripts read every outcome."""
+    problems = getattr(exc, "problems", None) or []
     if as_json:
-        print(json.dumps({"usable": False, "error": exc.message, "advice": exc.advice,
-                          "problems": [p.as_dict() for p in problems]}, indent=2))
-    else:
+        preview = getattr(exc, "preview", None)
+        print(json.dumps({"usable": False, "error": exc.message, "advice": exc.advice, "topic": exc.topic,
+                          "columns": preview.columns if preview else [], "first_row": preview.first_row if preview else {},
+                          "problems": [p.as_dict() for p in problems]}, indent=2, ensure_ascii=False))
+    elif problems:
         _print_problems(problems, sys.stderr)
 
 
@@ -108,6 +109,9 @@ def _summary(data: dict) -> str:
     skipped = f", {data['rows_skipped']} malformed lines skipped" if data["rows_skipped"] else ""
     lines.append(f"Rows     {data['rows']} usable of {data['rows_read']} read ({data['rows_dropped']} dropped, "
                  f"{data['duplicates']} of them duplicates{skipped})")
+    lines.append(f"Layout   {data['layout']['words']}")
+    if data.get("text_split"):
+        lines.append(f"Text     {data['text_split']}")
     return "\n".join(lines) + "\n"
 
 
@@ -125,10 +129,26 @@ def _token_lines(data: dict) -> str:
         rows = "1 row is" if st["long_rows"] == 1 else f"{st['long_rows']:,} rows are"
         lines.append(f"         ({rows} far longer than any sequence length: only the start was tokenized, the rest of the "
                      f"count is estimated from the length)")
-    cut = "split" if data["format"] == "text" else "cut"
-    lines.append(f"         {st['truncated_rows']} rows ({100 * st['truncated_share']:.1f}%) are longer than --seq-len "
-                 f"{st['seq_len']} and would be {cut}")
+    if st.get("chunks") is not None:
+        lines.append(_chunk_line(st))
+    else:
+        lines.append(f"         {st['truncated_rows']} rows ({100 * st['truncated_share']:.1f}%) are longer than --seq-len "
+                     f"{st['seq_len']} and would be cut")
     return "\n".join(lines) + "\n"
+
+
+def _chunk_line(st: dict) -> str:
+    """Raw text: the chunks training makes of its documents (studio/core/data/chunks.py)."""
+    from studio.core.data.chunks import MIN_TAIL_TOKENS
+    from studio.core.wording import count
+
+    line = (f"         {count(st['documents'], 'document')} → {count(st['chunks'], 'training chunk')} of at most "
+            f"{st['seq_len']} tokens; {st['split_rows']:,} longer than --seq-len, cut into consecutive chunks that are all "
+            f"trained{'' if st['dropped_tails'] else ': nothing is cut off'}")
+    if st["dropped_tails"]:
+        line += (f"\n         (left out: {count(st['dropped_tails'], 'last chunk')} of fewer than {MIN_TAIL_TOKENS} tokens, "
+                 f"{count(st['dropped_tail_tokens'], 'token')})")
+    return line
 
 
 def _example(ex: dict) -> str:

@@ -59,6 +59,8 @@ class DataView:
     first_user_turn: str = ""
 
     def truncated_share(self, seq_len: int) -> float:
+        if self.report.get("format") == "text":
+            return 0.0  # raw text is cut into sequence-length chunks that are all trained: nothing is lost
         if not len(self.lengths):
             return self.report.get("stats", {}).get("truncated_share", 0.0)
         from studio.core.data.stats import (
@@ -66,6 +68,20 @@ class DataView:
         )
 
         return truncated_share(self.lengths, seq_len)
+
+    def chunks(self, seq_len: int):
+        """Raw text: the sequence-length chunks training makes of its documents (data/chunks.py ChunkCounts);
+        None for chat data, or when the lengths are not known."""
+        if self.report.get("format") != "text" or not len(self.lengths):
+            return None
+        from studio.core.data.chunks import count_chunks
+
+        return count_chunks(self.lengths, seq_len)
+
+    def training_rows(self, seq_len: int) -> int:
+        """The rows the worker trains on (before the held-out share): raw text's chunks, else the rows."""
+        chunks = self.chunks(seq_len)
+        return chunks.chunks if chunks is not None else self.report["rows"]
 
 
 @dataclass(frozen=True)
@@ -279,7 +295,7 @@ class StudioState(QObject):
         if self._data_task is not None:
             self._data_task.cancel()
         source, fmt, mapping, skip = d.source, d.format, d.mapping, d.skip_bad_rows
-        split, subset, assistant_only = d.split, d.subset, d.assistant_only
+        split, subset, assistant_only, text_split = d.split, d.subset, d.assistant_only, d.text_split
         seq_len, model = self.config.training.seq_len, self.model
         self.data_loading.emit(source)
 
@@ -290,7 +306,8 @@ class StudioState(QObject):
             with heavy_imports():  # datasets and the tokenizer load here the first time
                 tokenizer = load_tokenizer(model)
                 report = inspect_data(source, model=model, fmt=fmt, mapping=mapping, seq_len=seq_len, skip_bad_rows=skip,
-                                      split=split, subset=subset, assistant_only=assistant_only, tokenizer=tokenizer)
+                                      split=split, subset=subset, assistant_only=assistant_only, tokenizer=tokenizer,
+                                      text_split=text_split)
             lengths = report.lengths if report.lengths is not None else np.zeros(0, dtype=np.int64)
             return DataView(report.as_dict("window"), lengths, _first_user_turn(report))
 

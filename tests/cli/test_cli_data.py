@@ -31,7 +31,7 @@ def test_demo_data(capsys):
      "messages", 1),
     ("p.csv", "question,answer\nq1,a1\nq2,a2\nq3,a3\n", "prompt_completion", 3),
     ("p.tsv", "prompt\tcompletion\nq1\ta1\n", "prompt_completion", 1),
-    ("t.txt", "Ferns like shade.\n\nCacti like sun.\n", "text", 1),
+    ("t.txt", "Ferns like shade.\n\nCacti like sun.\n", "text", 2),  # blank lines between single lines: one a line
     ("t.md", "# Notes\n\nWater weekly.\n", "text", 1),
 ])
 def test_each_file_kind(capsys, tmp_path, name, content, fmt, rows):
@@ -73,3 +73,24 @@ def test_human_report_marks_trained_text(capsys):
     assert main(["data", "inspect", str(demo_data_dir() / "demo.jsonl"), "--examples", "1"]) == 0
     out = capsys.readouterr().out
     assert "Format   messages" in out and "⟦" in out and "◀ seq-len" in out
+
+
+def test_json_on_every_outcome_a_refusal_included(capsys, tmp_path):
+    """`--json` prints one JSON object even when the data is refused: the error, its advice, the columns."""
+    path = tmp_path / "odd.jsonl"
+    path.write_text(json.dumps({"frage": "f", "antwort": "a", "rejected": "r"}) + "\n", encoding="utf-8")
+    code = main(["data", "inspect", str(path), "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code != 0 and report["usable"] is False
+    assert report["columns"] == ["frage", "antwort", "rejected"] and report["topic"] == "data"
+    assert "prompt=frage,response=antwort" in report["advice"] and "response=rejected" not in report["advice"]
+
+
+def test_json_on_a_preference_file_names_its_layout(capsys, tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps({"prompt": f"Frage {i}?", "chosen": f"Gut {i}.", "rejected": f"Schlecht {i}."},
+                                       ensure_ascii=False) + "\n" for i in range(4)), encoding="utf-8")
+    code, report = inspect_json(capsys, str(path))
+    assert code == 0 and report["layout"]["name"] == "preference pairs" and report["rows"] == 4
+    trained = "".join(s["text"] for s in report["examples"][0]["segments"] if s["trained"])
+    assert "Gut 0." in trained and "Schlecht" not in json.dumps(report["examples"], ensure_ascii=False)

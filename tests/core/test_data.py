@@ -51,8 +51,9 @@ def test_alpaca_with_input_system_and_history(tmp_path):
     data = load_data(path)
     assert data.format == "alpaca" and data.rows_kept == 2
     first, second = data.dataset[0], data.dataset[1]
-    assert first["messages"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Water it?\n\nA fern"},
-                                 {"role": "assistant", "content": "Yes, keep it moist."}]
+    plain = [{k: t[k] for k in ("role", "content")} for t in first["messages"]]
+    assert plain == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Water it?\n\nA fern"},
+                     {"role": "assistant", "content": "Yes, keep it moist."}]
     assert roles(second) == ["user", "assistant", "user", "assistant"]
     assert second["messages"][2]["content"] == "And now?"
 
@@ -149,8 +150,8 @@ def test_raw_text_files_and_folder(tmp_path):
     (folder / "a.txt").write_text("Ferns like shade.\nThey like humidity.\n\nWater when the top is dry.\n", encoding="utf-8")
     (folder / "b.md").write_text("# Cacti\n\nCacti need sun.\n", encoding="utf-8")
     data = load_data(folder)
-    assert data.format == "text" and data.rows_kept == 2
-    assert data.dataset[0]["text"].startswith("Ferns like shade.")
+    assert data.format == "text" and data.rows_kept == 3  # a.txt: two paragraphs; b.md: one document
+    assert data.dataset[0]["text"] == "Ferns like shade.\nThey like humidity."
     assert {r["file"] for r in data.dataset} == {"a.txt", "b.md"}
 
 
@@ -356,7 +357,7 @@ def test_conversations_that_do_not_alternate_or_end_on_the_user(tmp_path):
     data = load_data(path)
     assert data.rows_kept == 1
     kinds = {p.line: p.kind for p in data.problems}
-    assert kinds == {1: "not_alternating", 2: "ends_on_user", 3: "not_alternating", 4: "unknown_role"}
+    assert kinds == {1: "not_alternating", 2: "ends_on_user", 3: "not_alternating", 4: "not_alternating"}  # a result no call asked for
 
 
 def test_nothing_usable_says_why(tmp_path):

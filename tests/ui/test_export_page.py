@@ -113,24 +113,25 @@ def test_a_q8_0_export_through_the_panel_is_written_and_checked_in_llama_cpp(ggu
 
 def test_the_third_column_answers_with_the_exported_gguf_file(gguf_window, q8_export):
     page = gguf_window.page("try")
+    column = page.gguf_column
     target, _ = q8_export
-    assert page.gguf_combo.currentText() == "export-page-q8_0.gguf"  # handed over by the export
-    assert "q8_0" in page.gguf_group.title() and page.ask_button.text() == "&Ask all three"
-    assert page.chosen_gguf().path == target / "export-page-q8_0.gguf"
+    assert column.combo.currentText() == "export-page-q8_0.gguf"  # handed over by the export
+    assert "q8_0" in column.title() and page.ask_button.text() == "&Ask all three"
+    assert column.chosen().path == target / "export-page-q8_0.gguf"
     page.prompt.setPlainText("How much water does a prayer plant need?")
     page.max_tokens.setValue(12)
     page.ask_button.click()
     wait_until(lambda: not page._asking(), 120, "the three answers")
     pump(seconds=0.05)
     assert page.base_view.toPlainText().strip() and page.adapter_view.toPlainText().strip()
-    assert page.gguf_view.toPlainText().strip(), page.gguf_status.text()
-    assert page.gguf_view.toPlainText() == page.gguf_answer
-    assert page.gguf_status.text().startswith("llama.cpp answered in "), page.gguf_status.text()
+    assert column.view.toPlainText().strip(), column.status.text()
+    assert column.view.toPlainText() == column.answer
+    assert column.status.text().startswith("llama.cpp answered in "), column.status.text()
 
-    page.choose_gguf(target / "export-page-q8_0.gguf")  # what the file dialog hands over: the same file, once
-    assert page.gguf_combo.count() == 1 and page.chosen_gguf().quant == "q8_0"
+    column.choose_file(target / "export-page-q8_0.gguf")  # what the file dialog hands over: the same file, once
+    assert column.combo.count() == 1 and column.chosen().quant == "q8_0"
     wait_until(lambda: not page._asking(), 60, "the file's answer to the question on screen")
-    assert page.gguf_view.toPlainText().strip()
+    assert column.view.toPlainText().strip()
 
 
 def test_cancel_during_a_gguf_export_leaves_no_gguf_file(gguf_window, tmp_path):

@@ -1,8 +1,8 @@
-"""The five dataset formats: detect which one a file uses, and turn each record into one shape.
+"""The five dataset formats: detect which one a file uses and which columns hold what.
 
-Every format becomes either a conversation — a list of {"role", "content"} turns with roles
-system/user/assistant — or raw text. Each conversion checks the record and reports what is wrong
-with it as a `Problem` naming the field, instead of failing.
+Every format becomes either a conversation or raw text (convert.py turns each record into it).
+Besides the format, a choice names the columns that add to it: tool schemas, chosen and rejected
+answers (preference.py), a KTO label, an image column.
 
   alpaca             instruction, optional input, output, optional system and history
   sharegpt           conversations: [{from: human|gpt|system, value}], multi-turn
@@ -14,9 +14,10 @@ with it as a `Problem` naming the field, instead of failing.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from studio.core.data.problems import ERROR, WARNING, DataError, Problem
+from studio.core.data import preference
+from studio.core.data.problems import DataError
 
 FORMATS = ("alpaca", "sharegpt", "messages", "prompt_completion", "text")
 CHAT_FORMATS = ("alpaca", "sharegpt", "messages", "prompt_completion")
@@ -36,11 +37,10 @@ ROLES = {
     "messages": ("messages", "system"), "sharegpt": ("messages", "system"), "text": ("text",),
 }
 PREVIEW_CHARS = 120  # a first-row value shown next to its column is cut to this many characters
-ROLE_NAMES = {
-    "user": "user", "human": "user", "prompter": "user", "customer": "user",
-    "assistant": "assistant", "gpt": "assistant", "bot": "assistant", "model": "assistant", "chatgpt": "assistant",
-    "system": "system",
-}
+TOOLS_KEYS = ("tools", "functions")
+MEDIA_KEYS = ("images", "image", "videos", "video", "audios", "audio", "image_path", "image_url")
+# Columns that hold the prompt when the answers are preference columns.
+PROMPT_KEYS = ("prompt", "question", "query", "input", "context")
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,11 @@ class FormatChoice:
     messages_key: str | None = None  # sharegpt / messages
     text_key: str | None = None  # text
     system: str | None = None  # an optional system column
+    tools: str | None = None  # the tool schemas (a list, or a JSON string of one)
+    chosen: str | None = None  # the answer's turns, appended to the prompt: preference data's chosen answer
+    rejected: str | None = None  # the rejected answer: kept for preference tuning, never trained
+    label: str | None = None  # KTO: true/false, whether the answer is desirable (false: left out)
+    media: str | None = None  # images or other media: the model cannot see them
 
     def mapping(self) -> dict[str, str]:
         """The columns in effect, by role ({"prompt": "question", "response": "answer"}): as the
@@ -64,14 +69,17 @@ class FormatChoice:
         else:
             columns = {"text": self.text_key}
         if self.format != "text":
-            columns["system"] = self.system
+            columns.update(system=self.system, tools=self.tools, chosen=self.chosen, rejected=self.rejected,
+                           label=self.label)
         return {role: column for role, column in columns.items() if column}
 
     def describe(self) -> str:
+        answer = f" + {self.chosen}" if self.chosen else ""
         if self.format == "prompt_completion":
             return f"prompt_completion ({self.prompt} → {self.response})"
         if self.format in ("sharegpt", "messages"):
-            return f"{self.format} (in '{self.messages_key}')"
+            where = f"in '{self.messages_key}'{answer}" if self.messages_key else f"in '{self.chosen}'"
+            return f"{self.format} ({where})"
         if self.format == "text":
             return f"text (in '{self.text_key}')"
         return self.format
@@ -91,33 +99,66 @@ def _turn_style(turns) -> str | None:
 
 
 def detect_format(samples: list[dict], *, is_text_file: bool = False) -> FormatChoice | None:
-    """The format of `samples` (the first records), or None when no recognised columns exist."""
+    """The format of `samples` (the first records) and the columns that add to it; None when no
+    recognised columns exist."""
     if is_text_file:
         return FormatChoice("text", text_key="text")
     if not samples:
         return None
-    columns: dict[str, int] = {}
-    for row in samples:
-        for key in row:
-            columns[key] = columns.get(key, 0) + 1
-    lower = {k.lower(): k for k in columns}
+    lower = {k.lower(): k for k in columns_of(samples)}
+    extras = {"system": lower.get("system"), "tools": _first(lower, TOOLS_KEYS), **preference.detect(lower, samples)}
+    base = _base_format(lower, samples, extras.get("chosen"))
+    if base is None:
+        return None
+    media = _first(lower, MEDIA_KEYS)
+    if base.format == "text":
+        return replace(base, media=media)
+    return replace(base, media=media, **{k: v for k, v in extras.items() if v})
+
+
+def _first(lower: dict[str, str], keys: tuple[str, ...]) -> str | None:
+    return next((lower[k] for k in keys if k in lower), None)
+
+
+def _base_format(lower: dict[str, str], samples: list[dict], chosen: str | None) -> FormatChoice | None:
+    """The format and its own columns (the prompt's, when the answers are preference columns)."""
     for key in CONVERSATION_KEYS:
         if key in lower:
-            real = lower[key]
-            styles = {_turn_style(row.get(real)) for row in samples} - {None}
-            if styles:
-                style = "sharegpt" if "sharegpt" in styles else "messages"
-                return FormatChoice(style, messages_key=real, system=lower.get("system"))
-    if "instruction" in lower and ("output" in lower or "response" in lower):
-        return FormatChoice("alpaca", prompt=lower["instruction"], response=lower.get("output") or lower["response"],
-                            system=lower.get("system"))
+            style = _style_of(samples, lower[key])
+            if style:
+                return FormatChoice(style, messages_key=lower[key])
+    if "instruction" in lower and ("output" in lower or "response" in lower or chosen):
+        return FormatChoice("alpaca", prompt=lower["instruction"], response=chosen or lower.get("output") or lower["response"])
+    if chosen:
+        return _preference_base(lower, samples, chosen)
     for prompt, response in PAIR_COLUMNS:
         if prompt in lower and response in lower:
-            return FormatChoice("prompt_completion", prompt=lower[prompt], response=lower[response], system=lower.get("system"))
-    for key in TEXT_KEYS:
-        if key in lower:
-            return FormatChoice("text", text_key=lower[key])
-    return None
+            real = lower[prompt]
+            style = _style_of(samples, real)
+            if style:  # TRL's conversational prompt/completion: lists of messages
+                return FormatChoice(style, messages_key=real, chosen=lower[response])
+            return FormatChoice("prompt_completion", prompt=real, response=lower[response])
+    key = _first(lower, TEXT_KEYS)
+    return FormatChoice("text", text_key=key) if key else None
+
+
+def _preference_base(lower: dict[str, str], samples: list[dict], chosen: str) -> FormatChoice:
+    """Preference data's prompt: a prompt column (text or messages), or none (the prompt is the turns
+    the chosen and rejected conversations share; hh-rlhf's texts of Human:/Assistant: turns)."""
+    prompt = _first(lower, PROMPT_KEYS)
+    if prompt:
+        style = _style_of(samples, prompt)
+        return FormatChoice(style, messages_key=prompt) if style else FormatChoice("prompt_completion", prompt=prompt,
+                                                                                     response=chosen)
+    style = _style_of(samples, chosen)
+    if style or any(isinstance(r.get(chosen), str) and preference.HH_TURN.search(r[chosen]) for r in samples):
+        return FormatChoice(style or "messages")
+    return FormatChoice("text", text_key=chosen)
+
+
+def _style_of(samples: list[dict], key: str) -> str | None:
+    styles = {_turn_style(row.get(key)) for row in samples} - {None}
+    return None if not styles else "sharegpt" if "sharegpt" in styles else "messages"
 
 
 def choose_format(samples: list[dict], fmt: str | None, mapping: dict | None, *, is_text_file: bool = False) -> FormatChoice:
@@ -131,7 +172,7 @@ def choose_format(samples: list[dict], fmt: str | None, mapping: dict | None, *,
         _check_mapping(mapping, columns)
         mapped = _mapped_choice(samples, fmt, mapping)
         if mapped is not None:
-            return mapped
+            return replace(mapped, **_kept_extras(detected, mapped, mapping))
     if fmt is None:
         if detected is None:
             raise _no_columns_error(columns)
@@ -145,6 +186,16 @@ def choose_format(samples: list[dict], fmt: str | None, mapping: dict | None, *,
     return chosen
 
 
+def _kept_extras(detected: FormatChoice | None, mapped: FormatChoice, mapping: dict) -> dict:
+    """The columns that add to a format, under a user's mapping: as mapped, else as detected (the
+    preference pair only while the answer is still its chosen column)."""
+    extras = {"tools": detected.tools, "label": detected.label, "media": detected.media} if detected else {}
+    if detected and detected.chosen and mapped.response in (None, detected.chosen) and mapped.format == detected.format:
+        extras.update(chosen=detected.chosen, rejected=detected.rejected)
+    extras.update({k: mapping[k] for k in ("tools", "chosen", "rejected", "label") if k in mapping})
+    return extras
+
+
 def _check_mapping(mapping: dict, columns: list[str]) -> None:
     for value in mapping.values():
         if value not in columns:
@@ -156,8 +207,8 @@ def _check_mapping(mapping: dict, columns: list[str]) -> None:
 def _mapped_choice(samples: list[dict], fmt: str | None, mapping: dict) -> FormatChoice | None:
     """The format the user's column mapping names (with `fmt`, if given); None when it names none."""
     system = mapping.get("system")
-    if fmt in (None, "prompt_completion") and {"prompt", "response"} <= set(mapping):
-        return FormatChoice("prompt_completion", prompt=mapping["prompt"], response=mapping["response"], system=system)
+    if fmt in (None, "prompt_completion") and "prompt" in mapping and ("response" in mapping or "chosen" in mapping):
+        return FormatChoice("prompt_completion", prompt=mapping["prompt"], response=mapping.get("response"), system=system)
     if fmt == "text" or "text" in mapping:
         return FormatChoice("text", text_key=mapping.get("text"))
     if fmt in ("messages", "sharegpt") or "messages" in mapping:
@@ -192,7 +243,8 @@ def _standard_columns(fmt: str, columns: list[str], is_text_file: bool) -> Forma
 def _no_columns_error(columns: list[str], fmt: str | None = None) -> DataError:
     found = ", ".join(columns) if columns else "(no columns)"
     wanted = f" as {fmt}" if fmt else ""
-    first, second = (columns + ["COLUMN", "COLUMN"])[:2]
+    usable = [c for c in columns if c.lower() not in preference.NOT_ANSWERS]  # never propose training a rejected answer
+    first, second = (usable + ["COLUMN", "COLUMN"])[:2]
     what, example = {
         "text": ("which column holds the text", f"text={first}"),
         "messages": ("which column holds the conversations", f"messages={first}"),
@@ -229,168 +281,6 @@ def preview_value(value, limit: int = PREVIEW_CHARS) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
     text = " ".join(text[:limit * 2].split())
     return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
-
-
-# ---------------------------------------------------------------------------------------------
-# One record → one conversation
-# ---------------------------------------------------------------------------------------------
-
-
-class RowRejected(Exception):
-    """A record that cannot be used; carries the problem to report."""
-
-    def __init__(self, problem: Problem):
-        super().__init__(problem.message)
-        self.problem = problem
-
-
-def _as_text(value, field: str, line, file, warnings: list[Problem], *, required: bool = True) -> str:
-    """The text in `value`, with a problem for anything else (numbers become text, with a warning)."""
-    if isinstance(value, str):
-        return value
-    if value is None:
-        if not required:
-            return ""
-        raise RowRejected(Problem(line, field, f"'{field}' is empty (null).", f"Fill in '{field}' or remove this row.",
-                                  ERROR, file, "null_value"))
-    if isinstance(value, bool):
-        raise RowRejected(Problem(line, field, f"'{field}' is {str(value).lower()}, not text.",
-                                  f"Write '{field}' as text.", ERROR, file, "wrong_type"))
-    if isinstance(value, (int, float)):
-        warnings.append(Problem(line, field, f"'{field}' is the number {value}, not text: it is used as \"{value}\".",
-                                f"Put '{field}' in quotes in the file to make it text.", WARNING, file, "number_as_text"))
-        return str(value)
-    if isinstance(value, list) and all(isinstance(p, dict) and p.get("type") == "text" for p in value) and value:
-        return "".join(str(p.get("text", "")) for p in value)  # OpenAI's list of content parts
-    kind = "a list" if isinstance(value, list) else "an object" if isinstance(value, dict) else type(value).__name__
-    raise RowRejected(Problem(line, field, f"'{field}' is {kind}, where text is expected.",
-                              f"Make '{field}' a single piece of text.", ERROR, file, "wrong_type"))
-
-
-def to_conversation(data: dict, choice: FormatChoice, line, file) -> tuple[list[dict], list[Problem]]:
-    """Convert one record; raise RowRejected with the problem when it cannot be used."""
-    warnings: list[Problem] = []
-    turns: list[dict] = []
-    if choice.system and choice.system in data and data[choice.system] not in (None, ""):
-        turns.append({"role": "system", "content": _as_text(data[choice.system], choice.system, line, file, warnings)})
-    if choice.format in ("alpaca", "prompt_completion"):
-        turns += _pair_turns(data, choice, line, file, warnings)
-    elif choice.format in ("sharegpt", "messages"):
-        turns += _chat_turns(data, choice, line, file, warnings)
-    else:
-        raise ValueError(f"not a chat format: {choice.format}")
-    _check_turns(turns, line, file)
-    return turns, warnings
-
-
-def _pair_turns(data: dict, choice: FormatChoice, line, file, warnings: list[Problem]) -> list[dict]:
-    """A prompt and its response (alpaca: after the history's pairs, with `input` joined to the prompt)."""
-    alpaca = choice.format == "alpaca"
-    turns = _history_turns(data, line, file, warnings) if alpaca else []
-    prompt = _as_text(_required(data, choice.prompt, line, file), choice.prompt, line, file, warnings)
-    if alpaca:
-        extra = _as_text(data.get("input"), "input", line, file, warnings, required=False)
-        if extra.strip():
-            prompt = f"{prompt}\n\n{extra}" if prompt.strip() else extra
-    response = _as_text(_required(data, choice.response, line, file), choice.response, line, file, warnings)
-    return turns + [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
-
-
-def _required(data: dict, key: str, line, file):
-    if key not in data:
-        raise RowRejected(Problem(line, key, f"This row has no '{key}'.", f"Add '{key}' to the row or remove the row.",
-                                  ERROR, file, "missing_field"))
-    return data.get(key)
-
-
-def _history_turns(data: dict, line, file, warnings: list[Problem]) -> list[dict]:
-    """alpaca's `history`: earlier [question, answer] pairs of the conversation."""
-    turns = []
-    for i, pair in enumerate(data.get("history") or []):
-        if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
-            raise RowRejected(Problem(line, f"history[{i}]", "Each history entry must be a [question, answer] pair.",
-                                      "Write history as a list of two-item lists.", ERROR, file, "bad_history"))
-        turns.append({"role": "user", "content": _as_text(pair[0], f"history[{i}][0]", line, file, warnings)})
-        turns.append({"role": "assistant", "content": _as_text(pair[1], f"history[{i}][1]", line, file, warnings)})
-    return turns
-
-
-def _chat_turns(data: dict, choice: FormatChoice, line, file, warnings: list[Problem]) -> list[dict]:
-    """The turns of a messages (role/content) or sharegpt (from/value) conversation."""
-    fmt = choice.format
-    key = choice.messages_key or ("conversations" if fmt == "sharegpt" else "messages")
-    raw = data.get(key)
-    if not isinstance(raw, list) or not raw:
-        what = "missing" if raw is None else "empty" if raw == [] else f"a {type(raw).__name__}, not a list of turns"
-        raise RowRejected(Problem(line, key, f"'{key}' is {what}.", f"Give each row a list of turns in '{key}'.",
-                                  ERROR, file, "no_turns"))
-    keys = ("from", "value") if fmt == "sharegpt" else ("role", "content")
-    turns = []
-    for i, turn in enumerate(raw):
-        keys = _turn_keys(turn, keys, f"{key}[{i}]", i, line, file)
-        turns.append(_chat_turn(turn, keys, f"{key}[{i}]", i, line, file, warnings))
-    return turns
-
-
-def _turn_keys(turn, keys: tuple[str, str], where: str, i: int, line, file) -> tuple[str, str]:
-    """The (role, text) keys of this turn: the format's, or the other style's when the turn uses those."""
-    role_key, text_key = keys
-    if not isinstance(turn, dict):
-        raise RowRejected(Problem(line, where, f"Turn {i + 1} is not an object.",
-                                  f"Write each turn as {{\"{role_key}\": ..., \"{text_key}\": ...}}.", ERROR, file, "bad_turn"))
-    if role_key not in turn and ("role" in turn or "from" in turn):
-        return ("role", "content") if "role" in turn else ("from", "value")
-    return keys
-
-
-def _chat_turn(turn: dict, keys: tuple[str, str], where: str, i: int, line, file, warnings: list[Problem]) -> dict:
-    role_key, text_key = keys
-    role_raw = turn.get(role_key)
-    role = ROLE_NAMES.get(str(role_raw).strip().lower()) if role_raw is not None else None
-    if role is None:
-        raise RowRejected(Problem(line, f"{where}.{role_key}",
-                                  f"Turn {i + 1} has the role '{role_raw}', which the studio does not train on.",
-                                  "Use user, assistant or system (tool and function turns are not supported yet).",
-                                  ERROR, file, "unknown_role"))
-    return {"role": role, "content": _as_text(turn.get(text_key), f"{where}.{text_key}", line, file, warnings)}
-
-
-def _check_turns(turns: list[dict], line, file) -> None:
-    body = turns[1:] if turns and turns[0]["role"] == "system" else turns
-    if any(t["role"] == "system" for t in body):
-        raise RowRejected(Problem(line, "messages", "A system message appears after the conversation started.",
-                                  "Put the system message first, or merge it into the user's message.", ERROR, file, "late_system"))
-    for i, turn in enumerate(body):
-        if not turn["content"].strip():
-            who = "prompt" if turn["role"] == "user" else "response"
-            raise RowRejected(Problem(line, f"turn {i + 1}", f"The {who} is empty.", f"Write the {who}, or remove this row.",
-                                      ERROR, file, f"empty_{who}"))
-    if not body:
-        raise RowRejected(Problem(line, "messages", "The conversation has no user or assistant turns.",
-                                  "Add a user message and the assistant's answer.", ERROR, file, "no_turns"))
-    for i, turn in enumerate(body):
-        expected = "user" if i % 2 == 0 else "assistant"
-        if turn["role"] != expected:
-            raise RowRejected(Problem(line, f"turn {i + 1}",
-                                      f"The conversation does not alternate: turn {i + 1} is from the {turn['role']}, "
-                                      f"where the {expected} should speak.",
-                                      "Merge consecutive messages of one speaker, so user and assistant take turns starting with the user.",
-                                      ERROR, file, "not_alternating"))
-    if body[-1]["role"] != "assistant":
-        raise RowRejected(Problem(line, f"turn {len(body)}", "The conversation ends with the user: there is no answer to learn from.",
-                                  "Add the assistant's answer at the end, or remove the last user message.",
-                                  ERROR, file, "ends_on_user"))
-
-
-def to_text(data: dict, choice: FormatChoice, line, file) -> tuple[str, list[Problem]]:
-    warnings: list[Problem] = []
-    key = choice.text_key or "text"
-    if key not in data:
-        raise RowRejected(Problem(line, key, f"This row has no '{key}'.", f"Add '{key}' or remove this row.", ERROR, file, "missing_field"))
-    text = _as_text(data.get(key), key, line, file, warnings)
-    if not text.strip():
-        raise RowRejected(Problem(line, key, "The text is empty.", "Remove this row.", ERROR, file, "empty_text"))
-    return text, warnings
 
 
 def columns_of(samples: Iterable[dict]) -> list[str]:

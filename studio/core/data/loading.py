@@ -21,21 +21,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from studio.core import paths
-from studio.core.data.formats import (
-    CHAT_FORMATS,
-    ColumnPreview,
-    FormatChoice,
-    RowRejected,
-    choose_format,
-    columns_of,
-    detect_format,
-    to_conversation,
-    to_text,
-)
-from studio.core.data.problems import ERROR, FATAL, DataError, Problem, ProblemLog
+from studio.core.data.convert import RowRejected, to_conversation, to_text
+from studio.core.data.formats import CHAT_FORMATS, ColumnPreview, FormatChoice, choose_format, columns_of, detect_format
+from studio.core.data.layout import row_kinds
+from studio.core.data.problems import ERROR, FATAL, WARNING, DataError, Problem, ProblemLog
 from studio.core.data.sources import Source, open_source
 
-LOADER_VERSION = "2"  # bump when the normalized shape changes, so old cache entries are not reused
+LOADER_VERSION = "3"  # bump when the normalized shape changes, so old cache entries are not reused
 DETECTION_SAMPLE = 200
 DETECTION_CHARS = 8_000_000  # the detection sample stops early at this many characters
 WRITE_CHARS = 8_000_000  # rows waiting to be written to the Arrow file: at most this many characters
@@ -48,7 +40,7 @@ class LoadedData:
     choice: FormatChoice
     detected: FormatChoice | None
     columns: list[str]
-    dataset: object  # datasets.Dataset: "messages" [{role, content}] or "text", plus "line" and "file"
+    dataset: object  # datasets.Dataset: "messages", "tools", "rejected" (convert.py) or "text", plus "line" and "file"
     rows_read: int = 0
     rows_kept: int = 0
     rows_dropped: int = 0  # records that were read but cannot be used (problems name them)
@@ -57,6 +49,8 @@ class LoadedData:
     problems: list[Problem] = field(default_factory=list)
     problem_counts: dict = field(default_factory=dict)
     first_row: dict = field(default_factory=dict)  # each column's value in the first record, shortened for showing
+    kinds: dict = field(default_factory=dict)  # rows of each kind kept (layout.KINDS: "tool_calls", "preference", …)
+    text_split_used: str | None = None  # text files: how they became documents, and why (sources.Source.text_split_used)
 
     @property
     def preview(self) -> ColumnPreview:
@@ -90,15 +84,17 @@ def _features(is_chat: bool):
 
     common = {"line": Value("int64"), "file": Value("string")}
     if is_chat:
-        return Features({"messages": List({"role": Value("string"), "content": Value("string")}), **common})
+        turn = {"role": Value("string"), "content": Value("string"), "tool_calls": Value("string"),
+                "reasoning": Value("string"), "train": Value("bool")}
+        return Features({"messages": List(turn), "tools": Value("string"), "rejected": List(turn), **common})
     return Features({"text": Value("string"), **common})
 
 
 def load_data(source: str | os.PathLike | Source, *, fmt: str | None = None, mapping: dict | None = None,
               skip_bad_rows: bool = False, split: str | None = None, subset: str | None = None,
-              use_cache: bool = True) -> LoadedData:
+              use_cache: bool = True, text_split: str | None = None) -> LoadedData:
     """Read, detect, validate and store the data. Raises StudioError when nothing in it is usable."""
-    src = source if isinstance(source, Source) else open_source(source, split=split, subset=subset)
+    src = source if isinstance(source, Source) else open_source(source, split=split, subset=subset, text_split=text_split)
     key = _cache_key(src, fmt, mapping, skip_bad_rows) if not src.hub_id else None
     folder = _cache_root() / key if key else None
     if use_cache and folder is not None and (folder / "report.json").is_file():
@@ -135,6 +131,7 @@ class _Rows:
         self.choice, self.log = choice, log
         self.is_chat = choice.format in CHAT_FORMATS
         self.read = self.kept = self.dropped = self.duplicates = 0
+        self.kinds: dict[str, int] = {}  # kept rows of each kind (layout.row_kinds)
         self._seen: dict[bytes, int] = {}  # an example's digest → the line it was first seen on
 
     def __call__(self, records) -> Iterator[dict]:
@@ -152,8 +149,10 @@ class _Rows:
         except RowRejected as rejected:
             self.log.add(rejected.problem)
             self.dropped += 1
+            if rejected.problem.severity == WARNING:  # left out on purpose (an undesirable answer)
+                self.kinds[rejected.problem.kind] = self.kinds.get(rejected.problem.kind, 0) + 1
             return None
-        digest = _digest(value)
+        digest = _digest(value["messages"] if self.is_chat else value)
         first = self._seen.get(digest)
         if first is not None:
             self.duplicates += 1
@@ -165,7 +164,11 @@ class _Rows:
         self._seen[digest] = record.line or 0
         for w in warnings:
             self.log.add(w)
-        return {"messages" if self.is_chat else "text": value, "line": record.line or 0, "file": record.file or ""}
+        if not self.is_chat:
+            return {"text": value, "line": record.line or 0, "file": record.file or ""}
+        for kind in row_kinds(value, warnings):
+            self.kinds[kind] = self.kinds.get(kind, 0) + 1
+        return {**value, "line": record.line or 0, "file": record.file or ""}
 
 
 def _report(src: Source, head: list, rows: _Rows, log: ProblemLog, preview: ColumnPreview, skip_bad_rows: bool) -> dict:
@@ -177,8 +180,8 @@ def _report(src: Source, head: list, rows: _Rows, log: ProblemLog, preview: Colu
         "first_row": preview.first_row,
         "rows_read": rows.read, "rows_kept": rows.kept, "rows_dropped": rows.dropped,
         "rows_skipped": log.counts.get("malformed_json", 0) if skip_bad_rows else 0, "duplicates": rows.duplicates,
-        "problems": [asdict(p) for p in log.problems], "problem_counts": dict(log.counts),
-        "encodings": src.encodings, "split": src.split,
+        "problems": [asdict(p) for p in log.problems], "problem_counts": dict(log.counts), "kinds": rows.kinds,
+        "encodings": src.encodings, "split": src.split, "text_split": src.text_split_used,
     }
 
 
@@ -214,7 +217,8 @@ def _choose(head: list, fmt: str | None, mapping: dict | None, is_text: bool, pr
 def _digest(value) -> bytes:
     """A fingerprint of one converted row, for finding exact duplicates (a huge row is hashed a
     megabyte at a time, so that it is not copied whole)."""
-    parts = [("text", value)] if isinstance(value, str) else [(t["role"], t["content"]) for t in value]
+    parts = [("text", value)] if isinstance(value, str) else [
+        (t["role"], t["content"] if not t.get("tool_calls") else f"{t['content']}\0{t['tool_calls']}") for t in value]
     h = hashlib.blake2b(digest_size=12)
     if sum(len(text) for _, text in parts) <= 1 << 20:
         h.update("".join(f"{role}\0{len(text)}\0{text}" for role, text in parts).encode("utf-8", "surrogatepass"))
@@ -279,6 +283,8 @@ def _from_cache(src: Source, folder: Path) -> LoadedData | None:
         problems=[Problem(**p) for p in report["problems"]],
         problem_counts=report["problem_counts"],
         first_row=report.get("first_row") or {},
+        kinds=report.get("kinds") or {},
+        text_split_used=report.get("text_split"),
     )
     if loaded.rows_kept == 0:
         raise _nothing_usable(loaded)

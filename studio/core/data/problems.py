@@ -102,8 +102,16 @@ KIND_NOUNS = {
     "ends_on_user": "conversation without an answer", "unknown_role": "unknown speaker", "encoding": "encoding problem",
     "extra_fields": "row with extra fields", "bad_table": "table problem", "not_training_data": "file left out",
     "bad_history": "broken history", "bad_parquet": "unreadable Parquet file", "bad_turn": "broken turn",
-    "late_system": "late system message", "no_turns": "conversation without turns",
+    "late_system": "late system message",
     "not_an_object": "record without fields", "not_records": "file without records",
+    "no_turns": ("conversation without turns", "conversations without turns"),
+    "bad_tool_call": "broken tool call", "bad_tools": "broken tool schema",
+    "needs_media": ("row that needs its image", "rows that need their image"),
+    "media_ignored": ("row whose image is ignored", "rows whose image is ignored"),
+    "undesirable": ("row labelled undesirable", "rows labelled undesirable"), "bad_label": "label not true or false",
+    "no_rejected": ("pair without a rejected answer", "pairs without a rejected answer"),
+    "bad_preference": "unreadable preference pair", "empty_answer_turn": "empty answer kept untrained",
+    "tools_as_text": ("note on tool rendering", "notes on tool rendering"),
 }
 
 
@@ -112,7 +120,8 @@ def count_kinds(counts: dict) -> str:
     from studio.core.wording import count
 
     ordered = sorted(counts.items(), key=lambda kv: -kv[1])
-    return ", ".join(count(n, KIND_NOUNS.get(kind, kind.replace("_", " "))) for kind, n in ordered)
+    nouns = {kind: noun if isinstance(noun, tuple) else (noun, None) for kind, noun in KIND_NOUNS.items()}
+    return ", ".join(count(n, *nouns.get(kind, (kind.replace("_", " "), None))) for kind, n in ordered)
 
 
 @dataclass

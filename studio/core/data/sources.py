@@ -1,8 +1,10 @@
 """Read the user's data as it is: files of every common kind, a folder of them, or a hub dataset.
 
 Everything here streams: records come one at a time with the line (or row) they start on, so a
-problem can point at its place and a large file never has to fit in memory. Nothing here writes
-to the user's files.
+problem can point at its place and a large file never has to fit in memory. Plain text files
+(.txt, .md) become documents as text_files.py says: one a line, one a paragraph or one a file,
+chosen from each file's shape unless the recipe's data.text_split says. Nothing here writes to the
+user's files.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from studio.core.data import model_files
+from studio.core.data import model_files, text_files
 from studio.core.data.encodings import detect_encoding
 from studio.core.data.problems import ERROR, FATAL, WARNING, Problem, ProblemLog
 from studio.core.errors import StudioError
@@ -26,7 +28,6 @@ TEXT = (".txt", ".md")
 SUPPORTED = (".json",) + JSON_LINES + TABLES + (".parquet",) + TEXT
 # Keys under which JSON files commonly wrap their list of records.
 WRAPPER_KEYS = ("data", "train", "examples", "rows", "records", "items", "conversations", "dataset", "samples")
-TEXT_CHUNK_CHARS = 4000  # raw text is cut at paragraph breaks into documents of about this size
 
 
 @dataclass(frozen=True)
@@ -49,10 +50,17 @@ class Source:
     subset: str | None = None
     encodings: dict = field(default_factory=dict)  # file name -> encoding used, where not UTF-8
     skipped: list = field(default_factory=list)  # (file, what it is): a model's files found in a data folder
+    text_split: str = "auto"  # how text files become documents (text_files.py)
+    text_splits: dict = field(default_factory=dict)  # text file name -> (split used, why), filled while reading
 
     @property
     def is_text(self) -> bool:
         return bool(self.files) and all(f.suffix.lower() in TEXT for f in self.files)
+
+    @property
+    def text_split_used(self) -> str | None:
+        """How the text files were cut into documents, in words (None before reading, or for records)."""
+        return text_files.describe(self.text_splits)
 
     def fingerprint(self) -> str:
         """Changes whenever the data behind the source changes (for caching the loaded dataset)."""
@@ -63,6 +71,8 @@ class Source:
             st = f.stat()
             h.update(f"{f}:{st.st_size}:{st.st_mtime_ns}".encode())
         h.update(f"{self.hub_id}:{self.split}:{self.subset}:{self.skipped}".encode())
+        if self.is_text:
+            h.update(f"text_split:{self.text_split}".encode())
         return h.hexdigest()[:32]
 
     def records(self, log: ProblemLog, skip_bad_rows: bool = False) -> Iterator[Record]:
@@ -74,11 +84,19 @@ class Source:
                             WARNING, name, "not_training_data"))
         for path in self.files:
             label = str(path.relative_to(self.root)) if self.root and len(self.files) > 1 else None
-            yield from _file_records(path, label, log, skip_bad_rows, self.encodings)
+            yield from _file_records(path, label, log, skip_bad_rows, self)
 
 
-def open_source(source: str | os.PathLike, *, split: str | None = None, subset: str | None = None) -> Source:
-    """What the user named: a file, a folder, or a hub dataset id (from the local cache when offline)."""
+def open_source(source: str | os.PathLike, *, split: str | None = None, subset: str | None = None,
+                text_split: str | None = None) -> Source:
+    """What the user named: a file, a folder, or a hub dataset id (from the local cache when offline);
+    `text_split`: how text files become documents (text_files.TEXT_SPLITS; default auto)."""
+    found = _open(source, split, subset)
+    found.text_split = text_files.checked_split(text_split)
+    return found
+
+
+def _open(source: str | os.PathLike, split: str | None, subset: str | None) -> Source:
     text = str(source).strip()
     if not text:
         raise StudioError("No data was given.",
@@ -148,7 +166,7 @@ def _looks_like_hub_id(text: str) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
-def _file_records(path: Path, label: str | None, log: ProblemLog, skip_bad_rows: bool, encodings: dict) -> Iterator[Record]:
+def _file_records(path: Path, label: str | None, log: ProblemLog, skip_bad_rows: bool, source: Source) -> Iterator[Record]:
     shown = label or path.name
     if path.stat().st_size == 0:
         log.add(Problem(None, None, f"{shown} is empty.", "Choose the file that holds your examples.", FATAL, label, "empty_file"))
@@ -161,7 +179,7 @@ def _file_records(path: Path, label: str | None, log: ProblemLog, skip_bad_rows:
     if encoding is None:
         return
     if encoding != "utf-8":
-        encodings[shown] = encoding
+        source.encodings[shown] = encoding
     if suffix in JSON_LINES:
         yield from _jsonl_records(path, label, log, skip_bad_rows, encoding)
     elif suffix == ".json":
@@ -169,7 +187,8 @@ def _file_records(path: Path, label: str | None, log: ProblemLog, skip_bad_rows:
     elif suffix in TABLES:
         yield from _table_records(path, label, log, skip_bad_rows, encoding, "\t" if suffix == ".tsv" else ",")
     else:
-        yield from _text_records(path, label, encoding, log)
+        split = source.text_splits[shown] = text_files.choose_split(path, encoding, source.text_split)
+        yield from text_files.text_records(path, label, encoding, log, split[0])
 
 
 def _bad_line(line: int, label: str | None, message: str, skip: bool) -> Problem:
@@ -268,6 +287,9 @@ def _json_records(path: Path, label: str | None, log: ProblemLog, skip: bool, en
 def _object_records(value: dict, label: str | None, log: ProblemLog) -> Iterator[Record]:
     """The records of a JSON object: a list of them under a key ({"data": [...]}), columns of equal
     length ({"col": [...], ...}), or the object itself as the one record."""
+    if any(_holds_records(v) and _holds_turns(v) for v in value.values()):
+        yield Record(1, value, label)  # one conversation
+        return
     key = next((k for k in WRAPPER_KEYS + tuple(value) if k != "messages" and _holds_records(value.get(k))), None)
     if key is not None:
         for i, row in enumerate(value[key], start=1):
@@ -284,6 +306,11 @@ def _object_records(value: dict, label: str | None, log: ProblemLog) -> Iterator
             yield Record(i + 1, {k: v[i] for k, v in columns.items()}, label)
         return
     yield Record(1, value, label)  # a single record
+
+
+def _holds_turns(rows: list) -> bool:
+    """A list of a conversation's turns (a single conversation object, as axolotl's fixtures hold), not of records."""
+    return all(("from" in r and "value" in r) or ("role" in r and ("content" in r or "tool_calls" in r)) for r in rows[:100])
 
 
 def _holds_records(rows) -> bool:
@@ -412,43 +439,6 @@ def _parquet_batch_rows(parquet, budget: int = 16 * 2**20) -> int:
     total = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
     per_row = total / meta.num_rows if meta.num_rows else 1
     return int(max(1, min(4096, budget // max(per_row, 1))))
-
-
-def _text_records(path: Path, label: str | None, encoding: str, log: ProblemLog) -> Iterator[Record]:
-    """Raw text for continued pretraining: paragraphs packed into documents of ~TEXT_CHUNK_CHARS."""
-    buffer: list[str] = []
-    size = 0
-    start = 1
-    line_no = 0
-    with path.open("r", encoding=encoding) as fh:
-        paragraph: list[str] = []
-        p_start = 1
-        for line_no, line in enumerate(fh, start=1):
-            if line.strip():
-                if not paragraph:
-                    p_start = line_no
-                paragraph.append(line)
-                continue
-            if paragraph:
-                text = "".join(paragraph)
-                if buffer and size + len(text) > TEXT_CHUNK_CHARS:
-                    yield Record(start, {"text": "\n".join(buffer).strip()}, label, size)
-                    buffer, size = [], 0
-                if not buffer:
-                    start = p_start
-                buffer.append(text)
-                size += len(text)
-                paragraph = []
-        if paragraph:
-            if not buffer:
-                start = p_start
-            buffer.append("".join(paragraph))
-            size += len(buffer[-1])
-    if buffer:
-        yield Record(start, {"text": "\n".join(buffer).strip()}, label, size)
-    elif line_no:
-        log.add(Problem(None, None, f"{label or path.name} holds only blank lines.", "Choose the file that holds your text.",
-                        FATAL, label, "empty_file"))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from studio.core.data.chunks import ChunkCounts, count_chunks
 from studio.core.data.tokens import (
     PREFIX_CHARS_PER_TOKEN,
     PREFIX_MARGIN_TOKENS,
@@ -46,13 +47,14 @@ class TokenStats:
     max: int
     mean: float
     seq_len: int
-    truncated_rows: int  # rows longer than seq_len (cut for chat data; split for raw text)
+    truncated_rows: int  # rows longer than seq_len, which lose their end (chat data; raw text is chunked: 0)
     histogram: list[int] = field(default_factory=list)
     bin_edges: list[float] = field(default_factory=list)
     turns: int = 0  # user + assistant turns over all rows (chat data)
     longest_rows: list[int] = field(default_factory=list)  # dataset indices, longest first
     estimated_rows: int = 0  # rows whose length was estimated rather than counted (large datasets, long rows)
     long_rows: int = 0  # rows longer than EXACT_TOKENS tokens: a prefix counted, the rest estimated
+    chunks: ChunkCounts | None = None  # raw text: the sequence-length chunks training makes (None for chat data)
 
     @property
     def truncated_share(self) -> float:
@@ -63,7 +65,17 @@ class TokenStats:
                 "p95": self.p95, "max": self.max, "mean": round(self.mean, 1), "seq_len": self.seq_len,
                 "truncated_rows": self.truncated_rows, "truncated_share": round(self.truncated_share, 4),
                 "turns": self.turns, "histogram": self.histogram, "bin_edges": self.bin_edges,
-                "estimated_rows": self.estimated_rows, "long_rows": self.long_rows}
+                "estimated_rows": self.estimated_rows, "long_rows": self.long_rows,
+                **_chunk_fields(self.chunks)}
+
+
+def _chunk_fields(chunks: ChunkCounts | None) -> dict:
+    """Raw text: how many documents, the chunks training makes of them, how many are split, and the
+    short last chunks left out (data/chunks.py); None for chat data."""
+    if chunks is None:
+        return {"documents": None, "chunks": None, "split_rows": None, "dropped_tails": None, "dropped_tail_tokens": None}
+    return {"documents": chunks.documents, "chunks": chunks.chunks, "split_rows": chunks.split_documents,
+            "dropped_tails": chunks.dropped_tails, "dropped_tail_tokens": chunks.dropped_tokens}
 
 
 def _count_tokens(tokenizer, texts: list[str], add_special_tokens: bool, eos_id: int | None = None) -> list[int]:
@@ -82,7 +94,7 @@ def _count_tokens(tokenizer, texts: list[str], add_special_tokens: bool, eos_id:
 
 def _lengths_of(batch: dict, chat: bool, tokenizer, renderer, eos_id) -> list[int]:
     if chat:
-        return _count_tokens(tokenizer, renderer.render_many(batch["messages"]), add_special_tokens=False)
+        return _count_tokens(tokenizer, renderer.render_many(batch["messages"], batch.get("tools")), add_special_tokens=False)
     return _count_tokens(tokenizer, batch["text"], add_special_tokens=True, eos_id=eos_id)
 
 
@@ -184,7 +196,7 @@ def _count_rows(dataset, idx: np.ndarray, chars: np.ndarray, tokenizer, renderer
         part = idx[lo:hi]
         if hi - lo == 1 and chars[part[0]] > long_chars:
             row = dataset[int(part[0])]
-            text = renderer.render(row["messages"]) if chat else row["text"]
+            text = renderer.render(row["messages"], tools=row.get("tools")) if chat else row["text"]
             del row
             n, exact = _count_long(tokenizer, text, keep, not chat, None if chat else eos_id)
             counts[lo], estimated[lo] = n, not exact
@@ -227,9 +239,11 @@ def truncated_share(lengths: np.ndarray, seq_len: int) -> float:
 
 
 def summarize(lengths: np.ndarray, seq_len: int, turns: int = 0, bins: int = 30, estimated_rows: int = 0,
-              long_rows: int = 0) -> TokenStats:
+              long_rows: int = 0, chunked: bool = False) -> TokenStats:
+    """`chunked`: raw text, whose long documents are cut into sequence-length chunks (nothing truncated)."""
+    chunks = count_chunks(lengths, seq_len) if chunked else None
     if len(lengths) == 0:
-        return TokenStats(0, 0, 0, 0.0, 0.0, 0, 0.0, seq_len, 0)
+        return TokenStats(0, 0, 0, 0.0, 0.0, 0, 0.0, seq_len, 0, chunks=chunks)
     low = min(int(lengths.min()), seq_len)
     high = max(int(lengths.max()), seq_len) + 1
     counts, edges = np.histogram(lengths, bins=bins, range=(low, high))
@@ -243,11 +257,12 @@ def summarize(lengths: np.ndarray, seq_len: int, turns: int = 0, bins: int = 30,
         max=int(lengths.max()),
         mean=float(lengths.mean()),
         seq_len=seq_len,
-        truncated_rows=int((lengths > seq_len).sum()),
+        truncated_rows=0 if chunked else int((lengths > seq_len).sum()),
         histogram=[int(c) for c in counts],
         bin_edges=[float(e) for e in edges],
         turns=turns,
         longest_rows=[int(x) for x in longest],
         estimated_rows=estimated_rows,
         long_rows=long_rows,
+        chunks=chunks,
     )

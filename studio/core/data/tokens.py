@@ -54,7 +54,12 @@ def chat_template_of(tokenizer) -> tuple[str, bool]:
 
 
 class Renderer:
-    """Renders conversations with one chat template (compiled once: inspection renders millions)."""
+    """Renders conversations with one chat template (compiled once: inspection renders millions).
+
+    Stored turns become the template's messages here (template_messages): tool calls in the template's
+    own form when the template has tool support (it mentions `tool_calls`), else in the plain rendering
+    of tool_calls.plain_turns; reasoning as `reasoning_content` where the template reads it, else as
+    <think>…</think> before the answer."""
 
     def __init__(self, tokenizer, template: str | None = None):
         self.tokenizer = tokenizer
@@ -62,17 +67,71 @@ class Renderer:
         self.template = template or own
         if template:
             self.is_default = template == DEFAULT_CHAT_TEMPLATE
+        self.tools_native = "tool_calls" in self.template
+        self.reasoning_native = "reasoning_content" in self.template
 
-    def render(self, turns: list[dict], add_generation_prompt: bool = False) -> str:
-        return self.tokenizer.apply_chat_template(
-            turns, chat_template=self.template, tokenize=False, add_generation_prompt=add_generation_prompt
-        )
+    def render(self, turns: list[dict], add_generation_prompt: bool = False, tools=None) -> str:
+        messages, tools = self.template_messages(turns, tools)
+        native = self.tools_native and (tools is not None or any(m.get("tool_calls") or m["role"] == "tool" for m in messages))
+        try:
+            return self._apply(messages, tools, add_generation_prompt)
+        except Exception:
+            if not native:
+                raise
+        # The template claims tool support but refuses this conversation: the plain rendering.
+        return self._apply(*self.template_messages(turns, tools, native=False), add_generation_prompt)
 
-    def render_many(self, conversations: list[list[dict]]) -> list[str]:
-        """Render a batch at once: transformers compiles the template once and loops in one call."""
-        if not conversations:
-            return []
-        return self.tokenizer.apply_chat_template(conversations, chat_template=self.template, tokenize=False)
+    def _apply(self, messages: list[dict], tools, add_generation_prompt: bool) -> str:
+        return self.tokenizer.apply_chat_template(messages, tools=tools, chat_template=self.template, tokenize=False,
+                                                  add_generation_prompt=add_generation_prompt)
+
+    def render_many(self, conversations: list[list[dict]], tools: list | None = None) -> list[str]:
+        """Render a batch: transformers compiles the template once and loops in one call per set of
+        tools (rows with the same tools, or none, together)."""
+        import json
+
+        tools = tools or [None] * len(conversations)
+        groups: dict[str, list[int]] = {}
+        prepared = [self.template_messages(c, t) for c, t in zip(conversations, tools, strict=True)]
+        for i, (_, row_tools) in enumerate(prepared):
+            groups.setdefault(json.dumps(row_tools), []).append(i)
+        out: list[str] = [""] * len(conversations)
+        for key, rows in groups.items():
+            try:
+                texts = self.tokenizer.apply_chat_template([prepared[i][0] for i in rows], tools=json.loads(key),
+                                                           chat_template=self.template, tokenize=False)
+            except Exception:  # a row the template refuses: each row as render() does it
+                texts = [self.render(conversations[i], tools=tools[i]) for i in rows]
+            for i, text in zip(rows, texts, strict=True):
+                out[i] = text
+        return out
+
+    def template_messages(self, turns: list[dict], tools=None, *, native: bool | None = None) -> tuple[list[dict], list | None]:
+        """(messages, tools) as the template takes them, from stored turns and a row's tools (a JSON string)."""
+        from studio.core.data import tool_calls
+
+        native = self.tools_native if native is None else native
+        tools = tool_calls.normalize_tools(tools)
+        messages = [self._message(t, native) for t in turns]
+        if native:
+            return messages, tools
+        return tool_calls.plain_turns(messages, tools), None
+
+    def _message(self, turn: dict, native: bool) -> dict:
+        from studio.core.data import tool_calls
+
+        message = {"role": turn["role"], "content": turn["content"]}
+        calls = turn.get("tool_calls")
+        if calls:
+            calls = tool_calls.normalize_calls(calls)
+            message["tool_calls"] = tool_calls.template_calls(calls) if native else calls
+        reasoning = turn.get("reasoning")
+        if reasoning:
+            if self.reasoning_native:
+                message["reasoning_content"] = reasoning
+            else:
+                message["content"] = f"<think>\n{reasoning}\n</think>\n\n{message['content']}"
+        return message
 
 
 @dataclass(frozen=True)
@@ -88,31 +147,53 @@ class Encoded:
         return sum(1 for label in self.labels if label != IGNORE_INDEX)
 
 
-def assistant_spans(renderer: Renderer, turns: list[dict], full: str) -> list[tuple[int, int]]:
-    """Character spans of `full` that belong to the assistant's answers (end-of-turn markers included)."""
+def assistant_spans(renderer: Renderer, turns: list[dict], full: str, tools=None) -> list[tuple[int, int]]:
+    """Character spans of `full` that belong to the assistant's answers (end-of-turn markers and tool
+    calls included); a turn marked `train: False` (an empty answer) is left out."""
     spans = []
     search_from = 0
     for k, turn in enumerate(turns):
-        if turn["role"] != "assistant":
+        if turn["role"] != "assistant" or turn.get("train") is False:
             continue
-        before = renderer.render(turns[:k], add_generation_prompt=True)
-        through = full if k == len(turns) - 1 else renderer.render(turns[: k + 1])  # (a huge answer: one render less)
+        before = renderer.render(turns[:k], add_generation_prompt=True, tools=tools)
+        through = full if k == len(turns) - 1 else renderer.render(turns[: k + 1], tools=tools)  # (a huge answer: one render less)
         if full.startswith(before) and full.startswith(through) and len(through) > len(before):
             spans.append((len(before), len(through)))
             search_from = len(through)
             continue
         # Templates that rewrite earlier turns (dates, stripped reasoning) are not prefix-stable:
-        # then the answer's own text, found in order, is what is trained.
-        start = full.find(turn["content"], search_from)
-        if start < 0:
+        # then the answer as the template writes it last is found in order, less what only a last
+        # answer gets (a reasoning block), else the answer's own text.
+        found = _find_answer(full, through[len(before):] if through.startswith(before) else "", turn, search_from)
+        if found is None:
             continue
-        end = start + len(turn["content"])
+        start, end = found
         eos = getattr(renderer.tokenizer, "eos_token", None)
         if eos and full.startswith(eos, end):
             end += len(eos)
         spans.append((start, end))
         search_from = end
     return spans
+
+
+def _find_answer(full: str, rendered: str, turn: dict, search_from: int) -> tuple[int, int] | None:
+    """Where a turn's answer is in `full`: the longest tail of its rendering (whole lines dropped from
+    the front) that occurs after `search_from`, or its content."""
+    import json
+
+    names = [c.get("name", "") for c in json.loads(turn.get("tool_calls") or "[]")]
+    lines = rendered.split("\n")
+    for i in range(len(lines)):
+        tail = "\n".join(lines[i:])
+        if turn["content"].strip() not in tail or not all(name in tail for name in names) or not tail.strip():
+            break
+        start = full.find(tail, search_from)
+        if start >= 0:
+            return start, start + len(tail)
+    if not turn["content"]:
+        return None
+    start = full.find(turn["content"], search_from)
+    return None if start < 0 else (start, start + len(turn["content"]))
 
 
 def _tokenize(tokenizer, text: str, add_special_tokens: bool) -> tuple[list[int], list[tuple[int, int]]]:
@@ -145,10 +226,11 @@ def _assistant_labels(ids, offsets, spans) -> list[int]:
 
 
 def encode_conversation(renderer: Renderer, turns: list[dict], *, assistant_only: bool = True,
-                        max_length: int | None = None) -> Encoded:
-    full = renderer.render(turns)
+                        max_length: int | None = None, tools=None) -> Encoded:
+    full = renderer.render(turns, tools=tools)
     ids, offsets, _ = tokenize_start(renderer.tokenizer, full, max_length, add_special_tokens=False)
-    labels = _assistant_labels(ids, offsets, assistant_spans(renderer, turns, full)) if assistant_only else list(ids)
+    spans = assistant_spans(renderer, turns, full, tools) if assistant_only else None
+    labels = _assistant_labels(ids, offsets, spans) if assistant_only else list(ids)
     truncated = max_length is not None and len(ids) > max_length
     if truncated:
         ids, labels, offsets = ids[:max_length], labels[:max_length], offsets[:max_length]

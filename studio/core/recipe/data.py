@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from studio.core.data.formats import FORMATS
+from studio.core.data.text_files import TEXT_SPLITS
 from studio.core.recipe.fields import require, require_choice, setting
 
 
@@ -20,6 +21,9 @@ class DataSection:
                                    flag="--map", label="the column pickers", default=None)
     split: str | None = setting("hub datasets: the split to train on", flag="--split", default=None)
     subset: str | None = setting("hub datasets: the subset (configuration)", flag="--subset", default=None)
+    text_split: str = setting("plain text files (.txt, .md): auto (from each file's shape), line (one document per "
+                              "line), paragraph (one per blank-line separated paragraph) or file (one per file)",
+                              flag="--text-split", label="Text split", choices=TEXT_SPLITS, default="auto")
     skip_bad_rows: bool = setting("leave out malformed lines instead of refusing the data", flag="--skip-bad-rows",
                                   label="Skip broken lines", default=False)
     eval_fraction: float = setting("share of rows held out to measure eval loss (0 turns eval off)",
@@ -30,6 +34,7 @@ class DataSection:
     def validate(self) -> None:
         if self.format is not None:
             require_choice(self, "format", "The data format")
+        require_choice(self, "text_split", "The text split")
         mapping_ok = self.mapping is None or all(isinstance(v, str) for v in self.mapping.values())
         require(mapping_ok, self, "mapping", "The column mapping", "column names, e.g. prompt=question,response=answer")
         require(0 <= self.eval_fraction < 0.9, self, "eval_fraction", "The eval fraction", "in [0, 0.9)")

@@ -1,5 +1,6 @@
 """The run's data as the trainer takes it: token ids and labels, split into training and held-out
-rows, and the prompts answered as samples while it trains."""
+rows, and the prompts answered as samples while it trains. Chat rows longer than the sequence
+length lose their end; raw text is cut into sequence-length chunks that are all trained."""
 
 from __future__ import annotations
 
@@ -11,18 +12,28 @@ DEFAULT_SAMPLE_PROMPTS = 2  # rows of the eval split (or the data) used as sampl
 
 def tokenized_splits(loaded, tokenizer, config: RunConfig):
     """(train, eval or None, dropped_without_targets) as datasets of input_ids/labels."""
+    if "text" in loaded.dataset.column_names:  # documents are held out before chunking: no document on both sides
+        train_docs, eval_docs = _split(loaded.dataset, config)
+        seq_len = config.training.seq_len
+        eval_ds = _text_chunks(eval_docs, tokenizer, seq_len) if eval_docs is not None else None
+        return _bare(_text_chunks(train_docs, tokenizer, seq_len)), _bare(eval_ds), 0
     tokenized = _tokenized(loaded.dataset, tokenizer, config)
     kept = tokenized.filter(lambda row: row["trained"] > 0)
     dropped = len(tokenized) - len(kept)
     if len(kept) == 0:
         raise RunFailure("bad_input", f"After cutting examples to {config.training.seq_len} tokens, none has an answer "
                          "left to learn from.", "Raise the sequence length (--seq-len), or shorten the prompts.", topic="data")
-    train_ds, eval_ds = kept, None
-    n_eval = config.data.held_out_rows(len(kept))
-    if n_eval:
-        split = kept.train_test_split(test_size=n_eval, seed=config.training.seed, shuffle=True)
-        train_ds, eval_ds = split["train"], split["test"]
+    train_ds, eval_ds = _split(kept, config)
     return _bare(train_ds), _bare(eval_ds), dropped
+
+
+def _split(dataset, config: RunConfig):
+    """(training rows, held-out rows or None): the recipe's share, drawn with the run's seed."""
+    n_eval = config.data.held_out_rows(len(dataset))
+    if not n_eval:
+        return dataset, None
+    split = dataset.train_test_split(test_size=n_eval, seed=config.training.seed, shuffle=True)
+    return split["train"], split["test"]
 
 
 def _tokenized(dataset, tokenizer, config: RunConfig):
@@ -37,6 +48,28 @@ def _tokenized(dataset, tokenizer, config: RunConfig):
                 "trained": sum(1 for label in enc.labels if label != IGNORE_INDEX)}
 
     return dataset.map(encode, remove_columns=[c for c in dataset.column_names if c != "line"], desc="tokenizing")
+
+
+def _text_chunks(dataset, tokenizer, seq_len: int):
+    """Raw text (continued pretraining): every document cut into consecutive chunks of at most seq_len
+    tokens, each a row with the loss on every token — nothing is cut off (data/chunks.py has the rule
+    for a document's last, short chunk)."""
+    from studio.core.data.chunks import document_chunks, document_ids, map_batch_rows
+    from studio.core.data.stats import row_sizes
+
+    def encode(batch):
+        out: dict[str, list] = {"input_ids": [], "labels": [], "trained": [], "line": []}
+        for ids, line in zip(document_ids(tokenizer, batch["text"]), batch["line"], strict=True):
+            for chunk in document_chunks(ids, seq_len):
+                out["input_ids"].append(chunk)
+                out["labels"].append(chunk)
+                out["trained"].append(len(chunk))
+                out["line"].append(line)
+        return out
+
+    chars = row_sizes(dataset)[0]
+    return dataset.map(encode, batched=True, batch_size=map_batch_rows(int(chars.max()) if len(chars) else 0),
+                       remove_columns=dataset.column_names, desc="tokenizing")
 
 
 def _bare(dataset):
@@ -57,8 +90,9 @@ def sample_prompts(config: RunConfig, loaded) -> list:
     for row in loaded.dataset.select(range(min(len(loaded.dataset), 200))):
         turns = row["messages"]
         short = sum(len(str(t["content"])) for t in turns[:-1]) <= longest
-        if short and sum(t["role"] == "user" for t in turns) == 1:  # a single question reads well as a sample
-            prompts.append(turns[:-1])
+        plain = all(t["role"] in ("system", "user", "assistant") and not t.get("tool_calls") for t in turns)
+        if short and plain and sum(t["role"] == "user" for t in turns) == 1:  # a single question reads well as a sample
+            prompts.append([{"role": t["role"], "content": t["content"]} for t in turns[:-1]])
         if len(prompts) == DEFAULT_SAMPLE_PROMPTS:
             break
     return prompts

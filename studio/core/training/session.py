@@ -111,7 +111,7 @@ def check_inputs(config: RunConfig):
     d = config.data
     try:
         loaded = load_data(d.source, fmt=d.format, mapping=d.mapping, skip_bad_rows=d.skip_bad_rows, split=d.split,
-                           subset=d.subset)
+                           subset=d.subset, text_split=d.text_split)
     except StudioError as exc:
         raise RunFailure("bad_input", exc.message, exc.advice, topic="data") from exc
     return info, loaded
@@ -129,6 +129,10 @@ def _planned(config: RunConfig, run_dir: Path, events: EventWriter, stop: Stop) 
     if dropped:
         events.emit("log", message=f"{dropped} examples were left out: after cutting to {config.training.seq_len} tokens "
                                    "no answer was left in them.")
+    if not loaded.is_chat:
+        chunks = len(train_ds) + (len(eval_ds) if eval_ds is not None else 0)
+        events.emit("log", message=f"{loaded.rows_kept} documents make {chunks} training rows of at most "
+                                   f"{config.training.seq_len} tokens: longer documents are cut into chunks, all trained.")
     on_gpu = device.type == "cuda"
     shape = config.train_shape(on_gpu, info.model_type, attention=attention_for(config.training.attention, device))
     precision = config.precision_for("bfloat16" if compute_dtype == "float32" and not on_gpu else compute_dtype)

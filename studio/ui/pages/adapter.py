@@ -383,7 +383,7 @@ class AdapterPage(Page):
         if view is None:
             return None
         c = self.state.config
-        rows = view.report["rows"]
+        rows = view.training_rows(c.training.seq_len)
         return c.total_steps(rows - c.data.held_out_rows(rows))
 
     def summary(self) -> str:

@@ -7,7 +7,6 @@ say which column holds what (saved in the recipe's data.mapping)."""
 
 from __future__ import annotations
 
-import html
 from collections import Counter
 from pathlib import Path
 
@@ -23,21 +22,20 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSpinBox,
     QSplitter,
-    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from studio.core.data import FORMATS, ROLES, count_kinds
+from studio.core.data import FORMATS, ROLES
 from studio.core.models import is_demo
 from studio.core.wording import count
 from studio.ui.pages.base import Page
 from studio.ui.state import DataFailure
 from studio.ui.widgets.column_pickers import ColumnPickers
+from studio.ui.widgets.data_report import ReportTabs, summary_html
 from studio.ui.widgets.histogram import TokenHistogram
-from studio.ui.widgets.problems_table import ProblemsTable
 from studio.ui.widgets.text import help_label, set_state_style
-from studio.ui.widgets.token_view import ExampleView
+from studio.ui.widgets.text_split import TextSplitBox
 
 DATA_FILTER = "Data files (*.jsonl *.json *.csv *.tsv *.parquet *.txt *.md);;All files (*)"
 FORMAT_HELP = {
@@ -71,7 +69,7 @@ class DataPage(Page):
         self.body.addWidget(self._busy_bar())
         self.summary_label = QLabel("", self)
         self.summary_label.setWordWrap(True)
-        self.summary_label.setToolTip("What was read, what was kept, and what was dropped.")
+        self.summary_label.setToolTip("What the data is (its layout, and what is trained), what was read, kept and dropped.")
         self.body.addWidget(self.summary_label)
         self.advice_label = QLabel("", self)
         self.advice_label.setWordWrap(True)
@@ -122,6 +120,10 @@ class DataPage(Page):
             self.format.addItem(FORMAT_HELP[f], f)
         self.format.activated.connect(self._format_chosen)
         opts.addWidget(self.format)
+        self.text_split = TextSplitBox(self)  # shown for plain text files only
+        self.text_split.chosen.connect(self._text_split_chosen)
+        self.text_split.setVisible(False)
+        opts.addWidget(self.text_split)
         opts.addStretch(1)
         self.skip_bad = QCheckBox("Skip broken lines", self)
         self.skip_bad.setToolTip("Leave out lines that cannot be read (e.g. invalid JSON) instead of refusing the whole file. "
@@ -194,39 +196,13 @@ class DataPage(Page):
         lv.addWidget(self.truncation)
         return left
 
-    def _tabs_panel(self, parent: QWidget) -> QTabWidget:
-        self.tabs = QTabWidget(parent)
-        self.tabs.setToolTip("Examples as the model sees them, and the problems found in the data.")
-        examples = QWidget(self.tabs)
-        ev = QVBoxLayout(examples)
-        ev.setContentsMargins(4, 4, 4, 4)
-        ev.addWidget(help_label("Highlighted text is what the model is trained to write; the rest is context it reads. "
-                                "↵ marks a line break.", examples))
-        self.example_tabs = QTabWidget(examples)
-        self.example_tabs.setToolTip("Two or three rows of your data, rendered with the model's chat template.")
-        self.example_views = [ExampleView(self.example_tabs) for _ in range(3)]
-        ev.addWidget(self.example_tabs, 1)
-        self.tabs.addTab(examples, "Examples")
-        self.tabs.addTab(self._problems_panel(), "Problems")
+    def _tabs_panel(self, parent: QWidget) -> ReportTabs:
+        self.tabs = ReportTabs(parent)  # Examples | Problems
+        self.example_tabs, self.example_views = self.tabs.example_tabs, self.tabs.example_views
+        self.problems, self.problem_counts = self.tabs.problems, self.tabs.problem_counts
+        self.export_problems_button = self.tabs.export_problems_button
+        self.tabs.export_requested.connect(self._export_problems)
         return self.tabs
-
-    def _problems_panel(self) -> QWidget:
-        problems = QWidget(self.tabs)
-        pv = QVBoxLayout(problems)
-        pv.setContentsMargins(4, 4, 4, 4)
-        self.problems = ProblemsTable(problems)
-        pv.addWidget(self.problems, 1)
-        prow = QHBoxLayout()
-        self.problem_counts = QLabel("", problems)
-        self.problem_counts.setWordWrap(True)
-        self.problem_counts.setToolTip("How many problems of each kind.")
-        prow.addWidget(self.problem_counts, 1)
-        self.export_problems_button = QPushButton("Export as CSV…", problems)
-        self.export_problems_button.setToolTip("Save the problems as a spreadsheet (CSV) to fix them in your data.")
-        self.export_problems_button.clicked.connect(self._export_problems)
-        prow.addWidget(self.export_problems_button)
-        pv.addLayout(prow)
-        return problems
 
     # ---- choosing data ----
 
@@ -234,6 +210,7 @@ class DataPage(Page):
         self.state.config.data.source = source
         self.state.config.data.format = None
         self.state.config.data.mapping = None
+        self.state.config.data.text_split = "auto"
         self.state.changed()
         self.state.remember_data_folder(source)
         if self.state.model is None:
@@ -281,6 +258,12 @@ class DataPage(Page):
             data.format = self._shown_format  # keep alpaca, messages, ... as detected
         self.state.changed()
         self.state.load_data()
+
+    def _text_split_chosen(self, value: str) -> None:
+        if self.state.config.data.text_split != value:
+            self.state.config.data.text_split = value
+            self.state.changed()
+            self.state.load_data()
 
     def _skip_toggled(self, on: bool) -> None:
         if self.state.config.data.skip_bad_rows != on:
@@ -375,12 +358,11 @@ class DataPage(Page):
     def _clear_report(self) -> None:
         self.advice_label.setVisible(False)
         self._select_format(DETECTED)
+        self._show_text_split(None)
         self.histogram.set_histogram([], [], self.state.config.training.seq_len)
         self.truncation.setText("")
         set_state_style(self.truncation, "")
-        self.example_tabs.clear()
-        for view in self.example_views:
-            view.set_example(None)
+        self.tabs.clear_examples()
 
     def _show_report(self, view) -> None:
         r = view.report
@@ -390,26 +372,20 @@ class DataPage(Page):
         detected = r.get("detected_format")
         self._select_format(f"Detected: {detected}" if detected else f"From your columns: {r['format']}")
         self._show_columns(r["columns"], r["first_row"], r["roles"], r["mapping"], len(r["columns"]) > 1)
+        self._show_text_split(r.get("text_split"))
         if len(view.lengths):
             self.histogram.set_lengths(view.lengths, self.state.config.training.seq_len)
         else:
             st = r["stats"]
             self.histogram.set_histogram(st["histogram"], st["bin_edges"], self.state.config.training.seq_len)
         self._show_truncation()
-        self._show_examples(r["examples"])
+        self.tabs.show_examples(r["examples"])
         self._show_problems(r["problems"], r["problem_counts"], "No problems found.")
 
     def _show_summary(self, r: dict) -> None:
-        dropped = f"{r['rows_dropped']:,} dropped" + (f" ({count(r['duplicates'], 'duplicate')})" if r["duplicates"] else "")
-        skipped = f", {count(r['rows_skipped'], 'broken line')} skipped" if r["rows_skipped"] else ""
-        how = "detected" if r["format"] == r.get("detected_format") else "chosen"
         source = "Built-in demo data (plant care)" if is_demo(self.state.config.data.source) else r["source"]
-        loss = "the answers only" if r["assistant_only_loss"] else "every token"
         self.summary_label.setTextFormat(Qt.TextFormat.RichText)
-        self.summary_label.setText(
-            f"<b>{html.escape(source)}</b> — format {html.escape(r['format_detail'])} ({how}); "
-            f"<b>{count(r['rows'], 'row')} kept</b> of {r['rows_read']:,} read, {dropped}{skipped}. "
-            f"Tokenized with {html.escape(r['model'])}'s tokenizer and {r['chat_template']} chat template; loss on {loss}.")
+        self.summary_label.setText(summary_html(r, source))
         set_state_style(self.summary_label, "" if r["usable"] else "bad")
 
     def _select_format(self, detected_text: str) -> None:
@@ -418,25 +394,19 @@ class DataPage(Page):
         self.format.setCurrentIndex(max(0, self.format.findData(self.state.config.data.format)))
         self.format.blockSignals(False)
 
+    def _show_text_split(self, used: str | None) -> None:
+        """The split choice, for text files (or while a split other than auto is chosen)."""
+        setting = self.state.config.data.text_split
+        self.text_split.show_split(setting, used)
+        self.text_split.setVisible(used is not None or setting != "auto")
+
     def _show_columns(self, columns: list[str], first_row: dict, roles, chosen: dict, visible: bool) -> None:
         self.mapping_box.setVisible(visible)
         if visible:
             self.pickers.show_columns(columns, first_row, list(roles), chosen)
 
-    def _show_examples(self, examples: list[dict]) -> None:
-        self.example_tabs.clear()
-        for view, example in zip(self.example_views, examples, strict=False):
-            view.set_example(example)
-            answers = sum(1 for s in example["segments"] if s.get("trained"))
-            more = f" ({count(answers, 'answer')})" if answers > 1 else ""
-            self.example_tabs.addTab(view, f"Row {example['line']}{more}")
-
     def _show_problems(self, problems: list[dict], counts: dict, none_found: str = "") -> None:
-        self.problems.set_problems(problems)
-        n = len(problems)
-        self.problem_counts.setText(count_kinds(counts) if counts else none_found)
-        self.tabs.setTabText(1, f"Problems ({n:,})" if n else "Problems (none)")
-        self.export_problems_button.setEnabled(n > 0)
+        self.tabs.show_problems(problems, counts, none_found)
 
     def _show_truncation(self) -> None:
         view = self.state.data
@@ -444,11 +414,16 @@ class DataPage(Page):
         if view is None or self._shown_format is None:  # no report on screen (or another file's, being replaced)
             self.truncation.setText("")
             return
+        chunks = view.chunks(seq)
+        if chunks is not None:  # raw text: nothing is cut, long documents become several rows
+            self.truncation.setText(f"{count(chunks.documents, 'document')} → {count(chunks.chunks, 'training chunk')} of at "
+                                    f"most {seq} tokens: longer documents are cut into consecutive chunks, all trained.")
+            set_state_style(self.truncation, "")
+            return
         share = view.truncated_share(seq)
         rows = round(share * view.report["rows"])
-        cut = "split into pieces" if view.report["format"] == "text" else "cut"
         verb = "is" if rows == 1 else "are"
-        self.truncation.setText(f"{count(rows, 'row')} ({100 * share:.1f}%) {verb} longer than {seq} tokens and would be {cut}."
+        self.truncation.setText(f"{count(rows, 'row')} ({100 * share:.1f}%) {verb} longer than {seq} tokens and would be cut."
                                 if rows else f"Every row fits in {seq} tokens: nothing is cut.")
         set_state_style(self.truncation, "warn" if share > 0.05 else "")
 

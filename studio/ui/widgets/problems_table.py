@@ -1,4 +1,7 @@
-"""The data's problems as a sortable table (line, field, message, fix) that can be exported as CSV."""
+"""The data's problems as a sortable table (severity, line, field, message, fix) that can be exported as CSV.
+
+Errors and warnings look different (a red or amber severity with the style's icon); a problem about the
+whole data, not one line (e.g. how the model's template writes tool calls), shows "—" for its line."""
 
 from __future__ import annotations
 
@@ -6,10 +9,15 @@ import csv
 from pathlib import Path
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QAbstractItemView, QApplication, QHeaderView, QStyle, QTableView
 
 COLUMNS = (("severity", "Severity"), ("line", "Line"), ("field", "Field"), ("message", "Problem"), ("fix", "How to fix it"))
 SEVERITY_ORDER = {"fatal": 0, "error": 1, "warning": 2}
+SEVERITY_COLOURS = {"fatal": "#d64541", "error": "#d64541", "warning": "#c98a00"}  # as set_state_style: light and dark
+SEVERITY_ICONS = {"fatal": QStyle.StandardPixmap.SP_MessageBoxCritical, "error": QStyle.StandardPixmap.SP_MessageBoxCritical,
+                  "warning": QStyle.StandardPixmap.SP_MessageBoxWarning}
+NO_LINE = "—"  # the problem is about the whole data
 
 
 class ProblemsModel(QAbstractTableModel):
@@ -40,12 +48,16 @@ class ProblemsModel(QAbstractTableModel):
         key = COLUMNS[index.column()][0]
         value = problem.get(key)
         if key == "line":
-            where = f"{problem['file']}:{value}" if problem.get("file") else value
-            value = where
+            line = NO_LINE if value is None else value
+            value = f"{problem['file']}:{line}" if problem.get("file") else line
         if role == Qt.ItemDataRole.DisplayRole:
             return "" if value is None else str(value)
         if role == Qt.ItemDataRole.ToolTipRole:
             return f"{problem.get('message', '')}\nFix: {problem.get('fix', '')}"
+        if key == "severity" and role == Qt.ItemDataRole.ForegroundRole and value in SEVERITY_COLOURS:
+            return QColor(SEVERITY_COLOURS[value])
+        if key == "severity" and role == Qt.ItemDataRole.DecorationRole and value in SEVERITY_ICONS:
+            return QApplication.style().standardIcon(SEVERITY_ICONS[value])
         if role == Qt.ItemDataRole.UserRole:  # the sort key
             if key == "line":
                 return (problem.get("file") or "", problem.get("line") or 0)
@@ -84,11 +96,26 @@ class ProblemsTable(QTableView):
         header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
         self.verticalHeader().setVisible(False)
+        self.verticalScrollBar().valueChanged.connect(self._fit_rows)
+        self.proxy.layoutChanged.connect(self._fit_rows)  # sorted: other words in each row
         self.setToolTip("Problems found in the data, with where they are and how to fix them. Click a column to sort.")
 
     def set_problems(self, problems: list[dict]) -> None:
         self.source_model.set_problems(problems)
-        self.resizeRowsToContents()
+        self.setColumnHidden(2, not any(p.get("field") for p in problems))  # no field named: room for the words
+        self._fit_rows()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit_rows()  # the wrapped words take more or fewer lines
+
+    def _fit_rows(self, *_args) -> None:
+        """The rows in view as tall as their wrapped words (fitting all 5,000 a report can hold takes seconds)."""
+        height = self.viewport().height()
+        row = max(0, self.rowAt(0))
+        while row < self.proxy.rowCount() and self.rowViewportPosition(row) <= height:
+            self.resizeRowToContents(row)
+            row += 1
 
     def rows(self) -> list[dict]:
         """The problems in the order shown (after sorting)."""
