@@ -3,6 +3,8 @@ text files only), and the chunks training makes instead of a truncation warning.
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
+
 from studio.core.paths import demo_data_dir
 from tests.ui.conftest import wait_until
 from tests.ui.test_data_page import choose, load_and_wait
@@ -16,7 +18,11 @@ def test_text_files_show_their_split_and_the_chunks(window, tmp_path):
     path.write_text("Ein Absatz,\nüber zwei Zeilen.\n\nNoch einer,\nauch über zwei.\n", encoding="utf-8")
     load_and_wait(window, path)
     assert page.text_split.isVisible() and window.state.data.report["rows"] == 2
-    assert page.text_split.combo.itemText(0) == "Auto: one document per paragraph (blank lines between paragraphs of several lines)"
+    assert not page.answers_only.isVisible()  # every token of a text is trained: no answers to choose
+    assert page.histogram.cut.label.textItem.toPlainText().startswith("chunks of")
+    assert page.text_split.combo.itemText(0) == "Auto (per paragraph)"
+    assert "blank lines between paragraphs of several lines" in page.text_split.combo.itemData(0, Qt.ItemDataRole.ToolTipRole)
+    assert window.state.data.report["layout"]["words"].startswith("plain text, one document per paragraph (auto: blank lines")
     assert "2 documents → 2 training chunks" in page.truncation.text() and page.truncated_share() == 0
     choose(page.text_split.combo, "line")
     wait_until(lambda: window.state.data is not None and window.state.data.report["text_split"] == "one document per line (chosen)",
@@ -25,3 +31,4 @@ def test_text_files_show_their_split_and_the_chunks(window, tmp_path):
     assert page.text_split.combo.currentData() == "line" and page.text_split.combo.itemText(0) == "Auto"
     load_and_wait(window, demo_data_dir() / "demo.jsonl")  # another file: auto again, and no choice for chat data
     assert window.state.config.data.text_split == "auto" and not page.text_split.isVisible()
+    assert page.answers_only.isVisible() and page.histogram.cut.label.textItem.toPlainText().startswith("cut at")

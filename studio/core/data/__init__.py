@@ -105,7 +105,7 @@ class DataReport:
             "model": self.model_name,
             "chat_template": "studio default (the model has none)" if self.template_is_default else "the model's own",
             "assistant_only_loss": self.assistant_only and d.is_chat,
-            "layout": describe_layout(d.choice, d.kinds, d.rows_kept).as_dict(),
+            "layout": describe_layout(d.choice, d.kinds, d.rows_kept, d.text_split_used).as_dict(),
             "problems": [p.as_dict(audience) for p in self.notes + d.problems],
             "problem_counts": dict(Counter(d.problem_counts) + Counter(p.kind for p in self.notes)),
             "stats": self.stats.as_dict(),

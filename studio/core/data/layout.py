@@ -39,11 +39,13 @@ class Layout:
         return {"name": self.name, "words": self.words, "trained": self.trained}
 
 
-def describe(choice, kinds: dict, rows: int) -> Layout:
-    """The layout of loaded data: its name, with the rows counted and what is trained."""
+def describe(choice, kinds: dict, rows: int, text_split: str | None = None) -> Layout:
+    """The layout of loaded data: its name, with the rows counted and what is trained (`text_split`:
+    how text files became documents, in the loader's words)."""
     base = _base_name(choice)
     if choice.format == "text":
-        return Layout(base, f"{base}: {count(rows, 'document')}, every token trained", "every token")
+        split = f", {text_split}" if text_split else ""
+        return Layout(base, f"{base}{split}: {count(rows, 'document')}, every token trained", "every token")
     if choice.label:
         left = kinds.get("undesirable", 0)
         words = f"answers labelled good or bad (KTO, '{choice.label}'): {count(rows, 'desirable row')} trained"

@@ -373,6 +373,7 @@ class DataPage(Page):
         self._select_format(f"Detected: {detected}" if detected else f"From your columns: {r['format']}")
         self._show_columns(r["columns"], r["first_row"], r["roles"], r["mapping"], len(r["columns"]) > 1)
         self._show_text_split(r.get("text_split"))
+        self.histogram.set_chunked(r["format"] == "text")
         if len(view.lengths):
             self.histogram.set_lengths(view.lengths, self.state.config.training.seq_len)
         else:
@@ -399,6 +400,7 @@ class DataPage(Page):
         setting = self.state.config.data.text_split
         self.text_split.show_split(setting, used)
         self.text_split.setVisible(used is not None or setting != "auto")
+        self.answers_only.setVisible(used is None)  # plain text: every token is trained, there are no answers
 
     def _show_columns(self, columns: list[str], first_row: dict, roles, chosen: dict, visible: bool) -> None:
         self.mapping_box.setVisible(visible)

@@ -76,6 +76,14 @@ class TokenHistogram(QWidget):
             self.plot.setYRange(0, 1, padding=0)
         self.set_seq_len(seq_len)
 
+    def set_chunked(self, chunked: bool) -> None:
+        """Plain text is cut into sequence-length chunks that are all trained: the line marks chunks, not a cut."""
+        self.cut.label.format = "chunks of {value:.0f}" if chunked else "cut at {value:.0f}"
+        self.cut.label.valueChanged()
+        self.view.setToolTip("How many rows have how many tokens. The red line is the sequence length: "
+                             + ("longer documents are cut into chunks of that length, all trained." if chunked
+                                else "rows to its right are cut.") + " Drag the line to change the sequence length.")
+
     def set_seq_len(self, seq_len: int) -> None:
         self.cut.setValue(seq_len)  # only a drag's end (sigPositionChangeFinished) writes back
         if self.edges:

@@ -3,9 +3,12 @@ first item says what "auto" chose for the file on screen and why."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QWidget
 
+# What auto chose, in the combo's few words (the report's words start with these).
+SHORT = {"one document per line": "per line", "one document per paragraph": "per paragraph",
+         "one document per file": "whole file", "by file": "by file"}
 CHOICES = (("auto", "Auto"), ("line", "One per line"), ("paragraph", "Paragraphs"), ("file", "Whole file"))
 
 
@@ -32,7 +35,8 @@ class TextSplitBox(QWidget):
     def show_split(self, setting: str, used: str | None) -> None:
         """The recipe's `setting`, and how the data on screen was split (the report's words), if it was."""
         self.combo.blockSignals(True)
-        shown = (used or "").replace("(auto: ", "(").replace(" (auto)", "")  # "one document per line (no blank lines)"
-        self.combo.setItemText(0, f"Auto: {shown}" if setting == "auto" and shown else "Auto")
+        short = next((words for key, words in SHORT.items() if (used or "").startswith(key)), "")
+        self.combo.setItemText(0, f"Auto ({short})" if setting == "auto" and short else "Auto")
+        self.combo.setItemData(0, used or "", Qt.ItemDataRole.ToolTipRole)  # the whole reason, on hover
         self.combo.setCurrentIndex(max(0, self.combo.findData(setting)))
         self.combo.blockSignals(False)
