@@ -82,6 +82,9 @@ def write_data(out: Path, seed: int) -> tuple[list[dict], dict[str, str], list[l
     with open(data_dir / "demo.jsonl", "w", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    with open(data_dir / "golden.jsonl", "w", encoding="utf-8") as f:  # `studio eval`'s questions for the demo
+        for row in domain.build_golden(seed):
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
     corpus_dir = out / "demo-model" / "corpus"
     corpus_dir.mkdir(parents=True, exist_ok=True)
@@ -252,6 +255,10 @@ These plant/problem pairs are in neither the dataset nor the base model's questi
 prose; use them to try the model before and after fine-tuning:
 
 {held_out}
+
+`golden.jsonl` holds 12 golden questions (these three first, then other plant/problem pairs the dataset
+never uses) with the answer the Plant doctor would give: `studio eval RUN --questions` scores each
+checkpoint's answers against them.
 
 ## License
 Written by the LoRA Studio project; dedicated to the public domain under

@@ -812,6 +812,23 @@ def build_dataset(seed: int = 0, n_problem: int = 112, n_care: int = 44, n_gener
     return [{"messages": m} for m in rows]
 
 
+def build_golden(seed: int = 0, n_problem: int = 112, n_multi: int = 22, count: int = 12) -> list[dict]:
+    """Golden questions for scoring the demo fine-tune (studio eval): plant/problem pairs the fine-tuning
+    rows never use (the HELD_OUT ones first), each with the answer the Plant doctor would give."""
+    rng = random.Random(seed)
+    unused = _problem_pairs(rng)[n_problem + n_multi:]  # build_dataset draws the same pairs first
+    problems = {p.key: p for p in PROBLEMS}
+    pairs = [(PLANT_BY_NAME[name], problems[key]) for name, key, _ in HELD_OUT] + unused
+    ask = random.Random(seed + 1)
+    rows = []
+    for i, (plant, problem) in enumerate(pairs[:count]):
+        question = HELD_OUT[i][2] if i < len(HELD_OUT) else fill(ask.choice(problem.questions), plant)
+        steps = problem.steps_for(plant)[:3]
+        answer = doctor_answer(problem.diagnose(plant), steps, fill(problem.tips[0], plant))
+        rows.append({"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]})
+    return rows
+
+
 # Everyday sentences sprinkled into the corpus. Besides being true, they make sure the base model has
 # seen ordinary words such as "doctor", "says" and "Tip" (as real base models have), so the fine-tune
 # only has to learn the new *style*, not embeddings for words it never met; LoRA cannot train embeddings.

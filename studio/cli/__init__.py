@@ -5,6 +5,7 @@
     studio data inspect DATA  the format, problems (with their lines), token statistics and examples
     studio train ...          train an adapter in a worker process, with a live progress line
     studio runs               the runs, their status and final loss
+    studio compare RUN RUN    runs side by side: the settings that differ, losses, best eval loss, curves
     studio export RUN --to D  the adapter with a model card, or a merged model; an Ollama Modelfile
     studio models             the built-in catalog, models in the Hugging Face cache, the demo
     studio doctor             versions, GPUs, bitsandbytes and Qt: what to paste into a bug report
@@ -20,13 +21,13 @@ import os
 import sys
 from collections.abc import Sequence
 
-from studio.cli import data, doctor, export, models, plan, runs, train
+from studio.cli import compare, data, doctor, evaluation, export, models, plan, runs, train
 from studio.cli.output import EXIT_INTERNAL_ERROR, EXIT_USER_ERROR
 from studio.cli.train import recipe_from_args
 from studio.core.errors import StudioError
 
 __all__ = ["build_parser", "main", "recipe_from_args"]
-COMMANDS = (plan, data, train, export, runs, models, doctor)  # each adds its own sub-command
+COMMANDS = (plan, data, train, export, runs, evaluation, compare, models, doctor)  # each adds its own sub-command
 
 
 def _quiet_libraries() -> None:

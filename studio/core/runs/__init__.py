@@ -15,6 +15,7 @@
     status.py       the status: the history's, or running while a worker owns the folder
     listing.py      RunSummary of every run in the runs folder
     facts.py        RunFacts: what a finished run tells about its adapter and base model (the export's input)
+    compare.py      Comparison: runs side by side (curves, best eval loss, the recipe settings that differ)
 
 A run's status is derived from its events and its lock, never stored separately: a folder copied
 from another machine reads the same. `from studio.core import runs` gives all of it as `runs.X`.
@@ -29,6 +30,7 @@ from studio.core.runs.checkpoints import (
     is_complete_checkpoint,
     resume_point,
 )
+from studio.core.runs.compare import ComparedRun, Comparison, compare_runs
 from studio.core.runs.facts import RunFacts, locate_base, read_run
 from studio.core.runs.folders import (
     ADAPTER,
@@ -46,6 +48,7 @@ from studio.core.runs.folders import (
     free_bytes,
     has_adapter,
     load_recipe,
+    run_folder,
     runs_root,
 )
 from studio.core.runs.history import RunHistory
@@ -61,8 +64,8 @@ def metrics(events: list[dict]) -> dict[str, list[tuple[int, float]]]:
 
 __all__ = [
     "ADAPTER", "ADAPTER_WEIGHTS", "CANCEL", "CHECKPOINTS", "CHECKPOINT_FILES", "DISK_MARGIN", "EVENTS", "LOCK", "PID",
-    "RECIPE", "STDERR", "TORCH_FILES", "RunFacts", "RunHistory", "RunSummary", "checkpoint_problem", "checkpoint_step",
-    "checkpoints", "create_run_dir", "folder_size", "free_bytes", "has_adapter", "is_complete_checkpoint",
-    "is_completed", "list_runs", "load_recipe", "locate_base", "metrics", "read_events", "read_run", "resume_point",
-    "runs_root", "status_of", "summarize_run",
+    "RECIPE", "STDERR", "TORCH_FILES", "ComparedRun", "Comparison", "RunFacts", "RunHistory", "RunSummary",
+    "checkpoint_problem", "checkpoint_step", "checkpoints", "compare_runs", "create_run_dir", "folder_size",
+    "free_bytes", "has_adapter", "is_complete_checkpoint", "is_completed", "list_runs", "load_recipe", "locate_base",
+    "metrics", "read_events", "read_run", "resume_point", "run_folder", "runs_root", "status_of", "summarize_run",
 ]

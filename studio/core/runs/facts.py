@@ -12,7 +12,7 @@ from studio.core.atomic import recover
 from studio.core.errors import StudioError
 from studio.core.recipe import RunConfig
 from studio.core.runs.checkpoints import resume_point
-from studio.core.runs.folders import ADAPTER, ADAPTER_WEIGHTS, load_recipe, runs_root
+from studio.core.runs.folders import ADAPTER, ADAPTER_WEIGHTS, load_recipe, run_folder
 from studio.core.runs.history import RunHistory
 from studio.core.runs.status import status_of
 
@@ -50,7 +50,7 @@ class RunFacts:
 
 def read_run(run_dir: Path) -> RunFacts:
     """Everything an export needs from a run folder; a StudioError when there is nothing to export."""
-    run_dir = _run_folder(run_dir)
+    run_dir = run_folder(run_dir)
     config = load_recipe(run_dir)
     history = RunHistory.read(run_dir)
     status = status_of(run_dir, history)
@@ -65,15 +65,6 @@ def read_run(run_dir: Path) -> RunFacts:
         base_license=meta.get("license") or _catalog_license(config.model.source, hub_id) or _card_license(base_path),
         model_type=_model_type(meta, base_path),
     )
-
-
-def _run_folder(run_dir: Path) -> Path:
-    run_dir = Path(run_dir).expanduser()
-    if not run_dir.is_dir() and not run_dir.is_absolute() and (runs_root() / run_dir).is_dir():
-        run_dir = runs_root() / run_dir  # a run's name, as `studio runs` lists it
-    if not run_dir.is_dir():
-        raise StudioError(f"There is no run folder at {run_dir}.", "Pick a folder from `studio runs`.")
-    return run_dir
 
 
 def _check_adapter_saved(run_dir: Path, history: RunHistory, status: str) -> None:

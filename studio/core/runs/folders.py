@@ -86,6 +86,16 @@ def _new_folder(config: RunConfig) -> Path:
     return folder
 
 
+def run_folder(run_dir: Path | str) -> Path:
+    """The run folder `run_dir` names: a folder, or a run's name in the runs folder as `studio runs` lists it."""
+    run_dir = Path(run_dir).expanduser()
+    if not run_dir.is_dir() and not run_dir.is_absolute() and (runs_root() / run_dir).is_dir():
+        run_dir = runs_root() / run_dir
+    if not run_dir.is_dir():
+        raise StudioError(f"There is no run folder at {run_dir}.", "Pick a folder from `studio runs`.")
+    return run_dir
+
+
 def load_recipe(run_dir: Path) -> RunConfig:
     path = Path(run_dir) / RECIPE
     if not path.is_file():

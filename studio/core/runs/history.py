@@ -24,6 +24,7 @@ from studio.core.training.failures import Failure
 
 SERIES = ("loss", "eval_loss", "lr", "grad_norm", "tokens_per_s")
 _STEP_SERIES = ("loss", "lr", "grad_norm", "tokens_per_s")  # the values a `step` event carries
+_NOT_SCORES = ("type", "time", "step", "eval_loss")  # an `eval` event's other numbers are scores
 
 
 class RunHistory:
@@ -39,6 +40,7 @@ class RunHistory:
         self.last_ended: dict | None = None  # the last `finished` of any attempt: the one that saved the adapter there is
         self.samples: list[dict] = []
         self._values: dict[str, dict[int, float]] = {name: {} for name in SERIES}
+        self._scores: dict[str, dict[int, float]] = {}  # an `eval` event's numbers besides eval_loss, by name
 
     @classmethod
     def from_events(cls, events: Iterable[dict]) -> RunHistory:
@@ -70,7 +72,7 @@ class RunHistory:
         self.first_started = self.first_started or event
         self.started, self.finished, self.finished_at = event, None, None
         start = event.get("resumed_from_step") or 0
-        for values in self._values.values():
+        for values in (*self._values.values(), *self._scores.values()):
             for step in [s for s in values if s > start]:
                 del values[step]
 
@@ -80,8 +82,12 @@ class RunHistory:
             for name in _STEP_SERIES:
                 if event.get(name) is not None:
                     self._values[name][step] = event[name]
-        elif kind == "eval" and event.get("eval_loss") is not None:
-            self._values["eval_loss"][step] = event["eval_loss"]
+        elif kind == "eval":
+            if event.get("eval_loss") is not None:
+                self._values["eval_loss"][step] = event["eval_loss"]
+            for name, value in event.items():
+                if name not in _NOT_SCORES and isinstance(value, (int, float)) and not isinstance(value, bool):
+                    self._scores.setdefault(name, {})[step] = value
 
     # ---- what the events tell ----
 
@@ -89,6 +95,11 @@ class RunHistory:
     def series(self) -> dict[str, list[tuple[int, float]]]:
         """Loss, eval loss, learning rate, gradient norm and tokens per second, as (step, value) in step order."""
         return {name: sorted(values.items()) for name, values in self._values.items()}
+
+    @property
+    def scores(self) -> dict[str, list[tuple[int, float]]]:
+        """The other numbers `eval` events carry (a score, ...), by name, as (step, value) in step order."""
+        return {name: sorted(values.items()) for name, values in self._scores.items() if values}
 
     @property
     def status(self) -> str:
