@@ -138,6 +138,15 @@ def _finish_swap(target: Path, ready: Path, old: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def write_text(path: Path, text: str) -> None:
+    """One small file, whole or not at all: written beside `path` (a name of this process's own, so two
+    writers never share it), then renamed over it. Readers see the old text or the new, never half."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def write_atomically(target: Path, build: Callable[[Path], None]) -> bool:
     """Build the folder in a hidden sibling, then swap it in; returns whether an older folder was replaced."""
     target = Path(target)

@@ -79,14 +79,14 @@ def save_settings(settings: Settings, path: Path | None = None) -> Path:
     """Write the settings atomically (the token is never among them)."""
     import tomli_w
 
+    from studio.core.atomic import write_text
+
     path = Path(path) if path else settings_path()
     data = {k: v for k, v in asdict(settings).items() if v is not None}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text("# LoRA Studio settings. The Hugging Face token is kept in the system keyring, not here.\n"
-                       + tomli_w.dumps(data), encoding="utf-8")
-        tmp.replace(path)
+        write_text(path, "# LoRA Studio settings. The Hugging Face token is kept in the system keyring, not here.\n"
+                   + tomli_w.dumps(data))
     except OSError as exc:
         raise StudioError(f"The settings could not be saved in {path.parent}: {exc.strerror}.",
                           "Check that you can write to that folder (or set STUDIO_HOME to another one).") from exc

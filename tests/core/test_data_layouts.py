@@ -359,24 +359,18 @@ def test_training_rows_of_tool_data_learn_the_calls(tmp_path, tokenizer):
 def test_a_real_run_on_tool_calls_lowers_their_loss(tmp_path):
     """A QLoRA worker run on the demo model trains on tool-calling rows (plain rendering): the loss falls."""
     from studio.core import runs
-    from studio.core.recipe import RunConfig
-    from studio.core.training import launcher
+    from studio.core.recipe import DataSection
     from studio.core.training.events import read_events
+    from tests.demo_runs import demo_recipe, train_in_process
 
     cities = ["Berlin", "Bonn", "Köln", "Wien", "Zürich", "Graz", "Basel", "Linz", "Bern", "Kiel", "Ulm", "Jena"]
     rows = [{"conversations": [{"from": "human", "value": f"Wetter in {city}?"},
                                {"from": "function_call", "value": json.dumps({"name": "get_weather", "arguments": {"city": city}})},
                                {"from": "observation", "value": json.dumps({"t": i})},
                                {"from": "gpt", "value": f"{i} Grad in {city}."}]} for i, city in enumerate(cities)]
-    config = RunConfig()
-    config.model.source, config.data.source = "demo", str(write_jsonl(tmp_path / "tools.jsonl", rows))
-    config.data.eval_fraction = 0.0
-    t = config.training
-    t.steps, t.epochs, t.batch_size, t.grad_accum, t.seq_len, t.learning_rate = 24, None, 4, 1, 256, 2e-3
-    t.eval_every, t.save_every, t.sample_every = 0, 0, 0
-    handle = launcher.start(config.validate(), tmp_path / "run")
-    list(launcher.watch(handle))
-    events = read_events(handle.run_dir / runs.EVENTS)
+    data = DataSection(source=str(write_jsonl(tmp_path / "tools.jsonl", rows)), eval_fraction=0.0)
+    run_dir, _ = train_in_process(demo_recipe("tools", data=data, steps=24, learning_rate=2e-3), tmp_path, tmp_path / "run")
+    events = read_events(run_dir / runs.EVENTS)
     losses = [e["loss"] for e in events if e["type"] == "step"]
     assert events[-1]["type"] == "finished" and events[-1]["status"] == "completed", events[-1]
     assert sum(losses[-4:]) / 4 < 0.7 * sum(losses[:4]) / 4

@@ -10,23 +10,16 @@ import pytest
 from studio.core.evaluation import evaluate_run, load_questions
 from studio.core.evaluation.metrics import score_answer
 from studio.core.paths import demo_data_dir
-from studio.core.recipe import RunConfig
-from studio.core.training import launcher
+from tests.demo_runs import finished_demo_run
 
 GOLDEN = demo_data_dir() / "golden.jsonl"
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    """80 QLoRA steps of the demo model on the demo data (1.6 epochs), a checkpoint every 40, in a real worker."""
-    config = RunConfig()
-    config.model.source, config.data.source = "demo", "demo"
-    t = config.training
-    t.steps, t.epochs, t.batch_size, t.grad_accum, t.seq_len, t.learning_rate = 80, None, 4, 1, 256, 2e-3
-    t.eval_every, t.save_every, t.sample_every = 40, 40, 0
-    handle = launcher.start(config.validate(), tmp_path_factory.mktemp("eval") / "run")
-    list(launcher.watch(handle))
-    return handle.run_dir
+    """80 QLoRA steps of the demo model on the demo data (1.6 epochs), a checkpoint every 40, by the real worker."""
+    return finished_demo_run(tmp_path_factory.mktemp("eval"), "eval", steps=80, learning_rate=2e-3, eval_every=40,
+                             save_every=40)
 
 
 def test_the_golden_questions_are_not_training_rows():

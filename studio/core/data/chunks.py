@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from studio.core.data.tokens import batch_encoder
+
 MIN_TAIL_TOKENS = 16  # a document's last chunk shorter than this (after a full one) is left out
 PIECE_CHARS = 1_000_000  # a longer document is tokenized a piece of about this size at a time
 BATCH_CHARS = 1_000_000  # shorter documents are tokenized together, this many characters at a time
@@ -114,8 +116,7 @@ def _pieces(text: str, size: int = PIECE_CHARS) -> Iterator[tuple[bool, str]]:
 
 def _encode(tokenizer, texts: list[str], add_special_tokens: bool) -> list[np.ndarray]:
     """Token ids through the Rust tokenizer's batch encoder where there is one (both cores, no offsets)."""
-    backend = getattr(tokenizer, "backend_tokenizer", None) or getattr(tokenizer, "_tokenizer", None)
-    encode = getattr(backend, "encode_batch_fast", None) or getattr(backend, "encode_batch", None)
+    encode = batch_encoder(tokenizer)
     if encode is None:
         ids = tokenizer(texts, add_special_tokens=add_special_tokens)["input_ids"]
     else:

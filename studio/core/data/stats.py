@@ -20,6 +20,7 @@ from studio.core.data.tokens import (
     PREFIX_CHARS_PER_TOKEN,
     PREFIX_MARGIN_TOKENS,
     Renderer,
+    batch_encoder,
 )
 
 BATCH = 1000
@@ -81,8 +82,7 @@ def _chunk_fields(chunks: ChunkCounts | None) -> dict:
 def _count_tokens(tokenizer, texts: list[str], add_special_tokens: bool, eos_id: int | None = None) -> list[int]:
     """Token counts of `texts`, through the Rust tokenizer's batch encoder (both cores, no offsets).
     With `eos_id`, a document that does not end with EOS counts one more (encode_text appends it)."""
-    backend = getattr(tokenizer, "backend_tokenizer", None) or getattr(tokenizer, "_tokenizer", None)
-    encode = getattr(backend, "encode_batch_fast", None) or getattr(backend, "encode_batch", None)
+    encode = batch_encoder(tokenizer)
     if encode is None:
         ids = tokenizer(texts, add_special_tokens=add_special_tokens)["input_ids"]
         return [len(x) + (0 if eos_id is None or (x and x[-1] == eos_id) else 1) for x in ids]

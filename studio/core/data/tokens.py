@@ -91,14 +91,14 @@ class Renderer:
         import json
 
         tools = tools or [None] * len(conversations)
-        groups: dict[str, list[int]] = {}
+        groups: dict[str, list[int]] = {}  # the rows of each set of tools (as JSON), by their index
         prepared = [self.template_messages(c, t) for c, t in zip(conversations, tools, strict=True)]
         for i, (_, row_tools) in enumerate(prepared):
             groups.setdefault(json.dumps(row_tools), []).append(i)
         out: list[str] = [""] * len(conversations)
-        for key, rows in groups.items():
+        for rows in groups.values():
             try:
-                texts = self.tokenizer.apply_chat_template([prepared[i][0] for i in rows], tools=json.loads(key),
+                texts = self.tokenizer.apply_chat_template([prepared[i][0] for i in rows], tools=prepared[rows[0]][1],
                                                            chat_template=self.template, tokenize=False)
             except Exception:  # a row the template refuses: each row as render() does it
                 texts = [self.render(conversations[i], tools=tools[i]) for i in rows]
@@ -194,6 +194,13 @@ def _find_answer(full: str, rendered: str, turn: dict, search_from: int) -> tupl
         return None
     start = full.find(turn["content"], search_from)
     return None if start < 0 else (start, start + len(turn["content"]))
+
+
+def batch_encoder(tokenizer):
+    """The Rust tokenizer's batch encoder (both cores, no offsets: the fast way to count or list ids),
+    or None for a tokenizer without one."""
+    backend = getattr(tokenizer, "backend_tokenizer", None) or getattr(tokenizer, "_tokenizer", None)
+    return getattr(backend, "encode_batch_fast", None) or getattr(backend, "encode_batch", None)
 
 
 def _tokenize(tokenizer, text: str, add_special_tokens: bool) -> tuple[list[int], list[tuple[int, int]]]:

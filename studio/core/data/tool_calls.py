@@ -138,20 +138,21 @@ def plain_turns(turns: list[dict], tools: list[dict] | None) -> list[dict]:
             turns = turns[1:]
         else:
             out.append({"role": "system", "content": schema})
+    after_tool = False  # the last turn written holds tool results: the next result joins it
     for turn in turns:
         if turn["role"] == "tool":
             block = f"<tool_response>\n{turn['content']}\n</tool_response>"
-            if out and out[-1]["role"] == "user" and out[-1].get("from_tool"):
+            if after_tool:
                 out[-1] = {**out[-1], "content": f"{out[-1]['content']}\n{block}"}
             else:
-                out.append({"role": "user", "content": block, "from_tool": True})
+                out.append({"role": "user", "content": block})
+            after_tool = True
             continue
+        after_tool = False
         calls = turn.get("tool_calls")
         if calls:
             words = turn["content"]
             turn = {**turn, "content": f"{words}\n{calls_text(calls)}" if words else calls_text(calls)}
             turn.pop("tool_calls")
         out.append(turn)
-    for turn in out:
-        turn.pop("from_tool", None)
     return out

@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from studio.core.atomic import write_text
+
 QUESTIONS = Path("eval") / "questions.jsonl"
 
 
@@ -50,7 +52,7 @@ def load_questions(source) -> tuple[list[GoldenQuestion], list]:
 def save_questions(run_dir: Path, questions: list[GoldenQuestion]) -> Path:
     path = Path(run_dir) / QUESTIONS
     path.parent.mkdir(parents=True, exist_ok=True)
-    replace_text(path, "".join(json.dumps(q.as_row(), ensure_ascii=False) + "\n" for q in questions))
+    write_text(path, "".join(json.dumps(q.as_row(), ensure_ascii=False) + "\n" for q in questions))
     return path
 
 
@@ -61,11 +63,3 @@ def run_questions(run_dir: Path) -> list[GoldenQuestion] | None:
         return None
     return load_questions(path)[0] if path.stat().st_size else []  # saved empty: scored without questions
 
-
-def replace_text(path: Path, text: str) -> None:
-    """Write `text` to a file beside `path`, then put it in place: a reader never sees half of it."""
-    import os
-
-    temp = path.with_name(f".{path.name}.tmp")
-    temp.write_text(text, encoding="utf-8")
-    os.replace(temp, path)

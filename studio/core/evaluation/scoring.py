@@ -18,9 +18,10 @@ from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
+from studio.core.atomic import write_text
 from studio.core.errors import StudioError
 from studio.core.evaluation.metrics import mean_scores, score_answer
-from studio.core.evaluation.questions import GoldenQuestion, replace_text, run_questions, save_questions
+from studio.core.evaluation.questions import GoldenQuestion, run_questions, save_questions
 from studio.core.evaluation.scoreboard import Scoreboard, TargetScores, choose_best
 
 SCORES = Path("eval") / "scores.json"
@@ -197,4 +198,4 @@ def _save_rows(run_dir: Path, questions: list[GoldenQuestion], rows: dict[str, T
     path = run_dir / SCORES
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {"questions": _digest(questions), "rows": {name: row.as_dict() for name, row in rows.items()}}
-    replace_text(path, json.dumps(data, ensure_ascii=False, indent=1))
+    write_text(path, json.dumps(data, ensure_ascii=False, indent=1))

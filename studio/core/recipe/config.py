@@ -101,9 +101,9 @@ class RunConfig:
         return header + tomli_w.dumps(self.to_dict())
 
     def save(self, path: Path) -> None:
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(self.to_toml(), encoding="utf-8")
-        tmp.replace(path)
+        from studio.core.atomic import write_text
+
+        write_text(path, self.to_toml())
 
     @classmethod
     def from_dict(cls, data: dict) -> RunConfig:

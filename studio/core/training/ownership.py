@@ -188,10 +188,9 @@ def _own_group() -> int | None:
 def record_worker(run_dir: Path, events_offset: int) -> WorkerIdentity:
     """Write this process into worker.pid (whole or not at all: readers never see half)."""
     me = WorkerIdentity(os.getpid(), process_start_time(os.getpid()), _own_group(), events_offset)
-    path = Path(run_dir) / PID
-    tmp = path.with_name(f".{PID}.{os.getpid()}")
-    tmp.write_text(json.dumps(asdict(me)), encoding="utf-8")
-    os.replace(tmp, path)
+    from studio.core.atomic import write_text  # (atomic imports this module)
+
+    write_text(Path(run_dir) / PID, json.dumps(asdict(me)))
     return me
 
 
