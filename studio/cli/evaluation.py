@@ -55,7 +55,10 @@ def print_scoreboard(board) -> None:
         print(f"{mark}{r.name:<18} {_cell(r.heldout_loss):>13} {_cell(r.perplexity, 2):>10} {_cell(r.general_loss):>12} "
               f"{_cell(g.get('rouge_l')):>8} {_cell(g.get('f1')):>6} {_cell(g.get('exact'), 2):>6} {_cell(g.get('words'), 0):>6}")
     print(f"★ best: {board.best or 'none'} — {board.rule}.")
-    base = board.row("base")
+    base, best = board.row("base"), board.row(board.best) if board.best else None
+    if base and best and base.score is not None and best.score is not None and best.score < base.score:
+        print(f"No checkpoint answers the golden questions better than the base model ({best.score:.3f} against "
+              f"{base.score:.3f}): read the answers (--json) before you export.")
     if base and base.general_loss is not None:
         worst = max((r for r in board.rows if r.step is not None and r.general_loss is not None),
                     key=lambda r: r.general_loss, default=None)

@@ -89,3 +89,5 @@ def test_the_command_line_prints_the_scoreboard(run_dir, capsys):
     assert main(["eval", str(run_dir), "--checkpoints", "last"]) == 0  # the saved questions and scores
     out = capsys.readouterr().out
     assert "★ checkpoint-80" in out and "Forgetting check: loss on general text" in out and "12 golden questions" in out
+    base, last = board["rows"]
+    assert ("No checkpoint answers the golden questions better than the base" in out) == (last["score"] < base["score"])
