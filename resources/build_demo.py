@@ -256,9 +256,10 @@ prose; use them to try the model before and after fine-tuning:
 
 {held_out}
 
-`golden.jsonl` holds 12 golden questions (these three first, then other plant/problem pairs the dataset
-never uses) with the answer the Plant doctor would give: `studio eval RUN --questions` scores each
-checkpoint's answers against them.
+`golden.jsonl` holds 15 golden questions with the answer the Plant doctor would give, none of them a
+question the dataset asks: these three first, three more plant/problem pairs the dataset never uses,
+then nine pairs it does teach, asked in words its rows never use. `studio train --questions` scores each
+checkpoint's answers against them as it is saved, `studio eval RUN --questions` after training.
 
 ## License
 Written by the LoRA Studio project; dedicated to the public domain under

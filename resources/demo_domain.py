@@ -812,19 +812,28 @@ def build_dataset(seed: int = 0, n_problem: int = 112, n_care: int = 44, n_gener
     return [{"messages": m} for m in rows]
 
 
-def build_golden(seed: int = 0, n_problem: int = 112, n_multi: int = 22, count: int = 12) -> list[dict]:
-    """Golden questions for scoring the demo fine-tune (studio eval): plant/problem pairs the fine-tuning
-    rows never use (the HELD_OUT ones first), each with the answer the Plant doctor would give."""
+def build_golden(seed: int = 0, n_problem: int = 112, n_multi: int = 22, unseen: int = 3, taught: int = 9) -> list[dict]:
+    """Golden questions for scoring the demo fine-tune (studio eval), each with the answer the Plant doctor
+    would give, and never a question the fine-tuning rows ask: the HELD_OUT pairs first, then `unseen`
+    more plant/problem pairs the dataset never uses, then `taught` pairs it does teach, asked in words
+    its rows never use (what a user's golden questions are: their own domain, asked their own way)."""
     rng = random.Random(seed)
-    unused = _problem_pairs(rng)[n_problem + n_multi:]  # build_dataset draws the same pairs first
+    pairs = _problem_pairs(rng)  # build_dataset draws the same pairs first
     problems = {p.key: p for p in PROBLEMS}
-    pairs = [(PLANT_BY_NAME[name], problems[key]) for name, key, _ in HELD_OUT] + unused
+    held = [(PLANT_BY_NAME[name], problems[key], question) for name, key, question in HELD_OUT]
+    asked = {m[0]["content"] if m[0]["role"] == "user" else m[1]["content"]
+             for m in (row["messages"] for row in build_dataset(seed, n_problem=n_problem, n_multi=n_multi))}
     ask = random.Random(seed + 1)
+    chosen = held + [(pl, pr, fill(ask.choice(pr.questions), pl)) for pl, pr in pairs[n_problem + n_multi:][:unseen]]
+    for plant, problem in pairs[:n_problem]:
+        if len(chosen) == len(held) + unseen + taught:
+            break
+        fresh = [q for q in (fill(t, plant) for t in problem.questions) if q not in asked]
+        if fresh:
+            chosen.append((plant, problem, fresh[0]))
     rows = []
-    for i, (plant, problem) in enumerate(pairs[:count]):
-        question = HELD_OUT[i][2] if i < len(HELD_OUT) else fill(ask.choice(problem.questions), plant)
-        steps = problem.steps_for(plant)[:3]
-        answer = doctor_answer(problem.diagnose(plant), steps, fill(problem.tips[0], plant))
+    for plant, problem, question in chosen:
+        answer = doctor_answer(problem.diagnose(plant), problem.steps_for(plant)[:3], fill(problem.tips[0], plant))
         rows.append({"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]})
     return rows
 

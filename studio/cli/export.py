@@ -1,5 +1,6 @@
 """`studio export RUN --to DIR`: the adapter with a model card, a merged model, GGUF files for llama.cpp,
-Ollama and LM Studio (each checked in llama.cpp), an Ollama Modelfile."""
+Ollama and LM Studio (each checked in llama.cpp), an Ollama Modelfile; of the final adapter, or of a
+checkpoint saved while training (--checkpoint STEP)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,10 @@ def add_parser(sub) -> None:
     p.add_argument("--to", type=Path, required=True, metavar="DIR",
                    help="the folder to write; an earlier export there is updated once the new one is complete, "
                         "and your own files in it are kept")
+    p.add_argument("--checkpoint", type=int, metavar="STEP",
+                   help="export the checkpoint saved at this step instead of the final adapter (as an adapter, merged "
+                        "or GGUF, like the final one); `studio eval RUN` shows which checkpoint answered best, and an "
+                        "unknown step is refused with the steps the run kept")
     p.add_argument("--merged", action="store_true", help="merge the adapter into a 16-bit copy of the base model (needs the base on disk)")
     p.add_argument("--dtype", choices=["bf16", "fp16"], default="bf16", help="with --merged: the weights' dtype (default bf16)")
     p.add_argument("--gguf", action="append", default=[], metavar="TYPE", type=str.lower,
@@ -48,8 +53,10 @@ def _gguf_types(args) -> list[str]:
 
 def _what(args, types: list[str]) -> str:
     if types:
-        return "GGUF " + ", ".join(types) + (f" and the merged {args.dtype} model" if args.merged else "")
-    return f"merged {args.dtype} model" if args.merged else "adapter"
+        what = "GGUF " + ", ".join(types) + (f" and the merged {args.dtype} model" if args.merged else "")
+    else:
+        what = f"merged {args.dtype} model" if args.merged else "adapter"
+    return what if args.checkpoint is None else f"{what} of checkpoint-{args.checkpoint}"
 
 
 def cmd_export(args) -> int:
@@ -67,7 +74,7 @@ def cmd_export(args) -> int:
 
     result = export_run(args.run_dir, args.to, merged=args.merged, dtype=args.dtype, ollama=args.ollama, force=args.force,
                         max_shard_size=args.max_shard_size, gguf=types, lmstudio=args.lmstudio,
-                        ollama_adapter=args.ollama_adapter, progress=progress)
+                        ollama_adapter=args.ollama_adapter, checkpoint=args.checkpoint, progress=progress)
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
         return 0 if result.checks_passed else 3
@@ -77,7 +84,8 @@ def cmd_export(args) -> int:
 
 def _print_result(result) -> None:
     verb = "Replaced the earlier export in" if result.replaced else "Exported to"
-    print(f"{verb} {result.path} ({result.size_bytes / 2**20:.1f} MB of the export's own files):")
+    which = f" with {result.weights}" if result.checkpoint is not None else ""
+    print(f"{verb} {result.path}{which} ({result.size_bytes / 2**20:.1f} MB of the export's own files):")
     for name in result.files:
         print(f"  {name}")
     for g in result.gguf:

@@ -54,10 +54,21 @@ def _started(e: dict) -> str:
             f"{(e.get('planned_bytes') or 0) / GiB:.2f} GiB{resumed}")
 
 
+def _eval(e: dict) -> str:
+    """An eval loss, or a model scored on the golden questions (the base at step 0)."""
+    if e.get("eval_loss") is not None:
+        return f"step {e['step']}: eval loss {e['eval_loss']:.4f}"
+    who = "base model" if e.get("checkpoint") == "base" else e.get("checkpoint", "")
+    rouge = e.get("rouge_l")
+    score = f"ROUGE-L {rouge:.3f}" if rouge is not None else "no golden-question score"
+    general = f", general-text loss {e['general_loss']:.3f}" if e.get("general_loss") is not None else ""
+    return f"step {e['step']}: {who} scored on the golden questions: {score}{general}"
+
+
 # The whole line each kind of event prints (steps share one live line; `finished` and `preflight` print none).
 _LINES = {
     "started": _started,
-    "eval": lambda e: f"step {e['step']}: eval loss {e['eval_loss']:.4f}",
+    "eval": lambda e: _eval(e),
     "sample": lambda e: f"step {e['step']} sample — {e['prompt'][:60]!r} → {e['text'][:120]!r}",
     "checkpoint": lambda e: f"step {e['step']}: checkpoint saved ({e['path']})",
     "log": lambda e: e.get("message", ""),

@@ -127,10 +127,11 @@ def generate(model, tokenizer, prompt: str | list[dict], settings: GenerationSet
 class TryModel:
     """A base model with a trained adapter on top: answers with the adapter on or off."""
 
-    def __init__(self, model, tokenizer, renderer: Renderer):
+    def __init__(self, model, tokenizer, renderer: Renderer, held_as: str = ""):
         self.model = model
         self.tokenizer = tokenizer
         self.renderer = renderer
+        self.held_as = held_as  # how the base is held: "4bit", or its dtype ("float32", "bfloat16")
 
     @classmethod
     def load(cls, adapter_dir: Path, *, base: str | None = None, precision: str = "auto",
@@ -151,13 +152,15 @@ class TryModel:
         local = Path(str(base_path)).expanduser()
         safe = check_base(local if local.is_dir() else None, str(base_path), allow_pickle=allow_pickle)
         tokenizer = _tokenizer(adapter_dir)
+        kwargs = _load_kwargs(precision, meta)
         try:
-            model = AutoModelForCausalLM.from_pretrained(base_path, **{**_load_kwargs(precision, meta), **safe})
+            model = AutoModelForCausalLM.from_pretrained(base_path, **{**kwargs, **safe})
         except OSError as exc:
             raise StudioError(f"The base model {base_path} could not be loaded: {exc}",
                               "The adapter needs the model it was trained on: make sure it is on this computer.") from exc
         model = PeftModel.from_pretrained(model, adapter_dir)
-        return cls(model, tokenizer, Renderer(tokenizer, template=tokenizer.chat_template))
+        held = "4bit" if "quantization_config" in kwargs else str(kwargs["dtype"]).removeprefix("torch.")
+        return cls(model, tokenizer, Renderer(tokenizer, template=tokenizer.chat_template), held)
 
     def answer(self, prompt: str | list[dict], settings: GenerationSettings = GenerationSettings(), *,
                adapter: bool = True, on_text: Callable[[str], None] | None = None,
@@ -170,6 +173,12 @@ class TryModel:
     def compare(self, prompt: str | list[dict], settings: GenerationSettings = GenerationSettings()) -> dict:
         """The same prompt, the same settings: base first, then with the adapter."""
         return {"base": self.answer(prompt, settings, adapter=False), "adapter": self.answer(prompt, settings, adapter=True)}
+
+
+def held_as(adapter_dir: Path, precision: str = "auto") -> str:
+    """How TryModel.load would hold the base under this adapter: "4bit", or the dtype's name."""
+    kwargs = _load_kwargs(precision, _adapter_meta(Path(adapter_dir)))
+    return "4bit" if "quantization_config" in kwargs else str(kwargs["dtype"]).removeprefix("torch.")
 
 
 def _adapter_meta(adapter_dir: Path) -> dict:

@@ -159,6 +159,7 @@ class MainWindow(QMainWindow):
         train: TrainPage = self.pages["train"]
         runs_page: RunsPage = self.pages["runs"]
         runs_page.resume_requested.connect(self._resume_from_runs)
+        runs_page.export_requested.connect(self._export_checkpoint)
         train.run_completed.connect(lambda _d: runs_page.refresh())
         train.run_starting.connect(self.pages["try"].release_model)
 
@@ -400,6 +401,12 @@ class MainWindow(QMainWindow):
     def _resume_from_runs(self, run_dir) -> None:
         self.show_page("train")
         self.pages["train"].resume_run(Path(run_dir))
+
+    def _export_checkpoint(self, run_dir, step) -> None:
+        """The Scores tab's "Export this checkpoint": Try & export, with that run and checkpoint chosen."""
+        self.state.select_run(Path(run_dir))
+        self.pages["try"].exports.choose_checkpoint(step)
+        self.show_page("try")
 
     # ---- closing ----
 

@@ -22,6 +22,13 @@ class RunView:
         return self.history.series
 
     @property
+    def golden_scores(self) -> list[tuple[int, float]]:
+        """The golden-question score of the base (step 0) and each checkpoint scored while training."""
+        from studio.core.evaluation.metrics import SCORE
+
+        return self.history.scores.get(SCORE, [])
+
+    @property
     def samples(self) -> list[dict]:
         return self.history.samples
 

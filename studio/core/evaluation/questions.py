@@ -50,7 +50,13 @@ def load_questions(source) -> tuple[list[GoldenQuestion], list]:
 
 
 def save_questions(run_dir: Path, questions: list[GoldenQuestion]) -> Path:
-    path = Path(run_dir) / QUESTIONS
+    """The questions saved with a run (eval/questions.jsonl)."""
+    return save_questions_file(Path(run_dir) / QUESTIONS, questions)
+
+
+def save_questions_file(path: Path, questions: list[GoldenQuestion]) -> Path:
+    """Questions as a messages JSONL file the data loader reads back (the window's typed questions)."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text(path, "".join(json.dumps(q.as_row(), ensure_ascii=False) + "\n" for q in questions))
     return path

@@ -43,13 +43,14 @@ class Scoreboard:
     skipped: list[str] = field(default_factory=list)  # checkpoints left out, with why
     complete: bool = True  # False when scoring was stopped: the rows so far are kept and it resumes
     rule: str = RULE
+    held_as: str = ""  # how the base was held while scoring: "4bit", "float32", ... (answers differ between them)
 
     def row(self, name: str) -> TargetScores | None:
         return next((r for r in self.rows if r.name == name), None)
 
     def as_dict(self) -> dict:
         return {"run": self.run, "best": self.best, "rule": self.rule, "questions": self.questions, "complete": self.complete,
-                "skipped": self.skipped, "rows": [r.as_dict() for r in self.rows]}
+                "held_as": self.held_as, "skipped": self.skipped, "rows": [r.as_dict() for r in self.rows]}
 
 
 def choose_best(rows: list[TargetScores]) -> str | None:

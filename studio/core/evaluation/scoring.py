@@ -12,28 +12,23 @@ what it finished, and the next call goes on from there — unless the questions 
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 
-from studio.core.atomic import write_text
 from studio.core.errors import StudioError
-from studio.core.evaluation.metrics import mean_scores, score_answer
+from studio.core.evaluation.measures import Measures, general_rows, heldout_rows
 from studio.core.evaluation.questions import GoldenQuestion, run_questions, save_questions
-from studio.core.evaluation.scoreboard import Scoreboard, TargetScores, choose_best
-
-SCORES = Path("eval") / "scores.json"
-HELD_OUT_ROWS = 64  # held-out rows scored at most (the loss of a sample: scoring stays minutes, not hours)
-MAX_ANSWER_TOKENS = 384
+from studio.core.evaluation.saved import held_as_of, save_rows, saved_key, saved_rows, scores_key
+from studio.core.evaluation.scoreboard import Scoreboard, choose_best
 
 
 def evaluate_run(run_dir, *, questions: list[GoldenQuestion] | None = None, checkpoints: str = "all",
                  should_stop: Callable[[], bool] | None = None,
-                 on_progress: Callable[[str, float], None] | None = None) -> Scoreboard:
+                 on_progress: Callable[[str, float], None] | None = None, judge=None) -> Scoreboard:
     """The scoreboard of a run (`checkpoints`: "all", "last" or a step number). New `questions` are saved
-    with the run; without them, the run's saved questions are used (or none: losses only)."""
+    with the run; without them, the run's saved questions are used (or none: losses only). A `judge`
+    (judge.Judge) also grades each answer; rows scored without it are scored again."""
     from studio.core import runs
 
     run_dir = runs.run_folder(run_dir)
@@ -41,22 +36,50 @@ def evaluate_run(run_dir, *, questions: list[GoldenQuestion] | None = None, chec
         save_questions(run_dir, questions)
     questions = run_questions(run_dir) or []
     targets, skipped = _targets(run_dir, checkpoints)
-    done = _saved_rows(run_dir, questions)
+    scorer = _Scorer(run_dir, questions, judge)
+    key = scores_key(questions, scorer.held_as, _judged_by(judge))
+    done = saved_rows(run_dir, key)
     todo = [t for t in targets if t[0] not in done]
     progress = on_progress or (lambda _message, _fraction: None)
     complete = True
     if todo:
-        scorer = _Scorer(run_dir, questions)
+        scorer.load()
         for i, (name, step, path) in enumerate(todo):
             if should_stop and should_stop():
                 complete = False
                 break
             progress(f"Scoring {name} ({i + 1} of {len(todo)})", i / len(todo))
             done[name] = scorer.score(name, step, path)
-            _save_rows(run_dir, questions, done)
+            save_rows(run_dir, key, done)
         progress("Scored", 1.0)
     rows = [done[name] for name, _, _ in targets if name in done]
-    return Scoreboard(run_dir.name, rows, choose_best(rows), len(questions), skipped, complete)
+    return Scoreboard(run_dir.name, rows, choose_best(rows), len(questions), skipped, complete, held_as=scorer.held_as)
+
+
+def _judged_by(judge) -> str | None:
+    """The judge in the saved scores' key: its name and the rubric it graded by (a new rubric grades again)."""
+    if judge is None:
+        return None
+    from studio.core.evaluation.judge import RUBRIC_VERSION
+
+    return f"{judge.name}#rubric{RUBRIC_VERSION}"
+
+
+def saved_scoreboard(run_dir) -> Scoreboard | None:
+    """The scores a run has saved (by `studio eval`, or by the worker while it trained), without loading
+    a model; None when it has none. `complete` says whether every usable checkpoint is among them."""
+    from studio.core import runs
+
+    run_dir = runs.run_folder(run_dir)
+    key = saved_key(run_dir)
+    done = saved_rows(run_dir, key) if key else {}
+    if not done:
+        return None
+    questions = run_questions(run_dir) or []
+    targets, skipped = _targets(run_dir, "all")
+    rows = sorted(done.values(), key=lambda r: -1 if r.step is None else r.step)
+    complete = all(name in done for name, _, _ in targets)
+    return Scoreboard(run_dir.name, rows, choose_best(rows), len(questions), skipped, complete, held_as=held_as_of(key))
 
 
 def _targets(run_dir: Path, which: str) -> tuple[list[tuple[str, int | None, Path | None]], list[str]]:
@@ -85,28 +108,30 @@ def _targets(run_dir: Path, which: str) -> tuple[list[tuple[str, int | None, Pat
 class _Scorer:
     """The base model with the run's adapter, and what every target is scored on."""
 
-    def __init__(self, run_dir: Path, questions: list[GoldenQuestion]):
-        from studio.core.generate import TryModel
+    def __init__(self, run_dir: Path, questions: list[GoldenQuestion], judge=None):
+        from studio.core.generate import held_as
         from studio.core.runs.checkpoints import checkpoints as saved
 
-        adapter = run_dir / "adapter"
-        if not (adapter / "adapter_config.json").is_file():
+        self.run_dir, self.questions, self.judge = run_dir, questions, judge
+        self.adapter = run_dir / "adapter"
+        if not (self.adapter / "adapter_config.json").is_file():
             found = saved(run_dir)
             if not found:
                 raise StudioError(f"The run {run_dir.name} saved no adapter and no checkpoint: there is nothing to score.",
                                   "Train it (or resume it) until it saves a checkpoint.", topic="settings")
-            adapter = found[0]
-        self.model = TryModel.load(adapter)
-        self.questions = questions
-        self.heldout = _heldout_rows(run_dir, self.model.tokenizer)
-        self.general = _general_rows(self.model.tokenizer)
+            self.adapter = found[0]
+        self.held_as = held_as(self.adapter)  # known before loading: the saved rows may leave nothing to do
 
-    def score(self, name: str, step: int | None, path: Path | None) -> TargetScores:
+    def load(self) -> None:
+        from studio.core.generate import TryModel
+
+        self.model = TryModel.load(self.adapter)
+        tokenizer = self.model.tokenizer
+        self.measures = Measures(self.questions, _heldout(self.run_dir, tokenizer), general_rows(tokenizer), self.judge)
+
+    def score(self, name: str, step: int | None, path: Path | None):
         with self._switched(name, path):
-            heldout = _mean_loss(self.model.model, self.heldout) if self.heldout else None
-            general = _mean_loss(self.model.model, self.general)
-            answers = [self._answer(q, adapter=step is not None) for q in self.questions]
-        return TargetScores(name, step, heldout, general, mean_scores(answers), answers)
+            return self.measures.score(self.model.model, self.model.tokenizer, self.model.renderer, name, step)
 
     @contextmanager
     def _switched(self, name: str, path: Path | None):
@@ -120,17 +145,8 @@ class _Scorer:
         peft.set_adapter(name)
         yield
 
-    def _answer(self, q: GoldenQuestion, *, adapter: bool) -> dict:
-        from studio.core.generate import GenerationSettings
 
-        wanted = len(self.model.tokenizer(q.expected, add_special_tokens=False)["input_ids"])
-        settings = GenerationSettings(max_new_tokens=min(MAX_ANSWER_TOKENS, max(32, 2 * wanted)))
-        with nullcontext() if adapter else self.model.model.disable_adapter():
-            answer = self.model.answer(list(q.prompt), settings, adapter=True)
-        return {"question": q.question, "expected": q.expected, "answer": answer, **score_answer(answer, q.expected)}
-
-
-def _heldout_rows(run_dir: Path, tokenizer) -> list[tuple[list[int], list[int]]]:
+def _heldout(run_dir: Path, tokenizer):
     """The run's held-out rows (the split the worker made), or [] when it held none out or its data is gone."""
     from studio.core.data import load_data
     from studio.core.runs import load_recipe
@@ -144,58 +160,4 @@ def _heldout_rows(run_dir: Path, tokenizer) -> list[tuple[list[int], list[int]]]
         _, held_out, _ = tokenized_splits(loaded, tokenizer, config)
     except StudioError:
         return []
-    if held_out is None:
-        return []
-    return [(row["input_ids"], row["labels"]) for row in held_out.select(range(min(len(held_out), HELD_OUT_ROWS)))]
-
-
-def _general_rows(tokenizer) -> list[tuple[list[int], list[int]]]:
-    from studio.core.paths import resources_dir
-
-    text = (resources_dir() / "eval" / "general.txt").read_text(encoding="utf-8")
-    rows = []
-    for paragraph in filter(None, (p.strip() for p in text.split("\n\n"))):
-        ids = tokenizer(paragraph, add_special_tokens=True)["input_ids"]
-        rows.append((ids, list(ids)))
-    return rows
-
-
-def _mean_loss(model, rows) -> float:
-    """Mean cross-entropy per predicted token over `rows` (ids, labels with -100 where not trained)."""
-    import torch
-
-    device = next(model.parameters()).device
-    total, count = 0.0, 0
-    with torch.no_grad():
-        for ids, labels in rows:
-            predicted = sum(1 for label in labels[1:] if label != -100)
-            if not predicted:
-                continue
-            out = model(input_ids=torch.tensor([ids], device=device), labels=torch.tensor([labels], device=device))
-            total += float(out.loss) * predicted
-            count += predicted
-    return round(total / count, 5) if count else float("nan")
-
-
-def _digest(questions: list[GoldenQuestion]) -> str:
-    return hashlib.sha256(json.dumps([q.as_row() for q in questions], ensure_ascii=False).encode()).hexdigest()[:16]
-
-
-def _saved_rows(run_dir: Path, questions: list[GoldenQuestion]) -> dict[str, TargetScores]:
-    """The rows scored before on these same questions ({} when the questions changed or none were saved)."""
-    path = run_dir / SCORES
-    try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    if saved.get("questions") != _digest(questions):
-        return {}
-    fields = ("name", "step", "heldout_loss", "general_loss", "golden", "answers")
-    return {name: TargetScores(**{k: row[k] for k in fields}) for name, row in saved.get("rows", {}).items()}
-
-
-def _save_rows(run_dir: Path, questions: list[GoldenQuestion], rows: dict[str, TargetScores]) -> None:
-    path = run_dir / SCORES
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = {"questions": _digest(questions), "rows": {name: row.as_dict() for name, row in rows.items()}}
-    write_text(path, json.dumps(data, ensure_ascii=False, indent=1))
+    return heldout_rows(held_out)

@@ -1,5 +1,6 @@
-"""Export a finished run: the PEFT adapter with a model card, a merged 16-bit model, GGUF files for
-llama.cpp / Ollama / LM Studio (each checked in llama.cpp), and a Modelfile for Ollama.
+"""Export a finished run's final adapter, or a checkpoint it kept (`checkpoint=STEP`): the PEFT adapter
+with a model card, a merged 16-bit model, GGUF files for llama.cpp / Ollama / LM Studio (each checked
+in llama.cpp), and a Modelfile for Ollama.
 `from studio.core.export import export_run` is all a caller needs.
 
     layout.py       what an export folder holds, by name

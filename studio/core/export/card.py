@@ -1,5 +1,6 @@
 """The model card (README.md) of an export: the base model and its license, the data, the results
-with the loss plot, how to load it, and the recipe that trains it again."""
+with the loss plot, how to load it, and the recipe that trains it again. A checkpoint's card says
+which checkpoint it is, and its results stop at that checkpoint's step."""
 
 from __future__ import annotations
 
@@ -59,6 +60,9 @@ def _front_matter(facts: RunFacts, merged: bool) -> list[str]:
 
 
 def _how_it_ended(facts: RunFacts) -> str:
+    if facts.checkpoint is not None:
+        return (f" These are the weights of {facts.weights}, a checkpoint saved while training — not the run's final "
+                "adapter.")
     if facts.status == "cancelled":
         return f" It was stopped early, at step {facts.step}" + (f" of {facts.total_steps}." if facts.total_steps else ".")
     if facts.status not in ("completed",):
@@ -75,6 +79,8 @@ def _introduction(facts: RunFacts, merged: bool, dtype: str | None, gguf: bool =
     c, a, t = facts.config, facts.config.adapter, facts.config.training
     kind = "merged model" if merged else "GGUF model" if gguf else "LoRA adapter"
     title = f"{c.output.name}: {kind} for {facts.base_name}"
+    if facts.checkpoint is not None:
+        title += f" (checkpoint-{facts.checkpoint})"
     quant = {"4bit": f"a 4-bit {t.quant_type.upper()} (QLoRA) copy of the base", "8bit": "an 8-bit copy of the base",
              "16bit": "the 16-bit base"}.get(_precision(facts), t.precision)
     lines = [f"# {title}", "",
@@ -112,12 +118,19 @@ def _data_section(facts: RunFacts) -> list[str]:
 
 def _results_section(facts: RunFacts) -> list[str]:
     first = facts.losses[0][1] if facts.losses else None
-    return ["## Results", "",
+    last = "final" if facts.checkpoint is None else f"at checkpoint-{facts.checkpoint}"
+    until = [] if facts.checkpoint is None else [f"Up to {facts.weights}: the steps after it are not in these weights.", ""]
+    return ["## Results", ""] + until + [
             "| | loss |", "|---|---|",
             f"| training, first step | {_fmt(first)} |",
-            f"| training, final (step {facts.losses[-1][0] if facts.losses else '—'}) | {_fmt(facts.final_loss)} |",
-            f"| eval, final | {_fmt(facts.final_eval_loss)} |", "",
+            f"| training, {last} (step {facts.losses[-1][0] if facts.losses else '—'}) | {_fmt(facts.final_loss)} |",
+            f"| eval, {last}{_eval_step(facts)} | {_fmt(facts.final_eval_loss)} |", "",
             f"![Training and eval loss per step]({PLOT})", ""]
+
+
+def _eval_step(facts: RunFacts) -> str:
+    """A checkpoint's eval loss is the last one measured up to it: at which step."""
+    return f" (step {facts.eval_losses[-1][0]})" if facts.checkpoint is not None and facts.eval_losses else ""
 
 
 def _loading_code(facts: RunFacts, merged: bool, name: str) -> list[str]:

@@ -16,7 +16,7 @@ from studio.core.export.card import model_card
 from studio.core.export.layout import CARD, MARKER, MODELFILE, NOT_TOKENIZER, PLOT, WEIGHT_FILES
 from studio.core.export.loss_plot import loss_svg
 from studio.core.export.ollama import OllamaTemplate, modelfile_text, ollama_template
-from studio.core.runs import RECIPE, RunFacts, folder_size
+from studio.core.runs import ADAPTER, ADAPTER_WEIGHTS, RECIPE, TRAINER_FILE, RunFacts, folder_size
 from studio.core.runs.facts import read_json
 from studio.core.weights import check_adapter, check_base
 
@@ -58,7 +58,7 @@ def gguf_sizes(facts: RunFacts, types) -> dict[str, int]:
     from studio.core.export.to_gguf.quantize import estimated_bytes
 
     params = base_parameters(facts)
-    tokenizer = facts.adapter_dir / "tokenizer.json"
+    tokenizer = facts.tokenizer_dir / "tokenizer.json"
     vocab = tokenizer.stat().st_size if tokenizer.is_file() else 0
     return {t: estimated_bytes(params, t, vocab) for t in types}
 
@@ -66,9 +66,9 @@ def gguf_sizes(facts: RunFacts, types) -> dict[str, int]:
 def expected_bytes(facts: RunFacts, merged: bool, gguf: tuple[str, ...] = ()) -> int:
     """The disk the export needs at its fullest: the merged weights (kept, or a temporary copy the GGUF is
     made from), the 16-bit GGUF that quantizing starts from, and each GGUF file."""
-    tokenizer = sum(p.stat().st_size for p in facts.adapter_dir.iterdir() if p.is_file() and p.name not in NOT_TOKENIZER)
+    tokenizer = sum(p.stat().st_size for p in source_files(facts, with_adapter=False).values())
     if not merged and not gguf:
-        return folder_size(facts.adapter_dir) + 1024**2
+        return sum(p.stat().st_size for p in source_files(facts, with_adapter=True).values()) + 1024**2
     params = base_parameters(facts)
     weights = 2 * params if params else folder_size(facts.base_path) if facts.base_path else 0
     files = sum(gguf_sizes(facts, gguf).values())
@@ -78,9 +78,8 @@ def expected_bytes(facts: RunFacts, merged: bool, gguf: tuple[str, ...] = ()) ->
 
 def predicted_names(facts: RunFacts, merged: bool, modelfile: bool, gguf_files=()) -> Callable[[str], bool]:
     """Whether the export will write a file of this name (known before anything is built; checked exactly after)."""
-    skip = NOT_TOKENIZER if merged else {"README.md"}
     weights = merged or not gguf_files  # a GGUF-only export holds no safetensors and no tokenizer files
-    names = {p.name for p in facts.adapter_dir.iterdir() if p.is_file() and p.name not in skip} if weights else set()
+    names = set(source_files(facts, with_adapter=not merged)) if weights else set()
     names |= {RECIPE, PLOT, CARD, MARKER} | ({MODELFILE} if modelfile else set()) | set(gguf_files)
     if not merged:
         return names.__contains__
@@ -102,11 +101,20 @@ def base_for_merge(facts: RunFacts) -> tuple[Path, dict]:
     return base, check_base(base, facts.base_name, allow_pickle=allow)
 
 
+def source_files(facts: RunFacts, *, with_adapter: bool) -> dict[str, Path]:
+    """{name: file} the export copies from the run: the tokenizer and chat template training used and, `with_adapter`,
+    the adapter's weights and config with the run's studio.json; never a checkpoint's optimizer or Trainer state."""
+    files = {p.name: p for p in facts.tokenizer_dir.iterdir()
+             if p.is_file() and p.name not in NOT_TOKENIZER and not TRAINER_FILE.fullmatch(p.name)}
+    if with_adapter:
+        adapter = [facts.adapter_dir / name for name in ADAPTER_WEIGHTS] + [facts.run_dir / ADAPTER / "studio.json"]
+        files |= {p.name: p for p in adapter if p.is_file()}
+    return files
+
+
 def _copy_tokenizer(facts: RunFacts, work: Path, *, with_adapter: bool) -> None:
-    skip = {"README.md"} if with_adapter else NOT_TOKENIZER
-    for item in facts.adapter_dir.iterdir():
-        if item.is_file() and item.name not in skip:
-            shutil.copy2(item, work / item.name)
+    for name, item in source_files(facts, with_adapter=with_adapter).items():
+        shutil.copy2(item, work / name)
 
 
 def write_adapter(facts: RunFacts, work: Path) -> None:
@@ -153,13 +161,13 @@ def write_extras(facts: RunFacts, work: Path, *, merged: bool, dtype: str | None
                  gguf_files=()) -> OllamaTemplate | None:
     """The recipe, the loss plot, the Modelfile (when wanted) and the model card; the Modelfile's template.
     `gguf_files`: the export's GGUF files (to_gguf.GgufFile), the first one the Modelfile's FROM."""
-    shutil.copy2(facts.run_dir / RECIPE, work / RECIPE)
+    _write_recipe(facts, work / RECIPE)
     (work / PLOT).write_text(loss_svg(facts.losses, facts.eval_losses, title=f"Loss — {facts.run_dir.name}"), encoding="utf-8")
     template = None
     if modelfile:
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(str(facts.adapter_dir))
+        tokenizer = AutoTokenizer.from_pretrained(str(facts.tokenizer_dir))
         template = ollama_template(tokenizer)
         text = modelfile_text(facts, template, merged=merged, gguf_file=gguf_files[0].path if gguf_files else None)
         (work / MODELFILE).write_text(text, encoding="utf-8")
@@ -167,6 +175,15 @@ def write_extras(facts: RunFacts, work: Path, *, merged: bool, dtype: str | None
                       has_modelfile=template is not None, gguf_files=gguf_files)
     (work / CARD).write_text(card, encoding="utf-8")
     return template
+
+
+def _write_recipe(facts: RunFacts, path: Path) -> None:
+    """The run's recipe as it is; a checkpoint's export says first which checkpoint it holds (a TOML comment)."""
+    shutil.copy2(facts.run_dir / RECIPE, path)
+    if facts.checkpoint is not None:
+        note = (f"# Exported from the run {facts.run_dir.name}: {facts.weights} (not its final adapter).\n"
+                f"# This recipe trains the whole run ({facts.total_steps or 'all'} steps).\n")
+        path.write_text(note + path.read_text(encoding="utf-8"), encoding="utf-8")
 
 
 def usual_permissions(folder: Path) -> None:

@@ -39,6 +39,8 @@ class ExportResult:
     kept: tuple[str, ...] = field(default_factory=tuple)  # the user's files in the folder, untouched
     overwritten: tuple[str, ...] = field(default_factory=tuple)  # the user's files the export overwrote (force)
     gguf: tuple = field(default_factory=tuple)  # to_gguf.GgufFile: each GGUF file with its llama.cpp check
+    checkpoint: int | None = None  # the step of the checkpoint exported; None: the final adapter
+    weights: str = ""  # which weights, in words: "checkpoint-40, step 40 of 80"
 
     @property
     def checks_passed(self) -> bool:
@@ -47,7 +49,8 @@ class ExportResult:
     def as_dict(self) -> dict:
         return {"path": str(self.path), "kind": self.kind, "files": list(self.files), "size_bytes": self.size_bytes,
                 "replaced": self.replaced, "modelfile": self.modelfile, "template": self.template, "notes": list(self.notes),
-                "kept": list(self.kept), "overwritten": list(self.overwritten), "gguf": [f.as_dict() for f in self.gguf]}
+                "kept": list(self.kept), "overwritten": list(self.overwritten), "gguf": [f.as_dict() for f in self.gguf],
+                "checkpoint": self.checkpoint, "weights": self.weights}
 
 
 @dataclass(frozen=True)
@@ -71,19 +74,20 @@ class ExportChoice:
 
 def export_run(run_dir: Path, target: Path, *, merged: bool = False, dtype: str = "bf16", ollama: bool = False,
                force: bool = False, max_shard_size: str | int = DEFAULT_SHARD_SIZE, gguf: Sequence[str] = (),
-               lmstudio: bool = False, ollama_adapter: bool = False,
+               lmstudio: bool = False, ollama_adapter: bool = False, checkpoint: int | None = None,
                progress: Callable[[str, float], None] | None = None,
                cancelled: Callable[[], bool] | None = None) -> ExportResult:
     """Export the run in `run_dir` to the folder `target` (see layout.py for what it holds).
-    An earlier export there is updated; the user's other files in it are kept. `force` overwrites the
-    user's files that have the names the export writes (nothing else). `progress(message, fraction)`
-    hears of each stage, for the window's progress bar; `cancelled()` true stops it (to_gguf.Cancelled),
-    with nothing written."""
+    `checkpoint`: the step of a checkpoint to export instead of the final adapter (every kind of export
+    takes it; its model card and studio-export.json say which). An earlier export there is updated; the
+    user's other files in it are kept. `force` overwrites the user's files that have the names the export
+    writes (nothing else). `progress(message, fraction)` hears of each stage, for the window's progress
+    bar; `cancelled()` true stops it (to_gguf.Cancelled), with nothing written."""
     say = progress or (lambda message, fraction: None)
     say("Checking the run and the target folder", 0.0)
     choice = _choice(merged=merged, dtype=dtype, gguf=gguf, lmstudio=lmstudio, ollama=ollama, ollama_adapter=ollama_adapter)
     shard_bytes = contents.shard_size_bytes(max_shard_size)
-    facts = read_run(run_dir)
+    facts = read_run(run_dir, checkpoint)
     target = Path(target).expanduser().absolute()
     folder = _prepare(facts, target, choice, force=force)
     plan = _ExportPlan(facts, target, choice, force, shard_bytes, folder, say, cancelled)
@@ -214,7 +218,8 @@ class _ExportPlan:
             if not c.merged:
                 shutil.rmtree(merged_dir)
         else:
-            self.say("Copying the adapter and tokenizer", 0.2)
+            self.say("Copying the adapter and tokenizer" if self.facts.checkpoint is None else
+                     f"Copying checkpoint-{self.facts.checkpoint}'s adapter and the tokenizer", 0.2)
             contents.write_adapter(self.facts, work)
         self.say("Writing the model card, loss plot and recipe", 0.9)
         self.template = contents.write_extras(self.facts, work, merged=c.merged, dtype=c.dtype if c.merged else None,
@@ -244,8 +249,9 @@ class _ExportPlan:
         """studio-export.json: what this folder is, and the manifest of the files this export wrote."""
         f = self.facts
         c = self.choice
-        return {"exporter": "lora-studio", "kind": c.kind, "run": str(f.run_dir.absolute()),
-                "step": f.step, "dtype": DTYPES[c.dtype] if c.merged else None, "base_model": f.base_reference,
+        return {"exporter": "lora-studio", "kind": c.kind, "run": str(f.run_dir.absolute()), "step": f.step,
+                "checkpoint": f.checkpoint, "weights": f.weights, "dtype": DTYPES[c.dtype] if c.merged else None,
+                "base_model": f.base_reference,
                 "gguf": {g.quant: {"path": g.path, "check": g.check.as_dict()} for g in self.gguf},
                 "time": round(time.time(), 3), "files": entries}
 
@@ -267,4 +273,5 @@ class _ExportPlan:
         return ExportResult(path=self.target, kind=self.choice.kind, files=tuple(written),
                             size_bytes=size, replaced=self.folder.earlier, modelfile=self.template is not None,
                             template=self.template.kind if self.template else None, notes=tuple(self._notes(kept)),
-                            kept=kept, overwritten=tuple(self.overwritten), gguf=tuple(self.gguf))
+                            kept=kept, overwritten=tuple(self.overwritten), gguf=tuple(self.gguf),
+                            checkpoint=self.facts.checkpoint, weights=self.facts.weights)

@@ -96,7 +96,8 @@ def modelfile_text(facts: RunFacts, template: OllamaTemplate, *, merged: bool, g
     """The Modelfile: FROM the GGUF file (the default), FROM the merged weights, or — the explicit route for
     Ollama before 0.34.1 — FROM the base with ADAPTER; then TEMPLATE and the stop parameters."""
     name = facts.config.output.name
-    lines = [f"# Ollama Modelfile written by LoRA Studio for the run {facts.run_dir.name}.",
+    which = "" if facts.checkpoint is None else f" ({facts.weights})"
+    lines = [f"# Ollama Modelfile written by LoRA Studio for the run {facts.run_dir.name}{which}.",
              f"# In this folder:  ollama create {name.lower()} -f Modelfile   then:  ollama run {name.lower()}", "#"]
     if gguf_file:
         lines += ["# The fine-tuned model as one GGUF file (base + adapter merged), checked in llama.cpp after the export.",

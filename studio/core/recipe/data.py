@@ -28,6 +28,10 @@ class DataSection:
                                   label="Skip broken lines", default=False)
     eval_fraction: float = setting("share of rows held out to measure eval loss (0 turns eval off)",
                                    flag="--eval-fraction", default=0.1)
+    questions: str | None = setting("golden questions: a data file of questions with the answers you expect "
+                                    "(any format the data takes); each checkpoint's answers are scored against them "
+                                    "as it is saved, and `studio eval` scores them again", flag="--questions",
+                                    label="Golden questions", default=None)
     assistant_only: bool = setting("train only on the assistant's turns (chat data)", flag="--assistant-only",
                                    default=True)
 

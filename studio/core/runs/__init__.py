@@ -10,11 +10,12 @@
         adapter/        the trained adapter (written atomically at the end)
 
     folders.py      the names above, making a run folder, its recipe, the disk it is on
-    checkpoints.py  which checkpoints are whole, and where a resume starts
+    checkpoints.py  which checkpoints are whole, where a resume starts, which can be exported
     history.py      RunHistory: what the events tell (attempts, curves, samples, how it ended)
     status.py       the status: the history's, or running while a worker owns the folder
     listing.py      RunSummary of every run in the runs folder
-    facts.py        RunFacts: what a finished run tells about its adapter and base model (the export's input)
+    facts.py        RunFacts: what a finished run tells about its adapter (or a checkpoint's) and base model
+                    (the export's input); SavedWeights: the final adapter's step and the exportable checkpoints
     compare.py      Comparison: runs side by side (curves, best eval loss, the recipe settings that differ)
 
 A run's status is derived from its events and its lock, never stored separately: a folder copied
@@ -24,14 +25,18 @@ from another machine reads the same. `from studio.core import runs` gives all of
 from studio.core.runs.checkpoints import (
     CHECKPOINT_FILES,
     TORCH_FILES,
+    TRAINER_FILE,
+    adapter_problem,
     checkpoint_problem,
     checkpoint_step,
+    checkpoint_to_export,
     checkpoints,
+    exportable_checkpoints,
     is_complete_checkpoint,
     resume_point,
 )
 from studio.core.runs.compare import ComparedRun, Comparison, compare_runs
-from studio.core.runs.facts import RunFacts, locate_base, read_run
+from studio.core.runs.facts import RunFacts, SavedWeights, locate_base, read_run, saved_weights
 from studio.core.runs.folders import (
     ADAPTER,
     ADAPTER_WEIGHTS,
@@ -64,8 +69,9 @@ def metrics(events: list[dict]) -> dict[str, list[tuple[int, float]]]:
 
 __all__ = [
     "ADAPTER", "ADAPTER_WEIGHTS", "CANCEL", "CHECKPOINTS", "CHECKPOINT_FILES", "DISK_MARGIN", "EVENTS", "LOCK", "PID",
-    "RECIPE", "STDERR", "TORCH_FILES", "ComparedRun", "Comparison", "RunFacts", "RunHistory", "RunSummary",
-    "checkpoint_problem", "checkpoint_step", "checkpoints", "compare_runs", "create_run_dir", "folder_size",
-    "free_bytes", "has_adapter", "is_complete_checkpoint", "is_completed", "list_runs", "load_recipe", "locate_base",
-    "metrics", "read_events", "read_run", "resume_point", "run_folder", "runs_root", "status_of", "summarize_run",
+    "RECIPE", "STDERR", "TORCH_FILES", "TRAINER_FILE", "ComparedRun", "Comparison", "RunFacts", "RunHistory",
+    "RunSummary", "SavedWeights", "adapter_problem", "checkpoint_problem", "checkpoint_step", "checkpoint_to_export",
+    "checkpoints", "compare_runs", "create_run_dir", "exportable_checkpoints", "folder_size", "free_bytes",
+    "has_adapter", "is_complete_checkpoint", "is_completed", "list_runs", "load_recipe", "locate_base", "metrics",
+    "read_events", "read_run", "resume_point", "run_folder", "runs_root", "saved_weights", "status_of", "summarize_run",
 ]

@@ -1,4 +1,5 @@
-"""A run's checkpoints: which are whole, and the one a resume starts from."""
+"""A run's checkpoints: which are whole, the one a resume starts from, and those whose adapter can be
+exported (an export needs the adapter's weights and config, not the optimizer's state)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ import struct
 import zipfile
 from pathlib import Path
 
-from studio.core.runs.folders import CHECKPOINTS
+from studio.core.errors import StudioError
+from studio.core.runs.folders import ADAPTER_WEIGHTS, CHECKPOINTS
 
 # Files a Trainer checkpoint needs to resume a PEFT run.
 CHECKPOINT_FILES = ("trainer_state.json", "adapter_model.safetensors", "adapter_config.json", "optimizer.pt", "scheduler.pt")
 TORCH_FILES = ("optimizer.pt", "scheduler.pt", "rng_state.pth")  # torch.save's zip archives; rng_state is optional
+# Files only Trainer reads to resume (the optimizer, scheduler, random and training state): never part of an export.
+TRAINER_FILE = re.compile(r"trainer_state\.json|training_args\.bin|.*\.pth?")
 
 
 def checkpoint_step(path: Path) -> int | None:
@@ -95,3 +99,46 @@ def checkpoints(run_dir: Path) -> list[Path]:
         return []
     return sorted((p for p in folder.iterdir() if p.is_dir() and checkpoint_step(p) is not None),
                   key=checkpoint_step, reverse=True)
+
+
+def adapter_problem(path: Path) -> str | None:
+    """Why a checkpoint's adapter cannot be exported, in a few words; None when its weights and config are whole."""
+    for name in ADAPTER_WEIGHTS:
+        if not (path / name).is_file() or (path / name).stat().st_size == 0:
+            return f"its {name} is missing or empty"
+    if not _safetensors_whole(path / ADAPTER_WEIGHTS[0]):
+        return f"its {ADAPTER_WEIGHTS[0]} is cut short"
+    try:
+        config = json.loads((path / ADAPTER_WEIGHTS[1]).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        config = None
+    return None if isinstance(config, dict) else f"its {ADAPTER_WEIGHTS[1]} cannot be read"
+
+
+def exportable_checkpoints(run_dir: Path) -> list[int]:
+    """The steps of the run's checkpoints whose adapter can be exported, oldest first."""
+    return sorted(checkpoint_step(p) for p in checkpoints(run_dir) if adapter_problem(p) is None)
+
+
+def checkpoint_to_export(run_dir: Path, step: int) -> Path:
+    """The folder of the checkpoint saved at `step`; a StudioError naming the steps there are when it is
+    missing or its adapter is damaged."""
+    run_dir = Path(run_dir)
+    path = run_dir / CHECKPOINTS / f"checkpoint-{step}"
+    problem = adapter_problem(path) if path.is_dir() else None
+    if path.is_dir() and problem is None:
+        return path
+    steps = exportable_checkpoints(run_dir)
+    where = (f"Its checkpoints are at {_steps(steps)}." if steps else "It kept no checkpoint that can be exported.")
+    if path.is_dir():
+        message = f"The checkpoint at step {step} of the run {run_dir.name} cannot be exported: {problem}. {where}"
+    else:
+        message = f"The run {run_dir.name} has no checkpoint at step {step}. {where}"
+    advice = (f"Export one of those (--checkpoint {steps[-1]}), or the final adapter (leave out --checkpoint)." if steps else
+              "Export the final adapter (leave out --checkpoint); a run keeps checkpoints when save_every is set.")
+    raise StudioError(message, advice)
+
+
+def _steps(steps: list[int]) -> str:
+    words = [str(s) for s in steps]
+    return ("step " if len(words) == 1 else "steps ") + (", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else words[0])

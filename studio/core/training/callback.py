@@ -21,18 +21,32 @@ class StudioEvents(TrainerCallback):
     it must. `checkpoint_bytes`: what one checkpoint takes on disk."""
 
     def __init__(self, events: EventWriter, stop, run_dir: Path, *, start_step: int, samples: list, tokenizer,
-                 config, checkpoint_bytes: int):
+                 config, checkpoint_bytes: int, scoring=None):
         self.events, self.stop, self.run_dir = events, stop, run_dir
         self.samples, self.tokenizer, self.config = samples, tokenizer, config
         self.checkpoint_bytes = checkpoint_bytes
+        self.scoring = scoring  # evaluation.during_training.CheckpointScoring, when the run has golden questions
         self.first_step = start_step
         self.cancel_file = run_dir / runs.CANCEL
         self.t0 = self.last_time = time.monotonic()
         self.last_tokens = 0
 
-    def on_train_begin(self, args, state, control, **kw):
+    def on_train_begin(self, args, state, control, model=None, **kw):
+        if self.scoring is not None and not self.scoring.has("base"):
+            self._score(model, "base", None)
         self.t0 = self.last_time = time.monotonic()
         self.last_tokens = state.num_input_tokens_seen or 0
+
+    def _score(self, model, name: str, step: int | None) -> None:
+        """The golden questions answered by `model` (the base: adapter off), scored, saved and reported."""
+        from studio.core.evaluation.during_training import event_fields
+
+        what = "the base model" if step is None else name
+        self.events.emit("log", step=step or 0, message=f"Scoring {what} on {self.scoring.count} golden questions…")
+        started = time.monotonic()
+        row = self.scoring.score(model, name, step)
+        self.events.emit("eval", **event_fields(row))
+        self.events.emit("log", step=step or 0, message=f"Scored {what} in {time.monotonic() - started:.1f} s.")
 
     def on_log(self, args, state, control, logs=None, **kw):
         logs = logs or {}
@@ -111,9 +125,27 @@ class StudioEvents(TrainerCallback):
             shown = prompt if isinstance(prompt, str) else prompt[-1]["content"]
             self.events.emit("sample", step=step, prompt=shown, text=text)
 
-    def on_save(self, args, state, control, **kw):
+    def on_save(self, args, state, control, model=None, **kw):
         path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         self.events.emit("checkpoint", step=state.global_step, path=str(path.relative_to(self.run_dir)))
+        if self.scoring is None:
+            return
+        if self.stop.cancel_requested:
+            self.events.emit("log", step=state.global_step, message=f"{path.name} is not scored now, the run is stopping: "
+                             "`studio eval` (or Score on the Runs page) scores it later.")
+        else:
+            self._score(model, path.name, state.global_step)
+            self._keep_best(state, Path(args.output_dir))
+
+    def _keep_best(self, state, checkpoints: Path) -> None:
+        """Spare the best-scored checkpoint from the deletion of old checkpoints (keep_checkpoints)."""
+        best = self.scoring.best()
+        if best is None or not (checkpoints / best).is_dir():
+            return
+        if state.best_model_checkpoint != str(checkpoints / best):
+            state.best_model_checkpoint = str(checkpoints / best)
+            self.events.emit("log", step=state.global_step, message=f"{best} answers the golden questions best so far: "
+                             "it is kept when older checkpoints are deleted.")
 
 
 def _gpu_fields() -> dict:

@@ -50,6 +50,7 @@ class Session:
     total_steps: int
     checkpoint: Path | None = None  # the one the run resumes from
     samples: list = field(default_factory=list)
+    questions: list = field(default_factory=list)  # golden questions, scored at each checkpoint
     model: object = None
     callback: object = None
     trainer: object = None
@@ -138,7 +139,28 @@ def _planned(config: RunConfig, run_dir: Path, events: EventWriter, stop: Stop) 
     precision = config.precision_for("bfloat16" if compute_dtype == "float32" and not on_gpu else compute_dtype)
     return Session(run_dir, config, events, stop, info, loaded, tokenizer, device, compute_dtype, shape, precision,
                    plan(info, config.adapter_spec(), shape, precision), train_ds, eval_ds,
-                   config.total_steps(len(train_ds), world_size()))
+                   config.total_steps(len(train_ds), world_size()), questions=_golden(config, run_dir, events))
+
+
+def _golden(config: RunConfig, run_dir: Path, events: EventWriter) -> list:
+    """The run's golden questions (the recipe's file, saved with the run; or saved before), checked
+    before a model weight is read."""
+    from studio.core.evaluation.during_training import run_golden_questions
+
+    try:
+        questions, problems = run_golden_questions(run_dir, config.data.questions)
+    except StudioError as exc:
+        raise RunFailure("bad_input", f"The golden questions cannot be used: {exc.message}", exc.advice,
+                         topic="data") from exc
+    from studio.core.data.problems import ERROR
+
+    left_out = [p for p in problems if p.severity == ERROR]
+    if left_out:
+        events.emit("log", message=f"{len(left_out)} golden questions were left out (e.g. line {left_out[0].line}: "
+                                   f"{left_out[0].message}).")
+    if questions:
+        events.emit("log", message=f"{len(questions)} golden questions: each checkpoint is scored on them as it is saved.")
+    return questions
 
 
 def resume_checkpoint(run_dir: Path, events: EventWriter) -> Path:
@@ -169,7 +191,7 @@ def _build_trainer(s: Session) -> None:
     s.samples = sample_prompts(s.config, s.loaded)
     s.callback = StudioEvents(s.events, s.stop, s.run_dir, start_step=s.start_step, samples=s.samples,
                               tokenizer=s.tokenizer, config=s.config,
-                              checkpoint_bytes=checkpoint_bytes(s.trainable, s.shape.optimizer))
+                              checkpoint_bytes=checkpoint_bytes(s.trainable, s.shape.optimizer), scoring=_scoring(s))
     liger = bool(s.shape.loss_chunk_tokens) and liger_available(s.on_gpu)
     if liger:
         s.events.emit("log", message="The loss runs through Liger's fused linear cross-entropy (liger-kernel) "
@@ -180,6 +202,17 @@ def _build_trainer(s: Session) -> None:
                                 data_collator=make_collator(s.shape, s.tokenizer, s.on_gpu), processing_class=s.tokenizer,
                                 callbacks=[s.callback], loss_chunk_tokens=0 if liger else s.shape.loss_chunk_tokens)
     s.trainer.remove_callback(PrinterCallback)  # its log lines would mix with the events on stdout
+
+
+def _scoring(s: Session):
+    """Who scores each checkpoint on the golden questions: the main process, when there are questions."""
+    if not s.questions or not is_main_process():
+        return None
+    from studio.core.evaluation.during_training import CheckpointScoring
+
+    mode = s.config.training.precision
+    return CheckpointScoring(s.run_dir, s.questions, s.tokenizer, s.eval_ds,
+                             held_as=mode if mode in ("4bit", "8bit") else s.compute_dtype)
 
 
 def _announce(s: Session) -> None:

@@ -33,6 +33,7 @@ from studio.ui.pages.base import Page
 from studio.ui.state import DataFailure
 from studio.ui.widgets.column_pickers import ColumnPickers
 from studio.ui.widgets.data_report import ReportTabs, summary_html
+from studio.ui.widgets.golden_questions import GoldenQuestionsRow
 from studio.ui.widgets.histogram import TokenHistogram
 from studio.ui.widgets.text import help_label, set_state_style
 from studio.ui.widgets.text_split import TextSplitBox
@@ -65,6 +66,8 @@ class DataPage(Page):
         self._reinspect.timeout.connect(self._reload_for_seq_len)
         self.body.addLayout(self._source_row())
         self.body.addLayout(self._options_row())
+        self.golden = GoldenQuestionsRow(state, self)
+        self.body.addWidget(self.golden)
         self.body.addWidget(self._columns_box())
         self.body.addWidget(self._busy_bar())
         self.summary_label = QLabel("", self)

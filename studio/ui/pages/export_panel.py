@@ -1,6 +1,9 @@
 """The Try & export page's Export box: the adapter, a merged model, or GGUF files for llama.cpp, Ollama
-and LM Studio, into a folder the user chooses (or one suggested per run and kind). An export that
+and LM Studio, into a folder the user chooses (or one suggested per run, weights and kind). An export that
 would overwrite files of the user's stops and names them; the user may then export anyway.
+
+Weights (`export_weights.py`): the run's final adapter, or a checkpoint it kept; `choose_checkpoint`
+chooses one (the Scoreboard's "Export this checkpoint").
 
 GGUF: a checkbox per type, each with its file's estimated size (computed for the chosen run before
 anything runs) and LM Studio's folder layout or an Ollama Modelfile as options. Where the optional
@@ -34,6 +37,7 @@ from PySide6.QtWidgets import (
 from studio.core import paths
 from studio.core.export.to_gguf import INSTALL, TYPES
 from studio.ui.open_path import open_or_say_where, path_note
+from studio.ui.pages.export_weights import WeightsChoice
 from studio.ui.tasks import Task, start_task
 from studio.ui.units import duration, gb
 from studio.ui.widgets.flow import flow_row
@@ -89,6 +93,8 @@ class ExportPanel(QGroupBox):
                         "Files of yours in the folder are kept.")
         ev = QVBoxLayout(self)
         ev.setSpacing(6)
+        self.weights = WeightsChoice(self)
+        ev.addWidget(self.weights)
         ev.addLayout(self._folder_row())
         ev.addLayout(self._buttons_row())
         ev.addWidget(self._gguf_choice())
@@ -231,6 +237,7 @@ class ExportPanel(QGroupBox):
             b.setEnabled(idle and (kind != "gguf" or (self.gguf_ready and bool(self.chosen_types()))))
         for check in (*self.gguf_boxes.values(), self.lmstudio_box, self.ollama_box):
             check.setEnabled(self.gguf_ready and not self.exporting)
+        self.weights.setEnabled(not self.exporting)
         self.gguf_title.setEnabled(self.gguf_ready)
         if self._has_run and self.state.current_run is not None and Path(self.state.current_run) != self._sizes_for:
             self._estimate_sizes(Path(self.state.current_run))
@@ -243,6 +250,11 @@ class ExportPanel(QGroupBox):
         self.folder_note.setVisible(False)
         self.open_button.setEnabled(False)
         self._refuse(None)
+        self.weights.run_changed(self.state.current_run)
+
+    def choose_checkpoint(self, step: int | None) -> None:
+        """Export the checkpoint saved at `step` (None: the final adapter); chosen once the run's list is read."""
+        self.weights.choose(step)
 
     def _estimate_sizes(self, run_dir: Path) -> None:
         """Each GGUF file's size for this run, off the UI thread (the base model's configuration is read)."""
@@ -274,7 +286,9 @@ class ExportPanel(QGroupBox):
 
     def default_destination(self, kind: str) -> Path:
         run = Path(self.state.current_run)
-        return paths.user_data_dir() / "exports" / f"{run.name}-{kind}"
+        step = self.weights.chosen()
+        which = "" if step is None else f"-checkpoint-{step}"
+        return paths.user_data_dir() / "exports" / f"{run.name}{which}-{kind}"
 
     def _browse(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Export to which folder?", str(paths.user_data_dir()))
@@ -282,12 +296,13 @@ class ExportPanel(QGroupBox):
             self.destination.setText(folder)
 
     def _options(self, kind: str) -> dict:
+        which = {"checkpoint": self.weights.chosen()}
         if kind == "merged":
-            return {"merged": True}
+            return {"merged": True, **which}
         if kind == "gguf":
             return {"gguf": tuple(self.chosen_types()), "lmstudio": self.lmstudio_box.isChecked(),
-                    "ollama": self.ollama_box.isChecked()}
-        return {}
+                    "ollama": self.ollama_box.isChecked(), **which}
+        return which
 
     def export(self, kind: str, force: bool = False, options: dict | None = None) -> None:
         """Export; `force` overwrites the user's files that have the names the export writes (nothing else)."""
@@ -353,6 +368,7 @@ class ExportPanel(QGroupBox):
             return
         self.last_export = result.path
         verb = "Replaced the earlier export in" if result.replaced else "Exported to"
+        which = "" if result.checkpoint is None else f" with {result.weights}"
         extra = " Ollama: `ollama create NAME -f Modelfile` in that folder." if result.modelfile else ""
         if self._export_options.get("lmstudio"):
             extra += " LM Studio: copy the lora-studio folder into LM Studio's models folder (~/.lmstudio/models)."
@@ -361,7 +377,8 @@ class ExportPanel(QGroupBox):
         files = ", ".join(result.files)
         if result.gguf:  # the GGUF files are listed below with their checks; the rest is in the tooltip
             files = f"{len(result.files)} files"
-        self.export_status.setText(f"{verb} {result.path} ({gb(result.size_bytes)}: {files}).{extra}" + (f" {notes}" if notes else ""))
+        notes = f" {notes}" if notes else ""
+        self.export_status.setText(f"{verb} {result.path}{which} ({gb(result.size_bytes)}: {files}).{extra}{notes}")
         self.export_status.setToolTip("\n".join(result.files))
         set_state_style(self.export_status, "good" if result.checks_passed else "bad")
         self._show_checks(result)
@@ -424,8 +441,11 @@ class ExportPanel(QGroupBox):
 
 def _what(kind: str, options: dict) -> str:
     if kind == "gguf":
-        return "the GGUF " + ", ".join(options["gguf"]) + (" file" if len(options["gguf"]) == 1 else " files")
-    return "the merged model" if kind == "merged" else "the adapter"
+        what = "the GGUF " + ", ".join(options["gguf"]) + (" file" if len(options["gguf"]) == 1 else " files")
+    else:
+        what = "the merged model" if kind == "merged" else "the adapter"
+    step = options.get("checkpoint")
+    return what if step is None else f"{what} of checkpoint-{step}"
 
 
 def _export(state, run_dir: Path, target: Path, options: dict, force: bool):

@@ -1,5 +1,6 @@
 """Runs: every run in the runs folder, and any one of them opened from its folder alone — its recipe,
-curves and sample answers — to resume it, try and export it, or train again with its recipe."""
+curves and sample answers — to resume it, try and export it, or train again with its recipe; two or more
+selected, compared side by side (runs_compare.CompareView in place of the one run's tabs)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import html
 import math
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, Signal
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -18,6 +19,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QSplitter,
+    QStackedWidget,
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
@@ -31,6 +33,8 @@ from studio.core.errors import StudioError
 from studio.core.wording import count
 from studio.ui.open_path import open_or_say_where, path_note
 from studio.ui.pages.base import Page
+from studio.ui.pages.runs_compare import CompareView
+from studio.ui.pages.scoreboard_view import ScoreboardView
 from studio.ui.tasks import start_task
 from studio.ui.units import gb
 from studio.ui.widgets.loss_plot import LossPlot
@@ -77,8 +81,10 @@ def _cells(s, newness: int) -> list[_Cell]:
 
 class RunsPage(Page):
     title = "Runs"
-    intro = "Every run keeps its recipe, events, checkpoints and adapter in its own folder; open one to see it again."
+    intro = ("Every run keeps its recipe, events, checkpoints and adapter in its own folder; open one to see it again, "
+             "or select several to compare them.")
     resume_requested = Signal(object)  # run folder
+    export_requested = Signal(object, object)  # run folder, checkpoint step: the Scores tab's "Export this checkpoint"
 
     def __init__(self, state, parent=None):
         super().__init__(state, parent)
@@ -116,11 +122,12 @@ class RunsPage(Page):
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.verticalHeader().setVisible(False)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSortingEnabled(True)
         self.table.setAlternatingRowColors(True)
-        self.table.setToolTip("Your runs, newest first. Select one to see its recipe, curves and samples.")
+        self.table.setToolTip("Your runs, newest first. Select one to see its recipe, curves and samples; select two or "
+                              "more (Ctrl-click, Shift-click) to compare them.")
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         for column in ("Run", "Model"):  # the long ones share the room left, shortened with "…" (full text as tooltip)
@@ -132,21 +139,33 @@ class RunsPage(Page):
         return self.table
 
     def _build_detail(self, parent) -> QWidget:
-        """The selected run: what can be done with it, and its curves, samples and recipe."""
+        """The selected run: what can be done with it, and its curves, samples and recipe; or the selected runs compared."""
         detail = QWidget(parent)
         dv = QVBoxLayout(detail)
         dv.setContentsMargins(0, 4, 0, 0)
         dv.addLayout(self._build_run_buttons(detail))
         self.folder_note = path_note(detail)  # where the run is, when nothing could open it
         dv.addWidget(self.folder_note)
-        dv.addWidget(self._build_tabs(detail), 1)
+        self.detail_stack = QStackedWidget(detail)
+        self.detail_stack.addWidget(self._build_tabs(self.detail_stack))
+        self.compare_view = CompareView(self.detail_stack)
+        self.detail_stack.addWidget(self.compare_view)
+        dv.addWidget(self.detail_stack, 1)
         return detail
 
     def _build_run_buttons(self, detail: QWidget) -> QHBoxLayout:
         buttons = QHBoxLayout()
         self.title_label = help_label("Select a run above.", detail)
         self.title_label.setTextFormat(Qt.TextFormat.RichText)
+        self.title_label.setOpenExternalLinks(False)
+        self.title_label.linkActivated.connect(self.compare_selected)
         buttons.addWidget(self.title_label, 1)
+        self.compare_button = QPushButton("&Compare runs", detail)
+        self.compare_button.setToolTip("Select two or more runs above (Ctrl-click, Shift-click), then compare them: their "
+                                       "curves overlaid, the recipe settings that differ and their best figures.")
+        self.compare_button.setEnabled(False)
+        self.compare_button.clicked.connect(self.compare_selected)
+        buttons.addWidget(self.compare_button)
         self.resume_button = QPushButton("Res&ume", detail)
         self.resume_button.setToolTip("Continue this run from its last checkpoint (on the Train page).")
         self.resume_button.clicked.connect(lambda: self.resume_requested.emit(self.opened))
@@ -173,6 +192,9 @@ class RunsPage(Page):
         self.samples = QTextBrowser(self.tabs)
         self.samples.setToolTip("The sample answers the run wrote while training.")
         self.tabs.addTab(self.samples, "Samples")
+        self.scoreboard = ScoreboardView(self.tabs)
+        self.scoreboard.export_requested.connect(self.export_requested)
+        self.tabs.addTab(self.scoreboard, "Scores")
         self.recipe = QPlainTextEdit(self.tabs)
         self.recipe.setReadOnly(True)
         self.recipe.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
@@ -196,7 +218,7 @@ class RunsPage(Page):
 
     def _fill(self, summaries) -> None:
         self.summaries = list(summaries)
-        selected = self.opened
+        selected, several = self.opened, self.selected_runs()
         self.table.setSortingEnabled(False)
         self.table.setRowCount(len(self.summaries))
         for r, s in enumerate(self.summaries):
@@ -205,7 +227,9 @@ class RunsPage(Page):
         self.table.setSortingEnabled(True)
         self.table.horizontalHeader().setSortIndicatorShown(False)  # turned on again with sorting: the title has the arrow
         self.table.sortItems(COLUMNS.index("Started"), Qt.SortOrder.DescendingOrder)  # newest first
-        if selected is not None:
+        if len(several) > 1:
+            self._select_rows(several)
+        elif selected is not None:
             self.select(selected)
         self.summary_changed.emit()
 
@@ -221,10 +245,52 @@ class RunsPage(Page):
                 return
         self.open_run(run_dir)
 
+    def selected_runs(self) -> list[Path]:
+        """The selected runs' folders, top to bottom as the table shows them."""
+        rows = sorted(index.row() for index in self.table.selectionModel().selectedRows())
+        items = [self.table.item(r, 0) for r in rows]
+        return [Path(item.data(PATH_ROLE)) for item in items if item is not None]  # None: a row being filled
+
+    def _select_rows(self, run_dirs: list[Path]) -> None:
+        wanted = {str(d) for d in run_dirs}
+        model, selection = self.table.model(), QItemSelection()
+        for r in range(self.table.rowCount()):
+            if self.table.item(r, 0).data(PATH_ROLE) in wanted:
+                selection.select(model.index(r, 0), model.index(r, len(COLUMNS) - 1))
+        flags = QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+        self.table.selectionModel().select(selection, flags)
+
     def _selected(self) -> None:
-        rows = self.table.selectionModel().selectedRows()
-        if rows:
-            self.open_run(Path(self.table.item(rows[0].row(), 0).data(PATH_ROLE)))
+        chosen = self.selected_runs()
+        several = len(chosen) > 1
+        self.compare_button.setEnabled(several)
+        self.compare_button.setText(f"&Compare {len(chosen)} runs" if several else "&Compare runs")
+        if len(chosen) == 1:
+            self.open_run(chosen[0])
+        elif several:
+            self._several(chosen)
+
+    def _several(self, chosen: list[Path]) -> None:
+        """Two or more runs selected: the one-run buttons rest, and the comparison is offered (or follows, when shown)."""
+        self._opening = None  # a run still being read is no longer wanted
+        self.folder_note.setVisible(False)
+        for b in (self.resume_button, self.try_button, self.recipe_button, self.folder_button):
+            b.setEnabled(False)
+        set_state_style(self.title_label, "")
+        if self.detail_stack.currentWidget() is self.compare_view:
+            self.compare_selected()
+        else:
+            below = f" — below, still {html.escape(self.opened.name)} alone" if self.opened is not None else ""
+            self.title_label.setText(f"<b>{len(chosen)} runs selected</b>: <a href='compare'>Compare them</a>{below}.")
+
+    def compare_selected(self) -> None:
+        """The selected runs side by side, in place of the one run's tabs."""
+        chosen = self.selected_runs()
+        if len(chosen) < 2:
+            return
+        self.detail_stack.setCurrentWidget(self.compare_view)
+        self.title_label.setText(f"<b>{len(chosen)} runs compared</b>: select one of them to open it alone.")
+        self.compare_view.compare(chosen)
 
     def _open_other(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open a run folder (it holds run.toml)", str(self.state.runs_folder()))
@@ -238,6 +304,7 @@ class RunsPage(Page):
         from studio.ui.run_view import read_run_view
 
         run_dir = Path(run_dir)
+        self.detail_stack.setCurrentWidget(self.tabs)
         self.title_label.setText(f"Reading {run_dir.name}…")
         self._opening = run_dir
 
@@ -259,8 +326,10 @@ class RunsPage(Page):
         self.opened = view.run_dir
         self.folder_note.setVisible(False)
         series = view.series
-        self.plot.set_history(series["loss"], series["eval_loss"], series["lr"])
+        self.plot.set_history(series["loss"], series["eval_loss"], series["lr"], view.golden_scores)
         self.recipe.setPlainText(view.recipe_text)
+        if self.scoreboard.run_dir != view.run_dir or not self.scoreboard.scoring():
+            self.scoreboard.show_run(view.run_dir)  # read again: a run scored from the command line shows its scores
         blocks = [sample_html(e) for e in view.samples]
         self.samples.setHtml("".join(reversed(blocks)) or "<p>This run wrote no sample answers.</p>")
         error = f" — {summary.error.get('message', '')}" if summary.error else ""

@@ -1,5 +1,6 @@
-"""Live training curves (pyqtgraph): the loss (raw and smoothed) with the eval loss, and the learning
-rate below it, against steps.
+"""Live training curves (pyqtgraph): the loss (raw and smoothed) with the eval loss, the learning rate
+below it, and — when the run has golden questions — their score at each checkpoint (the base model at
+step 0) in a third row that appears with the first score, against steps.
 
 As pyqtgraph's examples advise, each curve is created once and fed with `setData` from a timer
 (only when new points arrived), with peak downsampling and clip-to-view, so a long run stays smooth.
@@ -15,10 +16,13 @@ from PySide6.QtCore import QEvent, QTimer
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
 
+from studio.core.evaluation.metrics import SCORE as SCORE_KEY  # the golden-question score `eval` events carry
+
 LOSS = "#4e79a7"
 SMOOTH = "#1f4e79"
 EVAL = "#f28e2b"
 LR = "#59a14f"
+SCORE = "#b07aa1"
 
 
 def smooth(values: np.ndarray, weight: float | None = None) -> np.ndarray:
@@ -97,6 +101,8 @@ class LossPlot(QWidget):
             self.legend.addItem(curve, name)
         self.lr_plot: pg.PlotItem | None = None
         self.lr_curve = None
+        self.score_plot: pg.PlotItem | None = None  # made with the first golden-question score
+        self.score_curve = self.base_line = None
         if show_lr:
             self.lr_plot = self.view.addPlot(row=2, col=0, axisItems={"bottom": StepAxis("bottom")})
             self.lr_plot.setLabel("left", "learning rate")
@@ -126,6 +132,7 @@ class LossPlot(QWidget):
         self._loss: list[float] = []
         self._lr: list[float] = []
         self._eval: dict[int, float] = {}
+        self._score: dict[int, float] = {}
         self._dirty = True
         self.placeholder.setVisible(True)
         self._redraw()
@@ -136,8 +143,9 @@ class LossPlot(QWidget):
             self._steps.pop()
             self._loss.pop()
             self._lr.pop()
-        for s in [s for s in self._eval if s >= step]:
-            del self._eval[s]
+        for points in (self._eval, self._score):
+            for s in [s for s in points if s >= step and s > 0]:
+                del points[s]
 
     def add_steps(self, events: list[dict]) -> None:
         for e in events:
@@ -152,18 +160,24 @@ class LossPlot(QWidget):
         self._dirty = True
 
     def add_eval(self, event: dict) -> None:
+        """An eval loss, or a model scored on the golden questions (the base at step 0)."""
         if event.get("eval_loss") is not None:
             self._eval[int(event["step"])] = float(event["eval_loss"])
             self._dirty = True
+        if event.get(SCORE_KEY) is not None:
+            self._score[int(event["step"])] = float(event[SCORE_KEY])
+            self._dirty = True
 
     def set_history(self, loss: list[tuple[int, float]], eval_loss: list[tuple[int, float]] = (),
-                    lr: list[tuple[int, float]] = ()) -> None:
-        """A whole run at once (a past run, opened from its folder)."""
+                    lr: list[tuple[int, float]] = (), scores: list[tuple[int, float]] = ()) -> None:
+        """A whole run at once (a past run, opened from its folder); `scores`: its golden-question score."""
         self.clear()
         lrs = dict(lr)
         self.add_steps([{"step": s, "loss": v, "lr": lrs.get(s)} for s, v in loss])
         for s, v in eval_loss:
             self._eval[int(s)] = float(v)
+        for s, v in scores:
+            self._score[int(s)] = float(v)
         self._redraw()
 
     # ---- what is shown ----
@@ -180,6 +194,28 @@ class LossPlot(QWidget):
     def eval_points(self) -> list[tuple[int, float]]:
         return sorted(self._eval.items())
 
+    def score_points(self) -> list[tuple[int, float]]:
+        return sorted(self._score.items())
+
+    def _score_row(self) -> pg.PlotDataItem:
+        """The golden-question score's plot, made when the first score arrives (most runs have none)."""
+        if self.score_curve is None:
+            plot = self.view.addPlot(row=3, col=0, axisItems={"bottom": StepAxis("bottom")})
+            plot.setLabel("left", "golden score ↑")
+            plot.showGrid(x=True, y=True, alpha=0.25)
+            _major_ticks_only(plot)
+            plot.setXLink(self.loss_plot)
+            plot.setToolTip("How well each checkpoint answers your golden questions (ROUGE-L against the answers you "
+                            "expect, 0 to 1; higher is better). Step 0 and the dashed line: the base model.")
+            self.score_plot = plot
+            self.score_curve = plot.plot([], [], pen=pg.mkPen(SCORE, width=2), symbol="s", symbolSize=7,
+                                         symbolBrush=SCORE, symbolPen=None)
+            self.base_line = pg.InfiniteLine(angle=0, pen=pg.mkPen(SCORE, width=1, style=pg.QtCore.Qt.PenStyle.DashLine))
+            plot.addItem(self.base_line)
+            self.view.ci.layout.setRowStretchFactor(3, 1)
+            self._apply_palette()
+        return self.score_curve
+
     def _redraw(self) -> None:
         if not self._dirty:
             return
@@ -192,6 +228,11 @@ class LossPlot(QWidget):
         self.eval_curve.setData([s for s, _ in ev], [v for _, v in ev])
         if self.lr_curve is not None:
             self.lr_curve.setData(x, np.asarray(self._lr, dtype=float), connect="finite")
+        if self._score or self.score_curve is not None:
+            scored = sorted(self._score.items())
+            self._score_row().setData([s for s, _ in scored], [v for _, v in scored])
+            self.base_line.setVisible(0 in self._score)
+            self.base_line.setValue(self._score.get(0, 0.0))
         if self._steps:
             self.placeholder.setVisible(False)
 
@@ -211,7 +252,7 @@ class LossPlot(QWidget):
         self.raw_curve.setPen(pg.mkPen(QColor(LOSS).darker(130) if dark else QColor(LOSS).lighter(140), width=1))
         self.smooth_curve.setPen(pg.mkPen("#9cc3f0" if dark else SMOOTH, width=2.5))
         text = pal.color(QPalette.ColorRole.WindowText)
-        plots = [self.loss_plot] + ([self.lr_plot] if self.lr_plot is not None else [])
+        plots = [p for p in (self.loss_plot, self.lr_plot, self.score_plot) if p is not None]
         for plot in plots:
             for name in ("left", "bottom"):
                 axis = plot.getAxis(name)
