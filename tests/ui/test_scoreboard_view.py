@@ -36,7 +36,7 @@ def test_the_saved_scores_show_and_a_row_opens_its_answers(qapp, run_dir):
     assert _cell(view, best, "Model") == f"★ {board.best}"
     for r, row in enumerate(board.rows):
         assert _cell(view, r, "Score ↑") == f"{row.score:.3f}"
-        assert _cell(view, r, "General loss ↓") == f"{row.general_loss:.3f}"
+        assert _cell(view, r, "Forgetting ↓") == f"{row.general_loss:.3f}"
     assert view.table.isColumnHidden([c[0] for c in COLUMNS].index("Judge ↑"))  # no judge graded these
     view.table.selectRow(0)
     assert view.answers.rowCount() == 2
@@ -68,3 +68,24 @@ def test_scoring_from_the_window_stops_and_resumes(qapp, run_dir):
     assert view.board.complete and [r.name for r in view.board.rows] == ["base", "checkpoint-4", "checkpoint-8"]
     assert view.board.rows[0] == stopped.rows[0]  # kept, not scored again
     assert view.board.held_as == "float32"
+
+
+def test_the_train_pages_plot_draws_the_score_of_each_checkpoint_under_the_loss(qapp, run_dir):
+    from studio.core import runs
+    from studio.core.training.events import read_events
+    from studio.ui.widgets.loss_plot import LossPlot
+    from tests.ui.conftest import pump
+
+    events = read_events(run_dir / runs.EVENTS)
+    plot = LossPlot()
+    assert plot.score_plot is None  # a run without golden questions has no score row
+    plot.add_steps([e for e in events if e["type"] == "step"])
+    for e in events:
+        if e["type"] == "eval":
+            plot.add_eval(e)  # as the Train page hears them, eval losses and scores mixed
+    pump(seconds=0.3)
+    scored = [(e["step"], e["rouge_l"]) for e in events if e["type"] == "eval" and "checkpoint" in e]
+    assert [s for s, _ in scored] == [0, 4, 8] and plot.score_points() == scored
+    assert plot.eval_points() == sorted({e["step"]: e["eval_loss"] for e in events if e.get("eval_loss") is not None}.items())
+    xs, ys = plot.score_curve.getData()
+    assert list(xs) == [0, 4, 8] and plot.base_line.value() == scored[0][1]

@@ -142,10 +142,12 @@ class StudioEvents(TrainerCallback):
         best = self.scoring.best()
         if best is None or not (checkpoints / best).is_dir():
             return
+        newest = best == f"checkpoint-{state.global_step}"  # kept anyway: said only when an older one is kept
         if state.best_model_checkpoint != str(checkpoints / best):
             state.best_model_checkpoint = str(checkpoints / best)
-            self.events.emit("log", step=state.global_step, message=f"{best} answers the golden questions best so far: "
-                             "it is kept when older checkpoints are deleted.")
+            if not newest:
+                self.events.emit("log", step=state.global_step, message=f"{best} answers the golden questions best so "
+                                 "far: it is kept when older checkpoints are deleted.")
 
 
 def _gpu_fields() -> dict:

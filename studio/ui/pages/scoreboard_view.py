@@ -46,23 +46,30 @@ def _measured(title: str, name: str, read) -> tuple:
 COLUMNS = (
     ("Model", "The base model (what the run started from) or a checkpoint saved while training.", None),
     _measured("Score", SCORE, lambda r: r.score),
-    _measured("Token F1", "f1", lambda r: r.golden.get("f1")),
+    _measured("F1", "f1", lambda r: r.golden.get("f1")),
     _measured("Contains", "contains", lambda r: r.golden.get("contains")),
     _measured("Exact", "exact", lambda r: r.golden.get("exact")),
     _measured("Judge", "judge", lambda r: r.golden.get("judge")),
-    ("Words", "The answers' mean length in words.", lambda r: r.golden.get("words")),
+    ("Words", "The answers' mean length in words.", lambda r: _rounded(r.golden.get("words"))),
     ("Held-out loss ↓", "The loss on rows held out of training: lower means the model predicts your data better.",
      lambda r: r.heldout_loss),
     ("Perplexity ↓", "The held-out loss as perplexity (e to the loss).", lambda r: r.perplexity),
-    _measured("General loss", "general_loss", lambda r: r.general_loss),
+    _measured("Forgetting", "general_loss", lambda r: r.general_loss),
 )
 ANSWER_COLUMNS = ("Question", "Expected answer", "This model's answer", "Score ↑")
+ANSWER_ROW_HEIGHT = 132  # at most, in pixels: a long answer shows its start (all of it on hover)
+HELD_AS = {"4bit": "the base model in 4-bit, as training held it", "float32": "the base model in 32-bit floats, as the Try "
+           "page loads it on a CPU", "bfloat16": "the base model in 16-bit, as the Try page loads it on a GPU"}
 
 
-def _number(value) -> str:
+def _rounded(value):
+    return None if value is None else round(value)
+
+
+def _number(value, digits: int = 3) -> str:
     if value is None:
         return "–"
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
 class ScoreboardView(QWidget):
@@ -88,8 +95,8 @@ class ScoreboardView(QWidget):
         split.setChildrenCollapsible(False)
         split.addWidget(self._build_rows(split))
         split.addWidget(self._build_answers(split))
-        split.setStretchFactor(0, 1)
-        split.setStretchFactor(1, 2)
+        split.setStretchFactor(0, 2)
+        split.setStretchFactor(1, 3)
         v.addWidget(split, 1)
         self._update_buttons()
 
@@ -133,6 +140,7 @@ class ScoreboardView(QWidget):
         self.table.setToolTip("The base model and each checkpoint. ★ marks the best checkpoint by the rule above; "
                               "select a row to read its answers.")
         self.table.itemSelectionChanged.connect(self._row_selected)
+        self.table.setMinimumHeight(96)  # the header and three rows: the base and two checkpoints
         return self.table
 
     def _build_answers(self, parent) -> QTableWidget:
@@ -198,12 +206,13 @@ class ScoreboardView(QWidget):
 
     def _board_text(self, board) -> str:
         questions = f"{board.questions} golden questions" if board.questions else "no golden questions (losses only)"
-        best = (f"Best: <b>★ {html.escape(board.best)}</b>, by {html.escape(board.rule)}." if board.best
+        best = (f"Best: <b>★ {html.escape(board.best)}</b> (the best score; hover for the rule)." if board.best
                 else "No checkpoint is scored yet.")
+        self.status.setToolTip(f"The best checkpoint is chosen by {board.rule}.")
         base, top = board.row("base"), board.row(board.best) if board.best else None
         if base and top and base.score is not None and top.score is not None and top.score <= base.score:
             best += " <b>No checkpoint answers the golden questions better than the base model.</b>"
-        held = f" Scored on the base held as {board.held_as}." if board.held_as else ""
+        held = f" Scored with {HELD_AS.get(board.held_as, board.held_as)}." if board.held_as else ""
         more = "" if board.complete else " Some checkpoints are not scored yet: <b>Score</b> goes on where it stopped."
         skipped = "".join(f"<br>Skipped {html.escape(s)}" for s in board.skipped)
         return f"{questions}. {best}{held}{more}{skipped}"
@@ -222,12 +231,17 @@ class ScoreboardView(QWidget):
         row = self.selected_row()
         answers = row.answers if row else []
         self.answers.setRowCount(len(answers))
+        top = Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft
         for r, a in enumerate(answers):
             for c, text in enumerate((a["question"], a["expected"], a["answer"], _number(a.get("rouge_l")))):
                 item = QTableWidgetItem(text)
+                item.setTextAlignment(top)  # a tall cell starts where its text starts
                 item.setToolTip(text if c < 3 else (a.get("judge_reason") or ""))
                 self.answers.setItem(r, c, item)
         self.answers.resizeRowsToContents()
+        self.table.resizeRowsToContents()
+        for r in range(len(answers)):
+            self.answers.setRowHeight(r, min(self.answers.rowHeight(r), ANSWER_ROW_HEIGHT))
 
     # ---- scoring ----
 

@@ -201,8 +201,11 @@ class LossPlot(QWidget):
         """The golden-question score's plot, made when the first score arrives (most runs have none)."""
         if self.score_curve is None:
             plot = self.view.addPlot(row=3, col=0, axisItems={"bottom": StepAxis("bottom")})
-            plot.setLabel("left", "golden score ↑")
+            plot.setLabel("left", "score ↑")
+            plot.getAxis("left").enableAutoSIPrefix(False)
             plot.showGrid(x=True, y=True, alpha=0.25)
+            plot.setLabel("bottom", "step")  # the lowest row carries the steps' label
+            (self.lr_plot or self.loss_plot).setLabel("bottom", "")
             _major_ticks_only(plot)
             plot.setXLink(self.loss_plot)
             plot.setToolTip("How well each checkpoint answers your golden questions (ROUGE-L against the answers you "
