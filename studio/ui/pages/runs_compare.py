@@ -35,7 +35,7 @@ from studio.core.recipe.config import SECTIONS
 from studio.core.recipe.fields import spec_of
 from studio.core.wording import count
 from studio.ui.tasks import start_task
-from studio.ui.widgets.loss_plot import StepAxis, smooth
+from studio.ui.widgets.loss_plot import StepAxis, paint_plots, smooth
 from studio.ui.widgets.text import help_label, set_state_style
 
 # one colour per run, in the order they are compared: Tableau 10, its yellow last (faint on white)
@@ -379,11 +379,7 @@ class CompareView(QWidget):
 
     def _apply_palette(self) -> None:
         pal = self.palette()
-        self.graph.setBackground(pal.color(QPalette.ColorRole.Base))
-        text = pal.color(QPalette.ColorRole.WindowText)
-        for name in ("left", "bottom"):
-            self.plot.getAxis(name).setPen(pg.mkPen(text))
-            self.plot.getAxis(name).setTextPen(pg.mkPen(text))
+        text = paint_plots(self, self.graph, [self.plot])
         self.legend.setLabelTextColor(text)
         self.placeholder.setText(self.placeholder.text, color=pal.color(QPalette.ColorRole.PlaceholderText).name())
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, Signal
-from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+from studio.ui.widgets.loss_plot import paint_plots
 
 BARS = "#4e79a7"
 CUT = "#d64541"
@@ -109,10 +110,4 @@ class TokenHistogram(QWidget):
         super().changeEvent(event)
 
     def _apply_palette(self) -> None:
-        pal = self.palette()
-        self.view.setBackground(pal.color(QPalette.ColorRole.Base))
-        text = pal.color(QPalette.ColorRole.WindowText)
-        for name in ("left", "bottom"):
-            axis = self.plot.getAxis(name)
-            axis.setPen(pg.mkPen(text))
-            axis.setTextPen(pg.mkPen(text))
+        paint_plots(self, self.view, [self.plot])

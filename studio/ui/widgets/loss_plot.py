@@ -54,6 +54,20 @@ class StepAxis(pg.AxisItem):
         return [(1, list(range(math.ceil(minVal), math.floor(maxVal) + 1)))]
 
 
+def paint_plots(widget: QWidget, view: pg.GraphicsLayoutWidget, plots) -> QColor:
+    """A plot area in the widget's palette (light or dark): the background, and each plot's axes in the
+    text colour, which is returned for the labels."""
+    pal = widget.palette()
+    view.setBackground(pal.color(QPalette.ColorRole.Base))
+    text = pal.color(QPalette.ColorRole.WindowText)
+    for plot in plots:
+        for name in ("left", "bottom"):
+            axis = plot.getAxis(name)
+            axis.setPen(pg.mkPen(text))
+            axis.setTextPen(pg.mkPen(text))
+    return text
+
+
 def _major_ticks_only(plot: pg.PlotItem) -> None:
     """Minor ticks and their grid lines cost paint time on every update and add little."""
     for name in ("left", "bottom"):
@@ -248,19 +262,11 @@ class LossPlot(QWidget):
 
     def _apply_palette(self) -> None:
         pal = self.palette()
-        base = pal.color(QPalette.ColorRole.Base)
-        self.view.setBackground(base)
-        dark = base.lightness() < 128
+        text = paint_plots(self, self.view, [p for p in (self.loss_plot, self.lr_plot, self.score_plot) if p is not None])
+        dark = pal.color(QPalette.ColorRole.Base).lightness() < 128
         # the raw loss is the faint line and the smoothed one the strong line, on light and on dark
         self.raw_curve.setPen(pg.mkPen(QColor(LOSS).darker(130) if dark else QColor(LOSS).lighter(140), width=1))
         self.smooth_curve.setPen(pg.mkPen("#9cc3f0" if dark else SMOOTH, width=2.5))
-        text = pal.color(QPalette.ColorRole.WindowText)
-        plots = [p for p in (self.loss_plot, self.lr_plot, self.score_plot) if p is not None]
-        for plot in plots:
-            for name in ("left", "bottom"):
-                axis = plot.getAxis(name)
-                axis.setPen(pg.mkPen(text))
-                axis.setTextPen(pg.mkPen(text))
         self.title_label.setText(self.title, color=text.name())
         self.placeholder.setText(self.placeholder.text, color=pal.color(QPalette.ColorRole.PlaceholderText).name())
         for _sample, label in self.legend.items:
