@@ -22,9 +22,9 @@ GOLDEN = demo_data_dir() / "golden.jsonl"
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """240 QLoRA steps of the demo model on the demo data (4.8 epochs), a checkpoint every 120, by the real
-    worker, with the demo card's three held-out questions and one more as its golden questions while it trains."""
+    worker, with two of the demo card's held-out questions as its golden questions while it trains."""
     home = tmp_path_factory.mktemp("eval")
-    golden = save_questions(home / "golden", load_questions(GOLDEN)[0][:4])
+    golden = save_questions(home / "golden", load_questions(GOLDEN)[0][:2])
     return finished_demo_run(home, "eval", steps=240, learning_rate=2e-3, eval_every=120, save_every=120,
                              data=DataSection(source="demo", questions=str(golden)))
 
@@ -65,6 +65,21 @@ def test_the_fine_tune_beats_the_base_and_a_checkpoint_is_chosen(run_dir):
     assert again.as_dict() == board.as_dict()
 
 
+def test_the_command_line_prints_the_scoreboard(run_dir, capsys):
+    from studio.cli import main
+
+    # the same questions as the test above, on the same base: its saved rows are read, not scored again
+    assert main(["eval", str(run_dir), "--questions", str(GOLDEN), "--checkpoints", "last", "--json"]) == 0
+    board = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in board["rows"]] == ["base", "checkpoint-240"] and board["best"] == "checkpoint-240"
+    assert board["questions"] == 15 and all(0 < r["score"] < 1 for r in board["rows"])
+    assert main(["eval", str(run_dir), "--checkpoints", "last"]) == 0  # the saved questions and scores
+    out = capsys.readouterr().out
+    assert "★ checkpoint-240" in out and "Forgetting check: loss on general text" in out and "15 golden questions" in out
+    base, last = board["rows"]
+    assert ("No checkpoint answers the golden questions better than the base" in out) == (last["score"] < base["score"])
+
+
 def test_scoring_stops_keeps_what_it_did_and_resumes(run_dir):
     questions = load_questions(GOLDEN)[0][4:6]  # other questions: nothing saved applies
     asked = []
@@ -98,20 +113,6 @@ def test_scores_of_one_answer_in_any_script():
     s = score_answer("はい。水をやりすぎないでください。毎週。", "水をやりすぎないでください。毎週。")
     assert 0 < s["f1"] < 1 and s["contains"] == 1.0 and s["exact"] == 0.0
     assert score_answer("", "something")["rouge_l"] == 0.0
-
-
-def test_the_command_line_prints_the_scoreboard(run_dir, capsys):
-    from studio.cli import main
-
-    assert main(["eval", str(run_dir), "--questions", str(GOLDEN), "--checkpoints", "last", "--json"]) == 0
-    board = json.loads(capsys.readouterr().out)
-    assert [r["name"] for r in board["rows"]] == ["base", "checkpoint-240"] and board["best"] == "checkpoint-240"
-    assert board["questions"] == 15 and all(0 < r["score"] < 1 for r in board["rows"])
-    assert main(["eval", str(run_dir), "--checkpoints", "last"]) == 0  # the saved questions and scores
-    out = capsys.readouterr().out
-    assert "★ checkpoint-240" in out and "Forgetting check: loss on general text" in out and "15 golden questions" in out
-    base, last = board["rows"]
-    assert ("No checkpoint answers the golden questions better than the base" in out) == (last["score"] < base["score"])
 
 
 def test_the_best_scored_checkpoint_survives_the_deletion_of_old_checkpoints(tmp_path):

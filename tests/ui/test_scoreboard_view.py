@@ -37,7 +37,7 @@ def test_the_saved_scores_show_and_a_row_opens_its_answers(qapp, run_dir):
     for r, row in enumerate(board.rows):
         assert _cell(view, r, "Score ↑") == f"{row.score:.3f}"
         assert _cell(view, r, "Forgetting ↓") == f"{row.general_loss:.3f}"
-    assert view.table.isColumnHidden([c[0] for c in COLUMNS].index("Judge ↑"))  # no judge graded these
+    assert view.table.isColumnHidden([c[0] for c in COLUMNS].index("Judge (opinion) ↑"))  # no judge graded these
     view.table.selectRow(0)
     assert view.answers.rowCount() == 2
     assert view.answers.item(0, 1).text() == board.rows[0].answers[0]["expected"]
@@ -89,3 +89,22 @@ def test_the_train_pages_plot_draws_the_score_of_each_checkpoint_under_the_loss(
     assert plot.eval_points() == sorted({e["step"]: e["eval_loss"] for e in events if e.get("eval_loss") is not None}.items())
     xs, ys = plot.score_curve.getData()
     assert list(xs) == [0, 4, 8] and plot.base_line.value() == scored[0][1]
+
+
+def test_a_local_judge_chosen_in_the_window_grades_each_answer(qapp, run_dir):
+    from tests.ollama_stand_in import OllamaStandIn
+
+    view = ScoreboardView()
+    view.show_run(run_dir)
+    wait_until(lambda: view.board, 60, "the saved scores")
+    with OllamaStandIn(["qwen2.5:7b"]) as ollama:  # a real HTTP server speaking Ollama's API on this computer
+        view.judge.setText(f"ollama:qwen2.5:7b@{ollama.url}")
+        view.score()
+        wait_until(lambda: not view.scoring(), 180, "scoring with the judge")
+    board = view.board
+    assert board.complete and len(ollama.chats) == 2 * len(board.rows)  # each answer of each model graded once
+    column = [c[0] for c in COLUMNS].index("Judge (opinion) ↑")
+    assert not view.table.isColumnHidden(column)
+    assert [view.table.item(r, column).text() for r in range(len(board.rows))] == ["4.000"] * len(board.rows)
+    view.table.selectRow(0)
+    assert view.answers.item(0, 3).toolTip() == "Mostly right."

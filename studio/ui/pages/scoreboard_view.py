@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
+    QLineEdit,
     QProgressBar,
     QPushButton,
     QSplitter,
@@ -49,13 +50,14 @@ COLUMNS = (
     _measured("F1", "f1", lambda r: r.golden.get("f1")),
     _measured("Contains", "contains", lambda r: r.golden.get("contains")),
     _measured("Exact", "exact", lambda r: r.golden.get("exact")),
-    _measured("Judge", "judge", lambda r: r.golden.get("judge")),
+    _measured("Judge (opinion)", "judge", lambda r: r.golden.get("judge")),
     ("Words", "The answers' mean length in words.", lambda r: _rounded(r.golden.get("words"))),
     ("Held-out loss ↓", "The loss on rows held out of training: lower means the model predicts your data better.",
      lambda r: r.heldout_loss),
     ("Perplexity ↓", "The held-out loss as perplexity (e to the loss).", lambda r: r.perplexity),
     _measured("Forgetting", "general_loss", lambda r: r.general_loss),
 )
+JUDGE_COLUMN = 5  # hidden unless a judge graded the answers
 ANSWER_COLUMNS = ("Question", "Expected answer", "This model's answer", "Score ↑")
 ANSWER_ROW_HEIGHT = 132  # at most, in pixels: a long answer shows its start (all of it on hover)
 HELD_AS = {"4bit": "the base model in 4-bit, as training held it", "float32": "the base model in 32-bit floats, as the Try "
@@ -116,13 +118,20 @@ class ScoreboardView(QWidget):
         self.stop_button.setToolTip("Stop after the model being scored: the scores so far are kept, and Score goes on "
                                     "from there.")
         self.stop_button.clicked.connect(self.stop)
+        self.judge = QLineEdit(self)
+        self.judge.setPlaceholderText("Judge (optional): ollama:MODEL or a model folder")
+        self.judge.setClearButtonEnabled(True)
+        self.judge.setToolTip("Optional, off when empty: a model on this computer grades each answer 1 to 5 against the "
+                              "expected one — an Ollama model (ollama:qwen2.5:7b, with `ollama serve` running) or a "
+                              "model folder. Its grade is a judge's opinion, shown apart from the measured scores.")
         self.export_button = QPushButton("&Export this checkpoint…", self)
         self.export_button.setToolTip("Export the checkpoint selected above (not only the final adapter): opens "
                                       "Try & export with it chosen.")
         self.export_button.clicked.connect(self._export)
-        for b in (self.questions_button, self.score_button, self.stop_button, self.export_button):
+        for b in (self.questions_button, self.score_button, self.stop_button):
             row.addWidget(b)
-        row.addStretch(1)
+        row.addWidget(self.judge, 1)
+        row.addWidget(self.export_button)
         return row
 
     def _build_rows(self, parent) -> QTableWidget:
@@ -194,8 +203,7 @@ class ScoreboardView(QWidget):
                     font.setBold(True)
                     item.setFont(font)
                 self.table.setItem(r, c, item)
-        self.table.setColumnHidden(COLUMNS.index(next(c for c in COLUMNS if c[0] == "Judge ↑")),
-                                   not any(r.golden.get("judge") is not None for r in rows))
+        self.table.setColumnHidden(JUDGE_COLUMN, not any(r.golden.get("judge") is not None for r in rows))
         if board is not None:
             self._say(self._board_text(board), "")
             best = next((r for r, row in enumerate(rows) if row.name == board.best), 0 if rows else None)
@@ -263,11 +271,13 @@ class ScoreboardView(QWidget):
 
         if self.run_dir is None or self.scoring():
             return
-        run_dir, source = self.run_dir, self._questions_file
+        run_dir, source, judge = self.run_dir, self._questions_file, self.judge.text().strip()
 
         def work(state):
+            from studio.core.evaluation.judge import open_judge
+
             questions = load_questions(source)[0] if source else None
-            return evaluate_run(run_dir, questions=questions, should_stop=state.cancelled,
+            return evaluate_run(run_dir, questions=questions, should_stop=state.cancelled, judge=open_judge(judge) if judge else None,
                                 on_progress=lambda message, fraction: state.report((message, fraction), force=True))
 
         self.progress.setValue(0)
@@ -306,6 +316,7 @@ class ScoreboardView(QWidget):
         busy = self.scoring()
         row = self.selected_row()
         self.questions_button.setEnabled(self.run_dir is not None and not busy)
+        self.judge.setEnabled(not busy)
         self.score_button.setEnabled(self.run_dir is not None and not busy)
         self.stop_button.setEnabled(busy)
         exists = row is not None and row.step is not None and self.run_dir is not None and \
