@@ -58,6 +58,9 @@ def _stopping(flag: threading.Event, should_stop: Callable[[], bool] | None):
     return StoppingCriteriaList([Stop()])
 
 
+CUT_NOTE = " … (cut at {} tokens)"
+
+
 def cut_note(model, tokenizer, out, ids, settings: GenerationSettings) -> str:
     """" … (cut at N tokens)" when the answer reached the length limit before it ended by itself, so a
     sentence cut in the middle is never taken for the model's whole answer; else ""."""
@@ -66,7 +69,12 @@ def cut_note(model, tokenizer, out, ids, settings: GenerationSettings) -> str:
         return ""
     ends = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
     ends = set(ends if isinstance(ends, (list, tuple)) else [ends]) | {tokenizer.eos_token_id}
-    return "" if int(new[-1]) in ends else f" … (cut at {settings.max_new_tokens} tokens)"
+    return "" if int(new[-1]) in ends else CUT_NOTE.format(settings.max_new_tokens)
+
+
+def without_cut_note(text: str, settings: GenerationSettings) -> str:
+    """The model's own words: an answer without the note `cut_note` added (what scoring compares)."""
+    return text.removesuffix(CUT_NOTE.format(settings.max_new_tokens))
 
 
 def generate(model, tokenizer, prompt: str | list[dict], settings: GenerationSettings = GenerationSettings(),

@@ -145,3 +145,13 @@ def test_the_best_scored_checkpoint_survives_the_deletion_of_old_checkpoints(tmp
     assert sorted(p.name for p in folder.iterdir()) == ["checkpoint-12", "checkpoint-4"]
     logged = [e["message"] for e in read_events(tmp_path / "events.jsonl") if e["type"] == "log"]
     assert logged == ["checkpoint-4 answers the golden questions best so far: it is kept when older checkpoints are deleted."]
+
+
+def test_an_answer_cut_at_its_length_is_scored_on_its_words_without_the_note():
+    from studio.core.generate import CUT_NOTE, GenerationSettings, without_cut_note
+
+    settings = GenerationSettings(max_new_tokens=60)
+    cut = "Aim for 25 to 30 seconds" + CUT_NOTE.format(60)
+    assert without_cut_note(cut, settings) == "Aim for 25 to 30 seconds"
+    assert without_cut_note("Aim for 25 to 30 seconds", settings) == "Aim for 25 to 30 seconds"
+    assert score_answer(without_cut_note(cut, settings), "Aim for 25 to 30 seconds")["exact"] == 1.0

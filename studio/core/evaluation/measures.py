@@ -41,12 +41,13 @@ class Measures:
 
     @staticmethod
     def answer(model, tokenizer, renderer, q: GoldenQuestion) -> dict:
-        from studio.core.generate import GenerationSettings, generate
+        from studio.core.generate import GenerationSettings, generate, without_cut_note
 
         wanted = len(tokenizer(q.expected, add_special_tokens=False)["input_ids"])
         settings = GenerationSettings(max_new_tokens=min(MAX_ANSWER_TOKENS, max(32, 2 * wanted)))
-        answer = generate(model, tokenizer, list(q.prompt), settings, renderer)
-        return {"question": q.question, "expected": q.expected, "answer": answer, **score_answer(answer, q.expected)}
+        answer = generate(model, tokenizer, list(q.prompt), settings, renderer)  # shown with its "cut at" note
+        scored = score_answer(without_cut_note(answer, settings), q.expected)  # scored on the model's words only
+        return {"question": q.question, "expected": q.expected, "answer": answer, **scored}
 
 
 def heldout_rows(held_out) -> Rows:

@@ -153,13 +153,15 @@ def _golden(config: RunConfig, run_dir: Path, events: EventWriter) -> list:
         raise RunFailure("bad_input", f"The golden questions cannot be used: {exc.message}", exc.advice,
                          topic="data") from exc
     from studio.core.data.problems import ERROR
+    from studio.core.wording import count
 
     left_out = [p for p in problems if p.severity == ERROR]
     if left_out:
-        events.emit("log", message=f"{len(left_out)} golden questions were left out (e.g. line {left_out[0].line}: "
+        events.emit("log", message=f"{count(len(left_out), 'golden question')} left out (e.g. line {left_out[0].line}: "
                                    f"{left_out[0].message}).")
     if questions:
-        events.emit("log", message=f"{len(questions)} golden questions: each checkpoint is scored on them as it is saved.")
+        events.emit("log", message=f"{count(len(questions), 'golden question')}: each checkpoint is scored on them as it "
+                                   "is saved.")
     return questions
 
 
