@@ -20,6 +20,8 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
+from pathlib import Path
+
 import pytest  # noqa: E402
 
 
@@ -121,3 +123,14 @@ def no_keyring(monkeypatch):
     yield
     keyring.set_keyring(previous)
     os.environ.pop("HF_TOKEN", None)
+
+
+@pytest.fixture(scope="session")
+def rate_runs_home(tmp_path_factory) -> Path:
+    """A home whose runs folder holds three finished demo runs at different learning rates (12 steps,
+    eval every 4), shared by the comparison tests of the core and of the window: they only read them."""
+    from tests.demo_runs import learning_rate_runs
+
+    home = tmp_path_factory.mktemp("rate-runs-home")
+    learning_rate_runs(home, steps=12, eval_every=4)
+    return home

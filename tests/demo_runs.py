@@ -37,3 +37,11 @@ def finished_demo_run(home: Path, name: str, **training) -> Path:
     assert code == 0, log.read_text() if log.exists() else ""
     assert runs.status_of(run_dir) == "completed"
     return run_dir
+
+
+RATES = (1e-4, 1e-3, 3e-3)  # the learning rates the comparison tests train at
+
+
+def learning_rate_runs(home: Path, **training) -> list[Path]:
+    """home/runs/lr-<rate>: the same demo recipe at each of RATES (`training` overrides any setting)."""
+    return [finished_demo_run(home, f"lr-{rate:g}", learning_rate=rate, **training) for rate in RATES]

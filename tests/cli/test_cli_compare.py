@@ -11,9 +11,7 @@ from studio.cli import main
 from studio.cli.output import EXIT_USER_ERROR
 from studio.core import runs
 from studio.core.training.events import read_events
-from tests.demo_runs import finished_demo_run
-
-RATES = (1e-4, 1e-3, 3e-3)
+from tests.demo_runs import RATES, learning_rate_runs
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +21,7 @@ def home(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def three_runs(home) -> list[Path]:
-    return [finished_demo_run(home, f"lr-{rate:g}", steps=4, eval_every=2, learning_rate=rate) for rate in RATES]
+    return learning_rate_runs(home, steps=4, eval_every=2)
 
 
 def test_compare_json(three_runs, capsys):

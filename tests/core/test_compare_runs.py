@@ -14,20 +14,18 @@ from studio.core.errors import StudioError
 from studio.core.runs import RunHistory, compare_runs
 from studio.core.runs.compare import NAMING, settings_of
 from studio.core.training.events import read_events
-from tests.demo_runs import finished_demo_run
-
-RATES = (1e-4, 1e-3, 3e-3)
+from tests.demo_runs import RATES
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("compare-home")
+def home(rate_runs_home) -> Path:
+    return rate_runs_home
 
 
 @pytest.fixture(scope="module")
 def three_runs(home) -> list[Path]:
     """home/runs/lr-<rate>: the same recipe at three learning rates."""
-    return [finished_demo_run(home, f"lr-{rate:g}", steps=12, eval_every=4, learning_rate=rate) for rate in RATES]
+    return [home / "runs" / f"lr-{rate:g}" for rate in RATES]
 
 
 def _curve(run_dir: Path, kind: str, key: str) -> list[tuple[int, float]]:

@@ -15,17 +15,14 @@ from studio.core import runs
 from studio.core.runs import compare_runs
 from studio.core.training.events import read_events
 from studio.ui.pages.runs_compare import VALUE_ROLE
-from tests.demo_runs import finished_demo_run
+from tests.demo_runs import RATES
 from tests.ui.conftest import close_window, make_window, pump, wait_until
-
-RATES = (1e-4, 1e-3, 3e-3)
 
 
 @pytest.fixture(scope="module")
-def three_runs(tmp_path_factory) -> list[Path]:
+def three_runs(rate_runs_home) -> list[Path]:
     """home/runs/lr-<rate>: the same recipe at three learning rates."""
-    home = tmp_path_factory.mktemp("compare-ui-home")
-    return [finished_demo_run(home, f"lr-{rate:g}", steps=12, eval_every=4, learning_rate=rate) for rate in RATES]
+    return [rate_runs_home / "runs" / f"lr-{rate:g}" for rate in RATES]
 
 
 @pytest.fixture
