@@ -148,16 +148,12 @@ class _Scorer:
 
 def _heldout(run_dir: Path, tokenizer):
     """The run's held-out rows (the split the worker made), or [] when it held none out or its data is gone."""
-    from studio.core.data import load_data
     from studio.core.runs import load_recipe
-    from studio.core.training.dataset import tokenized_splits
+    from studio.core.training.dataset import recipe_data, tokenized_splits
 
     config = load_recipe(run_dir)
-    d = config.data
     try:
-        loaded = load_data(d.source, fmt=d.format, mapping=d.mapping, skip_bad_rows=d.skip_bad_rows, split=d.split,
-                           subset=d.subset, text_split=d.text_split)
-        _, held_out, _ = tokenized_splits(loaded, tokenizer, config)
+        _, held_out, _ = tokenized_splits(recipe_data(config), tokenizer, config)
     except StudioError:
         return []
     return heldout_rows(held_out)

@@ -10,6 +10,15 @@ from studio.core.training.failures import RunFailure
 DEFAULT_SAMPLE_PROMPTS = 2  # rows of the eval split (or the data) used as sample prompts when none are set
 
 
+def recipe_data(config: RunConfig):
+    """The recipe's data, read as its [data] section says (data.LoadedData; StudioError when unusable)."""
+    from studio.core.data import load_data
+
+    d = config.data
+    return load_data(d.source, fmt=d.format, mapping=d.mapping, skip_bad_rows=d.skip_bad_rows, split=d.split,
+                     subset=d.subset, text_split=d.text_split)
+
+
 def tokenized_splits(loaded, tokenizer, config: RunConfig):
     """(train, eval or None, dropped_without_targets) as datasets of input_ids/labels."""
     if "text" in loaded.dataset.column_names:  # documents are held out before chunking: no document on both sides

@@ -14,7 +14,7 @@ from studio.core.atomic import write_atomically
 from studio.core.errors import StudioError
 from studio.core.memory import checkpoint_bytes
 from studio.core.recipe import RunConfig
-from studio.core.training.dataset import sample_prompts, tokenized_splits
+from studio.core.training.dataset import recipe_data, sample_prompts, tokenized_splits
 from studio.core.training.events import EventWriter, is_main_process
 from studio.core.training.failures import RunFailure
 from studio.core.training.model import attention_for, device_and_dtype, device_name, load_model, weight_load_kwargs
@@ -101,7 +101,6 @@ def setup(config: RunConfig, run_dir: Path, events: EventWriter, stop: Stop, *, 
 
 def check_inputs(config: RunConfig):
     """Resolve the model and load the data; fail with bad_input before a model weight is read."""
-    from studio.core.data import load_data
     from studio.core.models import resolve_model
 
     try:
@@ -109,10 +108,8 @@ def check_inputs(config: RunConfig):
         weight_load_kwargs(config, info)
     except StudioError as exc:
         raise RunFailure("bad_input", exc.message, exc.advice, topic="model") from exc
-    d = config.data
     try:
-        loaded = load_data(d.source, fmt=d.format, mapping=d.mapping, skip_bad_rows=d.skip_bad_rows, split=d.split,
-                           subset=d.subset, text_split=d.text_split)
+        loaded = recipe_data(config)
     except StudioError as exc:
         raise RunFailure("bad_input", exc.message, exc.advice, topic="data") from exc
     return info, loaded
