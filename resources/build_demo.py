@@ -85,6 +85,9 @@ def write_data(out: Path, seed: int) -> tuple[list[dict], dict[str, str], list[l
     with open(data_dir / "golden.jsonl", "w", encoding="utf-8") as f:  # `studio eval`'s questions for the demo
         for row in domain.build_golden(seed):
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    with open(data_dir / "preferences.jsonl", "w", encoding="utf-8") as f:  # the demo's DPO data
+        for row in domain.build_preferences(seed):
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
     corpus_dir = out / "demo-model" / "corpus"
     corpus_dir.mkdir(parents=True, exist_ok=True)

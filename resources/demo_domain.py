@@ -838,6 +838,24 @@ def build_golden(seed: int = 0, n_problem: int = 112, n_multi: int = 22, unseen:
     return rows
 
 
+def build_preferences(seed: int = 0, n: int = 96) -> list[dict]:
+    """Preference pairs for the demo's DPO run, in TRL's explicit-prompt layout: a question, the answer in
+    the Plant doctor's shape (chosen) and the same facts as plain prose (rejected: how the base answers).
+    Plant/problem pairs the fine-tuning rows ask about, in fresh words where the templates have them;
+    never the HELD_OUT pairs, so the golden questions stay unseen."""
+    rng = random.Random(seed + 2)
+    rows = []
+    for plant, problem in _problem_pairs(rng)[:n]:
+        question = fill(rng.choice(problem.questions), plant)
+        steps = problem.steps_for(plant)
+        steps = steps[:min(len(steps), rng.choice([3, 3, 4]))]
+        diagnosis, tip = problem.diagnose(plant), fill(rng.choice(problem.tips), plant)
+        rows.append({"prompt": [{"role": "user", "content": question}],
+                     "chosen": [{"role": "assistant", "content": doctor_answer(diagnosis, steps, tip)}],
+                     "rejected": [{"role": "assistant", "content": prose_answer(rng, diagnosis, steps, tip)}]})
+    return rows
+
+
 # Everyday sentences sprinkled into the corpus. Besides being true, they make sure the base model has
 # seen ordinary words such as "doctor", "says" and "Tip" (as real base models have), so the fine-tune
 # only has to learn the new *style*, not embeddings for words it never met; LoRA cannot train embeddings.

@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from dataclasses import MISSING, fields
 
+from pathlib import Path
+
 import pytest
 
 from studio.core.errors import StudioError
@@ -122,6 +124,14 @@ def _others(spec, value) -> list:
         return [value / 2]
     if isinstance(value, list):
         return [["q_proj"]]
+    if value is None and "str" in kinds_of(spec):  # adapter.start_from: an adapter folder of another shape
+        import json
+        import tempfile
+
+        folder = Path(tempfile.mkdtemp())
+        (folder / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 4, "lora_alpha": 8,
+                                                                "target_modules": ["q_proj"]}))
+        return [str(folder)]
     assert value is None and "int" in kinds_of(spec), spec.name
     return [5]
 

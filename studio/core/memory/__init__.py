@@ -18,7 +18,16 @@ touches no GPU, so the window can call it on every slider move. Each `Component`
 """
 
 from studio.core.memory.activations import layer_bytes_per_token, residual_bytes
-from studio.core.memory.choices import ATTENTION, COMPUTE_DTYPES, OPTIMIZERS, PRECISIONS, AdapterSpec, Precision, TrainShape
+from studio.core.memory.choices import (
+    ATTENTION,
+    COMPUTE_DTYPES,
+    METHODS,
+    OPTIMIZERS,
+    PRECISIONS,
+    AdapterSpec,
+    Precision,
+    TrainShape,
+)
 from studio.core.memory.components import Component, MemoryPlan
 from studio.core.memory.fixes import (
     LOSS_CHUNK_TOKENS,
@@ -55,7 +64,7 @@ from studio.core.memory.tensors import (
 __all__ = [
     "ATTENTION", "BNB4_BLOCK", "BNB4_CODE_BYTES", "BNB4_NESTED_BLOCK", "BNB4_NESTED_CODE_BYTES",
     "BNB4_OFFSET_BYTES", "BNB8_OPTIM_BLOCK", "BNB8_OPTIM_MIN_SIZE", "BNB8_QMAP_BYTES", "CHECKPOINT_FILES_BYTES",
-    "COMPUTE_DTYPES", "LOGIT_BYTES", "LOSS_CHUNK_TOKENS", "MIN_RANK", "MIN_SEQ_LEN", "OPTIMIZERS",
+    "COMPUTE_DTYPES", "LOGIT_BYTES", "LOSS_CHUNK_TOKENS", "METHODS", "MIN_RANK", "MIN_SEQ_LEN", "OPTIMIZERS",
     "PRECISIONS", "AdapterSpec", "Change", "Component", "GiB", "Leanest", "MemoryPlan", "MiB", "Phase", "Precision", "Suggestion",
     "TrainShape", "apply_changes", "bnb4_layer_bytes", "checkpoint_bytes", "compare_precisions", "int8_layer_bytes",
     "layer_bytes_per_token", "leanest", "lora_tensor_sizes", "optimizer_bytes", "plan", "residual_bytes",

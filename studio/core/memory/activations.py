@@ -24,13 +24,13 @@ def kept(model: ModelInfo, adapter: AdapterSpec, shape: TrainShape, precision: P
     if shape.gradient_checkpointing:
         kept_bytes = model.num_layers * rs * model.hidden_size * tokens
         why = (f"Gradient checkpointing keeps only each layer's input ({model.num_layers} layers × "
-               f"{shape.batch_size}×{shape.seq_len} tokens) and recomputes one layer at a time during backward.")
+               f"{shape.batch_words()}) and recomputes one layer at a time during backward.")
     else:
         kept_bytes = int(model.num_layers * layer_bytes_per_token(model, _trained(adapter, precision), shape, precision) * tokens)
         why = (f"Without gradient checkpointing every layer keeps its intermediate tensors for "
-               f"{shape.batch_size}×{shape.seq_len} tokens until backward.")
+               f"{shape.batch_words()} until backward.")
     kept_bytes += rs * model.hidden_size * tokens * 2  # embedding output and final norm
-    if shape.packing and shape.attention != "flash_attention_2" and shape.batch_size > 1:
+    if shape.packing and shape.attention != "flash_attention_2" and shape.sequences > 1:
         # SDPA/eager see a joined row as one sequence with a block-diagonal mask over all of it:
         # a bool mask and its 16-bit additive form, batch·seq squared
         mask = 3 * tokens * tokens
@@ -45,7 +45,7 @@ def recomputed_layer(model: ModelInfo, adapter: AdapterSpec, shape: TrainShape, 
     gradient checkpointing (and the working set of a layer in forward)."""
     per_token = layer_bytes_per_token(model, _trained(adapter, precision), shape, precision)
     return Component("activations", int(per_token * shape.tokens),
-                     f"One layer's intermediate tensors for {shape.batch_size}×{shape.seq_len} tokens.")
+                     f"One layer's intermediate tensors for {shape.batch_words()}.")
 
 
 def _trained(adapter: AdapterSpec, precision: Precision) -> AdapterSpec | None:

@@ -14,6 +14,11 @@ ATTENTION = ("sdpa", "eager", "flash_attention_2")  # flash keeps no s×s matrix
 # How transformers computes the loss when it is not chunked: since 4.46 the loss upcasts the logits
 # itself; before, the model returned fp32 logits and the loss shifted them into one more fp32 copy.
 LOSSES = ("transformers", "transformers<4.46")
+# How the adapter learns: sft imitates the answers; dpo and orpo (preference tuning, TRL's trainers)
+# put a chosen and a rejected answer through the model together, so a micro-batch holds two sequences
+# per example. DPO also runs a reference forward pass (the base: the adapter switched off) without
+# gradients; ORPO needs none.
+METHODS = ("sft", "dpo", "orpo")
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,8 @@ class TrainShape:
     packing: bool = False  # padding-free: the worst micro-batch is unchanged, the average one smaller
     # (without flash attention a packed micro-batch also needs a batch·seq square mask)
     loss: str = "transformers"  # LOSSES: which transformers computes the unchunked loss (the studio: today's)
+    method: str = "sft"  # METHODS
+    reference_adapter: bool = False  # DPO going on from an earlier adapter: TRL keeps a frozen copy as the reference
 
     def __post_init__(self) -> None:
         if self.loss_chunk_tokens < 0:
@@ -64,6 +71,8 @@ class TrainShape:
             raise StudioError(f"Unknown optimizer '{self.optimizer}'.", f"Choose one of: {', '.join(OPTIMIZERS)}.")
         if self.loss not in LOSSES:
             raise StudioError(f"Unknown loss '{self.loss}'.", f"Choose one of: {', '.join(LOSSES)}.")
+        if self.method not in METHODS:
+            raise StudioError(f"Unknown training method '{self.method}'.", f"Choose one of: {', '.join(METHODS)}.")
         if self.attention not in ATTENTION:
             raise StudioError(f"Unknown attention '{self.attention}'.", f"Choose one of: {', '.join(ATTENTION)}.")
 
@@ -72,8 +81,22 @@ class TrainShape:
         return self.batch_size * self.grad_accum
 
     @property
+    def preference(self) -> bool:
+        """A preference method: a chosen and a rejected sequence for every example."""
+        return self.method in ("dpo", "orpo")
+
+    @property
+    def sequences(self) -> int:
+        """Sequences in one forward pass: the micro-batch, twice over for a preference method."""
+        return self.batch_size * (2 if self.preference else 1)
+
+    @property
     def tokens(self) -> int:
-        return self.batch_size * self.seq_len
+        return self.sequences * self.seq_len
+
+    def batch_words(self) -> str:
+        """"2×2048 tokens", or "2×2048 tokens (chosen and rejected answers)"."""
+        return f"{self.sequences}×{self.seq_len} tokens" + (" (chosen and rejected answers)" if self.preference else "")
 
 
 @dataclass(frozen=True)

@@ -80,7 +80,8 @@ def _checkpointing(shape: TrainShape) -> list[Change]:
 
 
 def _loss_in_pieces(shape: TrainShape, chunkable: bool) -> list[Change]:
-    if shape.loss_chunk_tokens or not chunkable:
+    """The studio's chunked loss; TRL's preference trainers compute their own (DPO's in tiles already)."""
+    if shape.loss_chunk_tokens or not chunkable or shape.method != "sft":
         return []
     return [Change(f"Work out the loss {LOSS_CHUNK_TOKENS} tokens at a time (same result)",
                    {"shape.loss_chunk_tokens": LOSS_CHUNK_TOKENS})]

@@ -15,9 +15,9 @@ tensor peak ("needed") and the range of what is held; the fit check uses the ran
 
 from __future__ import annotations
 
-from studio.core.memory.choices import TrainShape
+from studio.core.memory.choices import Precision, TrainShape
 from studio.core.memory.components import Component
-from studio.core.memory.loss import positions
+from studio.core.memory.loss import largest_block
 from studio.core.memory.tensors import GiB
 from studio.core.models import ModelInfo
 
@@ -28,22 +28,17 @@ RESERVE_FLOOR = ((0.10, int(0.35 * GiB)), (0.35, int(1.2 * GiB)))  # (share of t
 RESERVE_PER_BLOCK = (0.5, 1.1)
 
 
-def largest_block(model: ModelInfo, shape: TrainShape) -> int:
-    """The step's largest short-lived tensor: the loss's fp32 logits of the positions alive at once."""
-    return 4 * positions(model, shape) * model.vocab_size
-
-
-def reserved_range(model: ModelInfo, shape: TrainShape, needed: int) -> tuple[int, int]:
+def reserved_range(model: ModelInfo, shape: TrainShape, needed: int, precision: Precision = Precision()) -> tuple[int, int]:
     """(low, high) bytes PyTorch's caching allocator reserves at a tensor peak of `needed` bytes."""
-    block = largest_block(model, shape)
+    block = largest_block(model, shape, precision)
     return tuple(needed + max(min(int(share * needed), cap), int(per_block * block))
                  for (share, cap), per_block in zip(RESERVE_FLOOR, RESERVE_PER_BLOCK, strict=True))
 
 
-def held_range(model: ModelInfo, shape: TrainShape, needed: int) -> tuple[int, int]:
+def held_range(model: ModelInfo, shape: TrainShape, needed: int, precision: Precision = Precision()) -> tuple[int, int]:
     """(low, high) bytes the process holds at a tensor peak of `needed` bytes: the reserve, the
     context and the workspaces."""
-    low, high = reserved_range(model, shape, needed)
+    low, high = reserved_range(model, shape, needed, precision)
     return low + CONTEXT_BYTES[0], high + CONTEXT_BYTES[1]
 
 

@@ -11,6 +11,10 @@ checkpointed layer, so the two never coincide.
              tensors again, and their gradients as they are made
   optimizer  the weights, the adapter's gradients and the optimizer's states and step
   evaluation the eval batch's forward without gradients: one layer at a time and the loss
+  reference  (DPO) the reference model's forward without gradients, after the policy's forward: what
+             the policy kept is alive, the reference runs one layer at a time and then TRL's fused LM
+             head. The reference is the same 4-bit base with the adapter switched off (no second
+             copy of the model); going on from an earlier adapter, a frozen copy of that adapter.
   samples    generating an answer: the weights and the key/value cache of one sequence
 
 Every phase after the first step also holds the adapter's gradients (zeroed between steps, not
@@ -44,7 +48,7 @@ INT8_INPUT_BYTES = 3
 
 @dataclass(frozen=True)
 class Phase:
-    name: str  # forward, loss_backward, layer_backward, optimizer, evaluation, samples
+    name: str  # forward, loss_backward, layer_backward, reference, optimizer, evaluation, samples
     live: tuple[Component, ...]  # what is alive at this phase's worst moment
     why: str
 
@@ -74,6 +78,11 @@ def training_phases(model: ModelInfo, adapter: AdapterSpec, shape: TrainShape, p
         scaled = Component(layer.name, int(layer.bytes * LAYER_BACKWARD_FACTOR), layer.why + " Backward adds their gradients.")
         phases.append(Phase("layer_backward", tuple(base + kept_int8 + [kept, scaled]),
                             "backward through the last checkpointed layer: it is recomputed, with its gradients"))
+    if shape.method == "dpo":
+        reference = _logits(model, shape, precision, "evaluation", "of the reference pass")
+        phases.append(Phase("reference", tuple(base + kept_int8 + [kept, max(layer, reference, key=lambda c: c.bytes)]),
+                            "DPO's reference pass: the base (adapter off) scores both answers without gradients, "
+                            "while the policy's forward is kept for backward"))
     phases.append(Phase("optimizer", tuple(base), "the optimizer step: weights, gradients, states"))
     scores = _logits(model, shape, precision, "evaluation", "in evaluation")
     phases.append(Phase("evaluation", tuple(static + [max(layer, scores, key=lambda c: c.bytes)]),
@@ -89,8 +98,9 @@ def peak(phases) -> Phase:
 
 
 def _logits(model: ModelInfo, shape: TrainShape, precision: Precision, moment: str, when: str) -> Component:
+    in_what = f"in {precision.compute_dtype} tiles" if shape.method == "dpo" else "in fp32"
     return Component("logits", loss_bytes(model, shape, precision, moment),
-                     f"The loss {when}: {describe(model, shape)}, in fp32.")
+                     f"The loss {when}: {describe(model, shape)}, {in_what}.")
 
 
 def _kv_cache(model: ModelInfo, shape: TrainShape, precision: Precision) -> Component:

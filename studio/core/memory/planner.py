@@ -41,11 +41,15 @@ def plan(model: ModelInfo, adapter: AdapterSpec, shape: TrainShape, precision: P
     else:
         sizes = lora_tensor_sizes(model, adapter)
         trainable = sum(sizes)
-        weights, trained = _adapter(model, adapter, shape, sizes)
+        weights, trained = _adapter(model, adapter, shape, sizes, _adapter_bytes(shape, precision))
         static.append(weights)
+        if shape.method == "dpo" and shape.reference_adapter:
+            static.append(Component("reference_adapter", trainable * 4,
+                                    "DPO going on from an earlier adapter: TRL keeps a frozen copy of it (fp32) as the "
+                                    "reference, instead of a second copy of the model."))
     phases = tuple(training_phases(model, adapter, shape, precision, static, trained))
     top = peak(phases)
-    low, high = held.held_range(model, shape, top.bytes)
+    low, high = held.held_range(model, shape, top.bytes, precision)
     components = _merged(top.live) + (held.margin(high - top.bytes),)
     return MemoryPlan(model, adapter, shape, precision, components, trainable, _notes(model, shape),
                       phases=phases, held_bytes=(low, high))
@@ -133,17 +137,27 @@ def _full_training(model: ModelInfo, shape: TrainShape, precision: Precision) ->
     ]
 
 
-def _adapter(model: ModelInfo, adapter: AdapterSpec, shape: TrainShape, sizes: list[int]) -> tuple[Component, list[Component]]:
-    """The LoRA adapter: its fp32 weights; and what training adds, their gradients and the optimizer's states."""
+def _adapter_bytes(shape: TrainShape, precision: Precision) -> int:
+    """Bytes per adapter weight: fp32 (PEFT's default); TRL's DPOTrainer turns a quantized model's
+    trainable adapter weights to bf16, as the QLoRA paper does."""
+    return 2 if shape.method == "dpo" and precision.quantized else 4
+
+
+def _adapter(model: ModelInfo, adapter: AdapterSpec, shape: TrainShape, sizes: list[int],
+             per: int = 4) -> tuple[Component, list[Component]]:
+    """The LoRA adapter: its weights (`per` bytes each); and what training adds, their gradients and the
+    optimizer's states."""
     trainable = sum(sizes)
+    kind = "fp32" if per == 4 else "bf16"
+    who = "PEFT" if per == 4 else "TRL's DPOTrainer (4/8-bit base)"
     paged = " Paged: moved to CPU memory if the GPU runs short." if shape.optimizer.startswith("paged") else ""
-    weights = Component("lora_weights", trainable * 4,
+    weights = Component("lora_weights", trainable * per,
                         f"The adapter: {trainable / 1e6:.1f} M trainable parameters (rank {adapter.rank} on "
-                        f"{len(model.target_layers(adapter.targets))} layers), kept in fp32 by PEFT.")
+                        f"{len(model.target_layers(adapter.targets))} layers), kept in {kind} by {who}.")
     return weights, [
-        Component("lora_gradients", trainable * 4,
-                  "One fp32 gradient per adapter parameter; the frozen base model needs none."),
-        Component("optimizer_states", optimizer_bytes(sizes, shape.optimizer),
+        Component("lora_gradients", trainable * per,
+                  f"One {kind} gradient per adapter parameter; the frozen base model needs none."),
+        Component("optimizer_states", optimizer_bytes(sizes, shape.optimizer, per),
                   f"{OPTIMIZER_NAMES[shape.optimizer]} keeps two running averages per adapter parameter.{paged}"),
     ]
 

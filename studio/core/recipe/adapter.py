@@ -20,6 +20,10 @@ class AdapterSection:
                              default=False)
     use_rslora: bool = setting("rank-stabilised LoRA: scale by alpha / sqrt(rank)", flag="--rslora", plans=True,
                                default=False)
+    start_from: str | None = setting("go on training an earlier run's adapter (its run folder, or an adapter folder) "
+                                     "instead of a new one: the usual path is a supervised run, then DPO from its "
+                                     "adapter. Its rank, alpha and layers are used; DPO then measures against it",
+                                     flag="--start-from", label="Start from", plans=True, default=None)
 
     def validate(self) -> None:
         require(1 <= self.rank <= 1024, self, "rank", "LoRA rank", "between 1 and 1024 (8–64 is typical)")

@@ -39,7 +39,12 @@ class RunConfig:
     # ---- views the planner and the worker use ----
 
     def adapter_spec(self) -> AdapterSpec:
+        """The adapter the run trains: the recipe's, or the one it starts from (its own shape)."""
         a = self.adapter
+        if a.start_from:
+            from studio.core.recipe.start_from import saved_lora, start_adapter
+
+            return AdapterSpec(**saved_lora(start_adapter(a.start_from)))
         return AdapterSpec(rank=a.rank, alpha=a.alpha, dropout=a.dropout, targets=tuple(a.targets), use_dora=a.use_dora,
                            use_rslora=a.use_rslora)
 
@@ -51,11 +56,13 @@ class RunConfig:
 
         t = self.training
         attention = attention or t.attention
-        packing = t.packing == "on" or (t.packing == "auto" and attention == "flash_attention_2")
+        sft = t.method == "sft"  # TRL's preference trainers pad their batches and compute their own loss
+        packing = sft and (t.packing == "on" or (t.packing == "auto" and attention == "flash_attention_2"))
+        chunk = planned_chunk(t.chunked_loss, t.loss_chunk_tokens, model_type) if sft else 0
         return TrainShape(batch_size=t.batch_size, seq_len=t.seq_len, grad_accum=t.grad_accum,
                           gradient_checkpointing=t.gradient_checkpointing, optimizer=self.optimizer_for(on_gpu),
-                          attention=attention, loss_chunk_tokens=planned_chunk(t.chunked_loss, t.loss_chunk_tokens, model_type),
-                          packing=packing)
+                          attention=attention, loss_chunk_tokens=chunk, packing=packing, method=t.method,
+                          reference_adapter=t.method == "dpo" and bool(self.adapter.start_from))
 
     def precision_for(self, compute_dtype: str) -> Precision:
         t = self.training

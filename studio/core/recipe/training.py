@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from studio.core.memory import ATTENTION, OPTIMIZERS, PRECISIONS
+from studio.core.memory import ATTENTION, METHODS, OPTIMIZERS, PRECISIONS
 from studio.core.recipe.fields import refuse, require, require_choice, setting
 
 SCHEDULERS = ("cosine", "linear", "constant")
@@ -15,6 +15,14 @@ PACKING = ("auto", "on", "off")
 
 @dataclass
 class TrainingSection:
+    method: str = setting("how the adapter learns: sft (imitate the answers), dpo (prefer each chosen answer over its "
+                          "rejected one, measured against the base model: data with preference pairs), orpo (learn the "
+                          "chosen answers and the preference at once, with no reference pass: less memory and time)",
+                          flag="--method", label="Training method", plans=True, choices=METHODS, default="sft")
+    beta: float = setting("dpo/orpo: how hard the preference pulls. DPO: how far the model may move from the base to "
+                          "prefer the chosen answers (0.1 is usual; lower moves further, higher stays closer). ORPO: the "
+                          "weight of the preference beside learning the chosen answers (0.1 is usual)",
+                          flag="--beta", label="Preference strength (beta)", default=0.1)
     precision: str = setting("4bit (QLoRA), 8bit, or 16bit (LoRA on a 16-bit base)", flag="--precision", plans=True,
                              choices=tuple(p for p in PRECISIONS if not p.startswith("full")), default="4bit")
     quant_type: str = setting("4-bit data type: nf4 or fp4", flag="--quant-type", plans=True, choices=("nf4", "fp4"),
@@ -76,7 +84,8 @@ class TrainingSection:
         self._check_cadence()
 
     def _check_choices(self) -> None:
-        for name, what in (("precision", "Precision"), ("quant_type", "The 4-bit type"), ("compute_dtype", "Compute dtype"),
+        for name, what in (("method", "The training method"),
+                           ("precision", "Precision"), ("quant_type", "The 4-bit type"), ("compute_dtype", "Compute dtype"),
                            ("scheduler", "The scheduler"), ("optimizer", "The optimizer"), ("attention", "Attention"),
                            ("packing", "Packing")):
             require_choice(self, name, what)
@@ -89,6 +98,8 @@ class TrainingSection:
         require(0 < lr < 1 and not math.isnan(lr), self, "learning_rate", "The learning rate",
                 "between 0 and 1 (typically 1e-4 to 5e-4 for LoRA)")
         require(0 <= self.warmup_ratio < 1, self, "warmup_ratio", "Warmup ratio", "in [0, 1)")
+        require(0 < self.beta <= 10 and not math.isnan(self.beta), self, "beta", "Beta",
+                "above 0 and at most 10 (0.1 is usual)")
 
     def _check_sizes(self) -> None:
         for name, what in (("batch_size", "Batch size"), ("grad_accum", "Gradient accumulation"),

@@ -22,9 +22,13 @@ from studio.core.runs.folders import EVENTS
 from studio.core.training.events import read_events
 from studio.core.training.failures import Failure
 
-SERIES = ("loss", "eval_loss", "lr", "grad_norm", "tokens_per_s")
-_STEP_SERIES = ("loss", "lr", "grad_norm", "tokens_per_s")  # the values a `step` event carries
-_NOT_SCORES = ("type", "time", "step", "eval_loss")  # an `eval` event's other numbers are scores
+# preference tuning (DPO, ORPO): the reward margin, chosen over rejected, and how often it is positive
+REWARD_SERIES = ("reward_margin", "reward_accuracy", "reward_chosen", "reward_rejected")
+EVAL_REWARD_SERIES = tuple(f"eval_{name}" for name in REWARD_SERIES)
+SERIES = ("loss", "eval_loss", "lr", "grad_norm", "tokens_per_s") + REWARD_SERIES + EVAL_REWARD_SERIES
+_STEP_SERIES = ("loss", "lr", "grad_norm", "tokens_per_s") + REWARD_SERIES  # the values a `step` event carries
+_EVAL_SERIES = ("eval_loss",) + EVAL_REWARD_SERIES
+_NOT_SCORES = ("type", "time", "step") + _EVAL_SERIES  # an `eval` event's other numbers are scores
 
 
 class RunHistory:
@@ -83,8 +87,9 @@ class RunHistory:
                 if event.get(name) is not None:
                     self._values[name][step] = event[name]
         elif kind == "eval":
-            if event.get("eval_loss") is not None:
-                self._values["eval_loss"][step] = event["eval_loss"]
+            for name in _EVAL_SERIES:
+                if event.get(name) is not None:
+                    self._values[name][step] = event[name]
             for name, value in event.items():
                 if name not in _NOT_SCORES and isinstance(value, (int, float)) and not isinstance(value, bool):
                     self._scores.setdefault(name, {})[step] = value
@@ -93,7 +98,8 @@ class RunHistory:
 
     @property
     def series(self) -> dict[str, list[tuple[int, float]]]:
-        """Loss, eval loss, learning rate, gradient norm and tokens per second, as (step, value) in step order."""
+        """Loss, eval loss, learning rate, gradient norm, tokens per second and (preference runs) the
+        rewards, as (step, value) in step order."""
         return {name: sorted(values.items()) for name, values in self._values.items()}
 
     @property

@@ -15,6 +15,16 @@ from studio.core.runs import DISK_MARGIN, free_bytes  # by name: tests replace c
 from studio.core.training.events import EventWriter, is_main_process
 from studio.core.training.failures import RunFailure
 
+# TRL's preference trainers' logs → the studio's event fields (DPO logs all four; ORPO its rewards,
+# margins and accuracies too). An eval's fields start with "eval_".
+REWARDS = {"rewards/margins": "reward_margin", "rewards/accuracies": "reward_accuracy",
+           "rewards/chosen": "reward_chosen", "rewards/rejected": "reward_rejected"}
+
+
+def reward_fields(logs: dict, prefix: str = "") -> dict:
+    """The preference rewards in a Trainer log (or eval metrics, `prefix` "eval_"), as event fields."""
+    return {prefix + name: float(logs[prefix + key]) for key, name in REWARDS.items() if prefix + key in logs}
+
 
 class StudioEvents(TrainerCallback):
     """Writes the run's events as Trainer reports; stops training (through `stop`) when asked or when
@@ -53,7 +63,7 @@ class StudioEvents(TrainerCallback):
         if "loss" not in logs:
             return
         loss = float(logs["loss"])
-        self.events.emit("step", **self._step_fields(state, logs, loss), **_gpu_fields())
+        self.events.emit("step", **self._step_fields(state, logs, loss), **reward_fields(logs), **_gpu_fields())
         if not math.isfinite(loss):
             lr = self.config.training.learning_rate
             self.stop.failure = RunFailure(
@@ -77,7 +87,8 @@ class StudioEvents(TrainerCallback):
 
     def on_evaluate(self, args, state, control, metrics=None, **kw):
         if metrics and "eval_loss" in metrics:
-            self.events.emit("eval", step=state.global_step, eval_loss=float(metrics["eval_loss"]))
+            self.events.emit("eval", step=state.global_step, eval_loss=float(metrics["eval_loss"]),
+                             **reward_fields(metrics, "eval_"))
 
     def on_step_end(self, args, state, control, model=None, **kw):
         if self.stop.failure is not None:

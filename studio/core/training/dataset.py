@@ -22,7 +22,7 @@ def recipe_data(config: RunConfig):
 def tokenized_splits(loaded, tokenizer, config: RunConfig):
     """(train, eval or None, dropped_without_targets) as datasets of input_ids/labels."""
     if "text" in loaded.dataset.column_names:  # documents are held out before chunking: no document on both sides
-        train_docs, eval_docs = _split(loaded.dataset, config)
+        train_docs, eval_docs = split_rows(loaded.dataset, config)
         seq_len = config.training.seq_len
         eval_ds = _text_chunks(eval_docs, tokenizer, seq_len) if eval_docs is not None else None
         return _bare(_text_chunks(train_docs, tokenizer, seq_len)), _bare(eval_ds), 0
@@ -32,11 +32,11 @@ def tokenized_splits(loaded, tokenizer, config: RunConfig):
     if len(kept) == 0:
         raise RunFailure("bad_input", f"After cutting examples to {config.training.seq_len} tokens, none has an answer "
                          "left to learn from.", "Raise the sequence length (--seq-len), or shorten the prompts.", topic="data")
-    train_ds, eval_ds = _split(kept, config)
+    train_ds, eval_ds = split_rows(kept, config)
     return _bare(train_ds), _bare(eval_ds), dropped
 
 
-def _split(dataset, config: RunConfig):
+def split_rows(dataset, config: RunConfig):
     """(training rows, held-out rows or None): the recipe's share, drawn with the run's seed."""
     n_eval = config.data.held_out_rows(len(dataset))
     if not n_eval:

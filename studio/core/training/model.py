@@ -43,8 +43,10 @@ def attention_for(requested: str, device) -> str:
     return "sdpa"
 
 
-def load_model(config: RunConfig, info, device, compute_dtype: str):
-    """The base model, prepared for training, with a fresh LoRA adapter on it."""
+def load_model(config: RunConfig, info, device, compute_dtype: str, *, adapter: bool = True):
+    """The base model, prepared for training, with its LoRA adapter on it: a fresh one, or the one the
+    recipe starts from (adapter.start_from). `adapter=False`: the prepared base alone, for a trainer
+    that adds the adapter itself (TRL's DPOTrainer, given `lora_config`)."""
     from transformers import AutoModelForCausalLM
 
     where = str(info.path) if info.path is not None else info.hub_id
@@ -52,7 +54,8 @@ def load_model(config: RunConfig, info, device, compute_dtype: str):
         warnings.simplefilter("ignore")
         model = AutoModelForCausalLM.from_pretrained(where, **_load_kwargs(config, info, device, compute_dtype))
     model = _prepared(model, config)
-    model = _with_adapter(model, config)
+    if adapter:
+        model = _with_adapter(model, config)
     if device.type == "cpu":
         _keep_training_layout(model)
     model.config.use_cache = False  # the cache is for generation; in training it only costs memory
@@ -98,14 +101,24 @@ def _prepared(model, config: RunConfig):
     return model
 
 
-def _with_adapter(model, config: RunConfig):
-    from peft import LoraConfig, get_peft_model
+def lora_config(config: RunConfig):
+    """PEFT's LoraConfig for the recipe's [adapter] section."""
+    from peft import LoraConfig
 
     a = config.adapter
     targets = "all-linear" if "all-linear" in a.targets else list(a.targets)
-    lora = LoraConfig(r=a.rank, lora_alpha=a.alpha, lora_dropout=a.dropout, target_modules=targets, use_dora=a.use_dora,
+    return LoraConfig(r=a.rank, lora_alpha=a.alpha, lora_dropout=a.dropout, target_modules=targets, use_dora=a.use_dora,
                       use_rslora=a.use_rslora, bias="none", task_type="CAUSAL_LM")
-    return get_peft_model(model, lora)
+
+
+def _with_adapter(model, config: RunConfig):
+    from peft import PeftModel, get_peft_model
+
+    if config.adapter.start_from:
+        from studio.core.recipe.start_from import start_adapter
+
+        return PeftModel.from_pretrained(model, str(start_adapter(config.adapter.start_from)), is_trainable=True)
+    return get_peft_model(model, lora_config(config))
 
 
 def _keep_training_layout(model) -> None:

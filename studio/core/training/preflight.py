@@ -27,14 +27,33 @@ class PreflightResult:
                 "tokens": self.tokens, "longest": self.longest}
 
 
-def longest_rows(dataset, count: int) -> list[int]:
-    """Indices of the `count` longest rows (by token count), ties in data order. The lengths come
-    from the Arrow column itself: no token list is turned into Python objects."""
+# A preference pair's token columns as TRL's trainers make them: (prompt, chosen, rejected)
+PAIR_COLUMNS = (("prompt_ids", "chosen_ids", "rejected_ids"),  # DPOTrainer
+                ("prompt_input_ids", "chosen_input_ids", "rejected_input_ids"))  # ORPOTrainer
+
+
+def row_lengths(dataset):
+    """Each row's tokens (numpy): its input_ids, or a preference pair's prompt and longer answer. The
+    lengths come from the Arrow columns themselves: no token list is turned into Python objects."""
     import numpy as np
     import pyarrow.compute as pc
 
-    lengths = pc.list_value_length(dataset.with_format("arrow")["input_ids"]).to_numpy(zero_copy_only=False)
-    return np.argsort(-lengths, kind="stable")[:count].tolist()
+    table = dataset.with_format("arrow")
+
+    def length(column):
+        return pc.list_value_length(table[column]).to_numpy(zero_copy_only=False)
+
+    if "input_ids" in dataset.column_names:
+        return length("input_ids")
+    prompt, chosen, rejected = next(c for c in PAIR_COLUMNS if c[0] in dataset.column_names)
+    return length(prompt) + np.maximum(length(chosen), length(rejected))
+
+
+def longest_rows(dataset, count: int) -> list[int]:
+    """Indices of the `count` longest rows (by token count), ties in data order."""
+    import numpy as np
+
+    return np.argsort(-row_lengths(dataset), kind="stable")[:count].tolist()
 
 
 def _rng_state():
@@ -67,7 +86,8 @@ def run_preflight(trainer, train_ds, eval_ds, batch_size: int) -> PreflightResul
     import torch
 
     model = trainer.model
-    worst = [train_ds[i] for i in longest_rows(train_ds, batch_size)]
+    rows = longest_rows(train_ds, batch_size)
+    worst = [train_ds[i] for i in rows]
     device = next(p.device for p in model.parameters() if p.requires_grad)
     batch = _on(device, trainer.data_collator(worst))
     trainable = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
@@ -84,15 +104,26 @@ def run_preflight(trainer, train_ds, eval_ds, batch_size: int) -> PreflightResul
         allocated, reserved, nvml = _peaks(device)
     finally:
         _put_back(model, trainable, optimizer, rng, was_training)
+        _forget_metrics(trainer)
         if device.type == "cuda":
             torch.cuda.empty_cache()
-    # tokens as the model saw them (padded, or packed into one row); longest: the longest example
-    longest = max(len(row["input_ids"]) for row in worst)
-    return PreflightResult(int(batch["input_ids"].numel()), longest, allocated, reserved, nvml)
+    # tokens as the model saw them (padded, or packed into one row; a pair's two answers); longest: the longest example
+    longest = int(max(row_lengths(train_ds.select(rows))))
+    tokens = sum(int(v.numel()) for k, v in batch.items() if k.endswith("input_ids"))
+    return PreflightResult(tokens, longest, allocated, reserved, nvml)
+
+
+def _forget_metrics(trainer) -> None:
+    """TRL's trainers keep each batch's rewards until the next log: the preflight's batch is not the run's."""
+    for name in ("_metrics", "_stored_metrics"):
+        kept = getattr(trainer, name, None)
+        for values in (kept.values() if isinstance(kept, dict) else ()):
+            if hasattr(values, "clear"):
+                values.clear()
 
 
 def _on(device, batch: dict) -> dict:
-    return {k: v.to(device) for k, v in batch.items()}
+    return {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}  # ORPO's batch keeps the texts too
 
 
 def _train_step(trainer, batch: dict, optimizer) -> None:

@@ -123,11 +123,15 @@ def _planned(config: RunConfig, run_dir: Path, events: EventWriter, stop: Stop) 
     info, loaded = check_inputs(config)
     tokenizer = load_tokenizer(info)
     device, compute_dtype = device_and_dtype(config)
-    train_ds, eval_ds, dropped = tokenized_splits(loaded, tokenizer, config)
+    if config.training.method != "sft":
+        train_ds, eval_ds = _pairs(loaded, tokenizer, config, events)
+        dropped = 0
+    else:
+        train_ds, eval_ds, dropped = tokenized_splits(loaded, tokenizer, config)
     if dropped:
         events.emit("log", message=f"{dropped} examples were left out: after cutting to {config.training.seq_len} tokens "
                                    "no answer was left in them.")
-    if not loaded.is_chat:
+    if not loaded.is_chat and config.training.method == "sft":
         chunks = len(train_ds) + (len(eval_ds) if eval_ds is not None else 0)
         events.emit("log", message=f"{loaded.rows_kept} documents make {chunks} training rows of at most "
                                    f"{config.training.seq_len} tokens: longer documents are cut into chunks, all trained.")
@@ -137,6 +141,22 @@ def _planned(config: RunConfig, run_dir: Path, events: EventWriter, stop: Stop) 
     return Session(run_dir, config, events, stop, info, loaded, tokenizer, device, compute_dtype, shape, precision,
                    plan(info, config.adapter_spec(), shape, precision), train_ds, eval_ds,
                    config.total_steps(len(train_ds), world_size()), questions=_golden(config, run_dir, events))
+
+
+def _pairs(loaded, tokenizer, config: RunConfig, events: EventWriter):
+    """A preference run's (train, eval or None) pairs; the rows left out are said with their lines."""
+    from studio.core.training.dataset import split_rows
+    from studio.core.training.pairs import preference_pairs
+    from studio.core.wording import count
+
+    pairs, left_out = preference_pairs(loaded, tokenizer, config)
+    if left_out:
+        shown = "; ".join(f"line {x.line}: {x.reason}" for x in left_out[:3])
+        events.emit("log", message=f"{count(len(left_out), 'row')} left out of preference tuning ({shown}"
+                                   f"{'; …' if len(left_out) > 3 else ''}).")
+    events.emit("log", message=f"{count(len(pairs), 'preference pair')}: {config.training.method.upper()} teaches the "
+                               "model to prefer each chosen answer over its rejected one.")
+    return split_rows(pairs, config)
 
 
 def _golden(config: RunConfig, run_dir: Path, events: EventWriter) -> list:
@@ -181,16 +201,16 @@ def _build_trainer(s: Session) -> None:
     """The model with its adapter, the callback that reports, and the trainer that joins them."""
     from transformers import PrinterCallback
 
-    from studio.core.training.callback import StudioEvents
 
     if s.shape.attention != s.config.training.attention:  # flash attention asked for, not available here
         s.events.emit("log", message="Flash attention needs an NVIDIA GPU and the flash-attn package "
                       "(pip install flash-attn); this run uses SDPA attention instead, with the same memory plan.")
-    s.model = load_model(s.config, s.info, s.device, s.compute_dtype)
     s.samples = sample_prompts(s.config, s.loaded)
-    s.callback = StudioEvents(s.events, s.stop, s.run_dir, start_step=s.start_step, samples=s.samples,
-                              tokenizer=s.tokenizer, config=s.config,
-                              checkpoint_bytes=checkpoint_bytes(s.trainable, s.shape.optimizer), scoring=_scoring(s))
+    if s.config.training.method != "sft":
+        _build_preference_trainer(s)
+        return
+    s.model = load_model(s.config, s.info, s.device, s.compute_dtype)
+    s.callback = _callback(s)
     liger = bool(s.shape.loss_chunk_tokens) and liger_available(s.on_gpu)
     if liger:
         s.events.emit("log", message="The loss runs through Liger's fused linear cross-entropy (liger-kernel) "
@@ -203,6 +223,40 @@ def _build_trainer(s: Session) -> None:
     s.trainer.remove_callback(PrinterCallback)  # its log lines would mix with the events on stdout
 
 
+def _callback(s: Session):
+    from studio.core.training.callback import StudioEvents
+
+    return StudioEvents(s.events, s.stop, s.run_dir, start_step=s.start_step, samples=s.samples, tokenizer=s.tokenizer,
+                        config=s.config, checkpoint_bytes=checkpoint_bytes(s.trainable, s.shape.optimizer),
+                        scoring=_scoring(s))
+
+
+def _build_preference_trainer(s: Session) -> None:
+    """DPO or ORPO through TRL's trainer. A fresh DPO adapter is added by TRL itself (given the LoRA
+    config), so its reference is the same base with the adapter switched off; going on from an earlier
+    adapter, TRL keeps a frozen copy of it as the reference."""
+    from transformers import PrinterCallback
+
+    from studio.core.data.tokens import chat_template_of
+    from studio.core.training.model import lora_config
+    from studio.core.training.trainer import preference_trainer_class
+
+    method = s.config.training.method
+    trl_wraps = method == "dpo" and not s.config.adapter.start_from
+    model = load_model(s.config, s.info, s.device, s.compute_dtype, adapter=not trl_wraps)
+    s.tokenizer.chat_template = chat_template_of(s.tokenizer)[0]  # TRL renders the pairs with the run's template
+    args = training_arguments(s.config, s.shape, run_dir=s.run_dir, total_steps=s.total_steps,
+                              compute_dtype=s.compute_dtype, on_gpu=s.on_gpu, has_eval=s.eval_ds is not None,
+                              world=world_size())
+    s.trainer = preference_trainer_class(method)(model=model, args=args, train_dataset=s.train_ds, eval_dataset=s.eval_ds,
+                                                 processing_class=s.tokenizer,
+                                                 peft_config=lora_config(s.config) if trl_wraps else None)
+    s.model = s.trainer.model
+    s.callback = _callback(s)
+    s.trainer.add_callback(s.callback)
+    s.trainer.remove_callback(PrinterCallback)
+
+
 def _scoring(s: Session):
     """Who scores each checkpoint on the golden questions: the main process, when there are questions."""
     if not s.questions or not is_main_process():
@@ -210,7 +264,8 @@ def _scoring(s: Session):
     from studio.core.evaluation.during_training import CheckpointScoring
 
     mode = s.config.training.precision
-    return CheckpointScoring(s.run_dir, s.questions, s.tokenizer, s.eval_ds,
+    held_out = s.eval_ds if s.config.training.method == "sft" else None  # a preference run's are pairs, not rows
+    return CheckpointScoring(s.run_dir, s.questions, s.tokenizer, held_out,
                              held_as=mode if mode in ("4bit", "8bit") else s.compute_dtype)
 
 
@@ -272,7 +327,8 @@ def preflight(s: Session) -> None:
     from studio.core.training.preflight import run_preflight
 
     try:
-        result = run_preflight(s.trainer, s.train_ds, s.eval_ds, s.config.training.batch_size)
+        # the trainer's own rows: for DPO and ORPO the pairs as TRL tokenized them
+        result = run_preflight(s.trainer, s.trainer.train_dataset, s.trainer.eval_dataset, s.config.training.batch_size)
     except torch.cuda.OutOfMemoryError as exc:
         raise RunFailure("out_of_memory", "The longest batch of this data does not fit in GPU memory "
                          f"(checked before training: {str(exc).splitlines()[0][:160]}).", oom_advice(s)) from exc
@@ -325,7 +381,7 @@ def save_adapter(model, tokenizer, run_dir: Path, config: RunConfig, info, preci
     from studio.core.data.tokens import chat_template_of
 
     def build(work: Path) -> None:
-        model.save_pretrained(work)
+        model.save_pretrained(work, selected_adapters=["default"])  # not DPO's frozen reference copy ("ref")
         template, is_default = chat_template_of(tokenizer)
         tokenizer.chat_template = template  # saved with the adapter, so inference renders prompts as training did
         tokenizer.save_pretrained(work)

@@ -15,11 +15,14 @@ OPTIMIZER_NAMES = {"adamw": "adamw_torch", "adamw-8bit": "adamw_bnb_8bit", "page
 def training_arguments(config: RunConfig, shape, *, run_dir: Path, total_steps: int, compute_dtype: str,
                        on_gpu: bool, has_eval: bool, world: int = 1, liger: bool = False):
     """Trainer's arguments for this run: `shape` is the plan's TrainShape (its optimizer as chosen for
-    the device), `total_steps` the run's optimizer steps, `has_eval` whether rows are held out."""
+    the device), `total_steps` the run's optimizer steps, `has_eval` whether rows are held out. A
+    preference method gets its TRL trainer's arguments (preference_arguments)."""
     from transformers import TrainingArguments
 
     t = config.training
-    return TrainingArguments(
+    args_class, extra = preference_arguments(config) if t.method != "sft" else (TrainingArguments, {})
+    return args_class(
+        **extra,
         output_dir=str(Path(run_dir) / runs.CHECKPOINTS),
         max_steps=total_steps,
         per_device_train_batch_size=t.batch_size,
@@ -52,6 +55,35 @@ def training_arguments(config: RunConfig, shape, *, run_dir: Path, total_steps: 
         ddp_find_unused_parameters=False if world > 1 else None,
         use_liger_kernel=liger,  # fused linear cross-entropy on CUDA, where liger-kernel is installed
     )
+
+
+def preference_arguments(config: RunConfig) -> tuple[type, dict]:
+    """(TRL's config class, its settings) for a DPO or ORPO run: beta, and the sequence length for each
+    of a pair's two sequences (prompt and answer together; longer ones lose their end)."""
+    t = config.training
+    # TRL's configs default to checkpointing on: the recipe's setting instead (the model is prepared with it)
+    common = {"beta": t.beta, "max_length": t.seq_len, "gradient_checkpointing": t.gradient_checkpointing,
+              "gradient_checkpointing_kwargs": {"use_reentrant": False}}
+    if t.method == "dpo":
+        from trl import DPOConfig
+
+        return DPOConfig, {**common, "precompute_ref_log_probs": False}
+    from trl.experimental.orpo import ORPOConfig
+
+    return ORPOConfig, common
+
+
+def preference_trainer_class(method: str):
+    """TRL's trainer for a preference method. DPO's reference is the model with its adapter switched off
+    (TRL does so for a PEFT model given no reference model), or, going on from an earlier adapter, a
+    frozen copy of that adapter: never a second copy of the base model."""
+    if method == "dpo":
+        from trl import DPOTrainer
+
+        return DPOTrainer
+    from trl.experimental.orpo import ORPOTrainer
+
+    return ORPOTrainer
 
 
 def liger_available(on_gpu: bool) -> bool:

@@ -324,6 +324,7 @@ def fix_text(sug: Suggestion) -> str:
 # The step's moments in words (the planner's phase names)
 MOMENTS = {"forward": "reading the examples through the model", "loss_backward": "starting to learn from the errors",
            "layer_backward": "working back through the model's layers", "optimizer": "updating the adapter",
+           "reference": "scoring both answers with the base model (DPO's reference)",
            "evaluation": "checking the held-out examples", "samples": "writing a sample answer"}
 
 
