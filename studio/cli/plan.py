@@ -105,7 +105,8 @@ def build_plan_report(config, gpu: str | None = None) -> dict:
                       "fp32_frozen": precision.upcast_frozen},
         "shape": {"batch_size": shape.batch_size, "seq_len": shape.seq_len, "grad_accum": shape.grad_accum,
                   "gradient_checkpointing": shape.gradient_checkpointing, "optimizer": shape.optimizer,
-                  "attention": shape.attention, "loss_chunk_tokens": shape.loss_chunk_tokens},
+                  "attention": shape.attention, "loss_chunk_tokens": shape.loss_chunk_tokens, "method": shape.method,
+                  "method_words": shape.method_words()},
         "memory": {
             "total_bytes": result.total_bytes,
             "needed_bytes": result.needed_bytes,
@@ -139,7 +140,8 @@ def print_plan(report: dict, out=None) -> None:
             "full-bf16": "full fine-tuning in pure bf16"}[pr["mode"]]
     ckpt = "gradient checkpointing" if sh["gradient_checkpointing"] else "no gradient checkpointing"
     w(f"Run      {mode}, {pr['compute_dtype']} compute; micro-batch {sh['batch_size']} × {sh['seq_len']} tokens, "
-      f"gradient accumulation {sh['grad_accum']}; {ckpt}; {sh['optimizer']}\n\n")
+      f"gradient accumulation {sh['grad_accum']}; {ckpt}; {sh['optimizer']}\n")
+    w(f"Method   {sh['method_words']}\n\n" if sh["method_words"] else "\n")
     total = mem["total_bytes"]
     w(f"{'component':<22}{'GiB':>8}  share\n")
     for c in mem["components"]:

@@ -37,7 +37,7 @@ class ProgressPrinter:
     def _step(self, e: dict) -> None:
         tps = f"{e['tokens_per_s']:,.0f} tok/s" if e.get("tokens_per_s") else "- tok/s"
         loss = f"{e['loss']:.4f}" if e.get("loss") is not None else "nan"
-        text = (f"step {e['step']}/{e.get('total_steps', '?')}  loss {loss}  {tps}  "
+        text = (f"step {e['step']}/{e.get('total_steps', '?')}  loss {loss}{_rewards(e)}  {tps}  "
                 f"elapsed {duration(e.get('elapsed_s'))}  ETA {duration(e.get('eta_s'))}")
         if self.live:
             self.out.write("\r" + text.ljust(78))
@@ -54,10 +54,18 @@ def _started(e: dict) -> str:
             f"{(e.get('planned_bytes') or 0) / GiB:.2f} GiB{resumed}")
 
 
+def _rewards(e: dict, prefix: str = "") -> str:
+    """A preference run's reward margin (chosen over rejected) and how often the chosen answer wins."""
+    margin, accuracy = e.get(f"{prefix}reward_margin"), e.get(f"{prefix}reward_accuracy")
+    if margin is None:
+        return ""
+    return f"  margin {margin:+.3f}" + (f"  prefers chosen {accuracy:.0%}" if accuracy is not None else "")
+
+
 def _eval(e: dict) -> str:
     """An eval loss, or a model scored on the golden questions (the base at step 0)."""
     if e.get("eval_loss") is not None:
-        return f"step {e['step']}: eval loss {e['eval_loss']:.4f}"
+        return f"step {e['step']}: eval loss {e['eval_loss']:.4f}{_rewards(e, 'eval_')}"
     who = "base model" if e.get("checkpoint") == "base" else e.get("checkpoint", "")
     rouge = e.get("rouge_l")
     score = f"ROUGE-L {rouge:.3f}" if rouge is not None else "no golden-question score"

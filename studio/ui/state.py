@@ -51,12 +51,14 @@ def a_card(size_gb: int) -> str:
 @dataclass
 class DataView:
     """What the Data page shows: the core's report, plus each row's token length (so the share cut
-    by a new sequence length is exact without tokenizing again), and what the user says first in the
-    first example, as the data holds it (the Try page's first question)."""
+    by a new sequence length is exact without tokenizing again), what the user says first in the
+    first example, as the data holds it (the Try page's first question), and its preference pairs
+    (rows with a chosen and a rejected answer: what DPO and ORPO train on)."""
 
     report: dict
     lengths: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # the core's array, as it is
     first_user_turn: str = ""
+    pairs: int = 0  # data.layout.pair_count
 
     def truncated_share(self, seq_len: int) -> float:
         if self.report.get("format") == "text":
@@ -301,6 +303,7 @@ class StudioState(QObject):
 
         def work(state):
             from studio.core.data import inspect_data
+            from studio.core.data.layout import pair_count
             from studio.core.models import load_tokenizer
 
             with heavy_imports():  # datasets and the tokenizer load here the first time
@@ -309,7 +312,7 @@ class StudioState(QObject):
                                       split=split, subset=subset, assistant_only=assistant_only, tokenizer=tokenizer,
                                       text_split=text_split)
             lengths = report.lengths if report.lengths is not None else np.zeros(0, dtype=np.int64)
-            return DataView(report.as_dict("window"), lengths, _first_user_turn(report))
+            return DataView(report.as_dict("window"), lengths, _first_user_turn(report), pair_count(report.loaded))
 
         def done(view):
             if generation != self._data_generation:
@@ -446,6 +449,11 @@ class StudioState(QObject):
         if self.data is not None and not self.data.report.get("usable", True):
             return StartBlocker("The data has no row that can be trained on.",
                                 "The Data page lists its problems and what to change.", "data")
+        method = self.config.training.method
+        if self.data is not None and method != "sft" and not self.data.pairs:
+            return StartBlocker(f"{method.upper()} needs preference pairs (a chosen and a rejected answer per row), "
+                                "and the data has none.", "Choose such data on the Data page, or train supervised "
+                                "(SFT) on the Adapter page.", "data")
         return None
 
 

@@ -29,6 +29,12 @@ def row_kinds(row: dict, warnings) -> list[str]:
     return kinds
 
 
+def pair_count(loaded) -> int:
+    """The preference pairs of loaded data (`LoadedData`): the kept rows with a rejected answer beside
+    the chosen one, what DPO and ORPO train on."""
+    return int(loaded.kinds.get("preference", 0))
+
+
 @dataclass(frozen=True)
 class Layout:
     name: str  # "preference pairs", "KTO-labelled answers", "tool calling", "conversations", "text", …

@@ -87,11 +87,27 @@ def _introduction(facts: RunFacts, merged: bool, dtype: str | None, gguf: bool =
              f"Fine-tuned with LoRA Studio from the run `{facts.run_dir.name}`: a LoRA adapter "
              f"(rank {a.rank}, alpha {a.alpha}, on {', '.join(a.targets)}) trained on {quant} for {facts.step} "
              f"steps.{_how_it_ended(facts)}", ""]
+    lines += _method(facts)
     if merged:
         lines += [f"This folder holds the base model with the adapter merged into its weights, saved in {dtype} "
                   "(the merge was done on the unquantized 16-bit base, never on 4-bit weights). It loads with "
                   "`transformers` alone: no PEFT needed.", ""]
     return lines
+
+
+def _method(facts: RunFacts) -> list[str]:
+    """How it learned, when not by imitating answers: the preference method and its settings."""
+    t, start = facts.config.training, facts.config.adapter.start_from
+    if t.method == "sft":
+        return [f"It went on training the adapter of `{start}`.", ""] if start else []
+    what = {"dpo": "DPO (Direct Preference Optimization, TRL's DPOTrainer): it learned to prefer each chosen answer "
+                   "over its rejected one, measured against " + ("the adapter it started from" if start else "the base model"),
+            "orpo": "ORPO (Odds Ratio Preference Optimization, TRL's ORPOTrainer): it learned the chosen answers and "
+                    "to prefer them over the rejected ones, with no reference model"}[t.method]
+    lines = [f"Training method: {what}; beta {t.beta:g}."]
+    if start:
+        lines.append(f"It started from the adapter of `{start}`.")
+    return [" ".join(lines), ""]
 
 
 def _base_section(facts: RunFacts) -> list[str]:

@@ -94,6 +94,16 @@ class TrainShape:
     def tokens(self) -> int:
         return self.sequences * self.seq_len
 
+    def method_words(self) -> str:
+        """The method's memory in words ("" for supervised training)."""
+        if self.method == "dpo":
+            reference = "a frozen copy of the adapter it starts from" if self.reference_adapter else "the base with the adapter off"
+            return (f"DPO: every example is a chosen and a rejected sequence, scored again by the reference "
+                    f"({reference}; no second copy of the model)")
+        if self.method == "orpo":
+            return "ORPO: every example is a chosen and a rejected sequence; no reference pass"
+        return ""
+
     def batch_words(self) -> str:
         """"2×2048 tokens", or "2×2048 tokens (chosen and rejected answers)"."""
         return f"{self.sequences}×{self.seq_len} tokens" + (" (chosen and rejected answers)" if self.preference else "")

@@ -1,5 +1,6 @@
 """3. Adapter: how much the model can change (rank), how strongly (alpha / rank), which layers get an
-adapter, and how long to train — with three presets for a first run and the rest folded away."""
+adapter, how long to train and how (supervised or preference tuning: adapter_method.py) — with three
+presets for a first run and the rest folded away."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from studio.core.presets import PRESETS, apply_preset, matching_preset
 from studio.core.recipe import AdapterSection, TrainingSection, help_of
 from studio.core.wording import count
 from studio.ui.pages.adapter_advanced import AdvancedOptions
+from studio.ui.pages.adapter_method import MethodBox
 from studio.ui.pages.base import Page
 from studio.ui.units import params, share
 from studio.ui.widgets.collapsible import Collapsible
@@ -52,13 +54,18 @@ class AdapterPage(Page):
         super().__init__(state, parent, scroll=True)
         self._syncing = False
         self.body.addWidget(self._presets_box())
-        self.body.addWidget(self._adapter_box())
-        self.body.addWidget(self._targets_box())
+        self.adapter_group = self._adapter_box()
+        self.body.addWidget(self.adapter_group)
+        self.targets_group = self._targets_box()
+        self.body.addWidget(self.targets_group)
         self.trainable = QLabel("", self)
         self.trainable.setToolTip("Parameters the adapter trains, and their share of the whole model. Updated as you change things.")
         self.trainable.setTextFormat(Qt.TextFormat.RichText)
         self.body.addWidget(self.trainable)
         self.body.addWidget(self._length_box())
+        self.method_box = MethodBox(state, self)  # supervised or preference tuning, and what the data allows
+        self.method, self.beta = self.method_box.method, self.method_box.beta
+        self.body.addWidget(self.method_box)
         self.options = AdvancedOptions(self)
         self.options.edited.connect(self._advanced_edited)
         for name in ADVANCED:
@@ -300,6 +307,8 @@ class AdapterPage(Page):
         a = self.state.config.adapter
         self._quietly(lambda: self._set_adapter_fields(a))
         self.options.show_adapter(a)
+        for group in (self.adapter_group, self.targets_group):  # an adapter gone on from keeps its own shape
+            group.setEnabled(not a.start_from)
         self.strength.setText(f"Strength (alpha ÷ rank): {a.alpha / max(1, a.rank):.2g}")
         self.summary_changed.emit()
 
@@ -391,7 +400,8 @@ class AdapterPage(Page):
         preset = self.matching_preset()
         name = PRESETS[preset]["label"].replace("&", "") if preset else f"rank {a.rank}"
         length = count(t.steps, "step") if t.steps is not None else _epochs(t.epochs)
-        return f"{name}, {length}"
+        method = f", {t.method.upper()}" if t.method != "sft" else ""  # "Quick, 30 steps, DPO"
+        return f"{name}, {length}{method}"
 
 
 def _epochs(epochs: float) -> str:

@@ -204,6 +204,7 @@ class MemoryPage(Page):
         largest = max((c for c in plan.components if c.name != "cuda_overhead"), key=lambda c: c.bytes).name
         self.details.setText(f"{mode}, micro-batch {s.batch_size} × {s.seq_len} tokens, {ckpt} gradient checkpointing, "
                              f"{s.optimizer} optimizer, {plan.precision.compute_dtype} compute. "
+                             f"{s.method_words() + '. ' if s.method_words() else ''}"
                              f"Largest part: {label_of(largest)}.\n{needed_and_held(plan)}")
         self.suggest_box.setVisible(not fits)
         if not fits:

@@ -62,7 +62,7 @@ class TrainPage(Page):
         self.plot, self.gauge, self.samples, self.log = self.monitor.plot, self.monitor.gauge, self.monitor.samples, self.monitor.log
         self.body.addWidget(self.monitor, 1)
         state.model_changed.connect(self._update_buttons)
-        for signal in (state.data_settings_changed, state.data_loading, state.data_changed):
+        for signal in (state.data_settings_changed, state.data_loading, state.data_changed, state.training_changed):
             signal.connect(self._update_start)
         self._update_start()
 

@@ -1,6 +1,7 @@
 """Live training curves (pyqtgraph): the loss (raw and smoothed) with the eval loss, the learning rate
-below it, and — when the run has golden questions — their score at each checkpoint (the base model at
-step 0) in a third row that appears with the first score, against steps.
+below it, — when the run has golden questions — their score at each checkpoint (the base model at
+step 0) in a third row that appears with the first score, and — for a preference run (DPO, ORPO) —
+its rewards in a row that appears with the first reward (reward_plot.py), against steps.
 
 As pyqtgraph's examples advise, each curve is created once and fed with `setData` from a timer
 (only when new points arrived), with peak downsampling and clip-to-view, so a long run stays smooth.
@@ -17,6 +18,7 @@ from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
 
 from studio.core.evaluation.metrics import SCORE as SCORE_KEY  # the golden-question score `eval` events carry
+from studio.core.runs.history import EVAL_REWARD_SERIES, REWARD_SERIES  # a preference run's rewards
 
 LOSS = "#4e79a7"
 SMOOTH = "#1f4e79"
@@ -68,7 +70,7 @@ def paint_plots(widget: QWidget, view: pg.GraphicsLayoutWidget, plots) -> QColor
     return text
 
 
-def _major_ticks_only(plot: pg.PlotItem) -> None:
+def major_ticks_only(plot: pg.PlotItem) -> None:
     """Minor ticks and their grid lines cost paint time on every update and add little."""
     for name in ("left", "bottom"):
         plot.getAxis(name).setStyle(maxTickLevel=0, maxTextLevel=0)
@@ -101,7 +103,7 @@ class LossPlot(QWidget):
         self.loss_plot: pg.PlotItem = self.view.addPlot(row=1, col=0, axisItems={"bottom": StepAxis("bottom")})
         self.loss_plot.setLabel("left", "loss")
         self.loss_plot.showGrid(x=True, y=True, alpha=0.25)
-        _major_ticks_only(self.loss_plot)
+        major_ticks_only(self.loss_plot)
         self.placeholder = pg.LabelItem("The curves appear with the first step.", size="10pt")
         self.placeholder.setParentItem(self.loss_plot.vb)  # centred on the plot area, whatever its range
         self.placeholder.anchor(itemPos=(0.5, 0.5), parentPos=(0.5, 0.5))
@@ -117,12 +119,13 @@ class LossPlot(QWidget):
         self.lr_curve = None
         self.score_plot: pg.PlotItem | None = None  # made with the first golden-question score
         self.score_curve = self.base_line = None
+        self.rewards = None  # a RewardRow (reward_plot.py), made with the first reward of a preference run
         if show_lr:
             self.lr_plot = self.view.addPlot(row=2, col=0, axisItems={"bottom": StepAxis("bottom")})
             self.lr_plot.setLabel("left", "learning rate")
             self.lr_plot.setLabel("bottom", "step")
             self.lr_plot.showGrid(x=True, y=True, alpha=0.25)
-            _major_ticks_only(self.lr_plot)
+            major_ticks_only(self.lr_plot)
             self.lr_plot.setXLink(self.loss_plot)
             self.lr_plot.getAxis("left").enableAutoSIPrefix(False)
             self.lr_curve = self.lr_plot.plot([], [], pen=pg.mkPen(LR, width=2))
@@ -147,6 +150,11 @@ class LossPlot(QWidget):
         self._lr: list[float] = []
         self._eval: dict[int, float] = {}
         self._score: dict[int, float] = {}
+        self._rewards: dict[str, dict[int, float]] = {name: {} for name in REWARD_SERIES + EVAL_REWARD_SERIES}
+        if self.rewards is not None:  # the next run may be supervised: no empty reward row
+            self.rewards.remove()
+            self.rewards = None
+            self._label_lowest()
         self._dirty = True
         self.placeholder.setVisible(True)
         self._redraw()
@@ -157,7 +165,7 @@ class LossPlot(QWidget):
             self._steps.pop()
             self._loss.pop()
             self._lr.pop()
-        for points in (self._eval, self._score):
+        for points in (self._eval, self._score, *self._rewards.values()):
             for s in [s for s in points if s >= step and s > 0]:
                 del points[s]
 
@@ -171,7 +179,13 @@ class LossPlot(QWidget):
             self._steps.append(step)
             self._loss.append(float(loss) if loss is not None else math.nan)
             self._lr.append(float(lr) if lr is not None else math.nan)
+            self._keep_rewards(e, REWARD_SERIES)
         self._dirty = True
+
+    def _keep_rewards(self, event: dict, names) -> None:
+        for name in names:
+            if event.get(name) is not None:
+                self._rewards[name][int(event["step"])] = float(event[name])
 
     def add_eval(self, event: dict) -> None:
         """An eval loss, or a model scored on the golden questions (the base at step 0)."""
@@ -181,10 +195,14 @@ class LossPlot(QWidget):
         if event.get(SCORE_KEY) is not None:
             self._score[int(event["step"])] = float(event[SCORE_KEY])
             self._dirty = True
+        self._keep_rewards(event, EVAL_REWARD_SERIES)
+        self._dirty = True
 
     def set_history(self, loss: list[tuple[int, float]], eval_loss: list[tuple[int, float]] = (),
-                    lr: list[tuple[int, float]] = (), scores: list[tuple[int, float]] = ()) -> None:
-        """A whole run at once (a past run, opened from its folder); `scores`: its golden-question score."""
+                    lr: list[tuple[int, float]] = (), scores: list[tuple[int, float]] = (),
+                    rewards: dict[str, list[tuple[int, float]]] | None = None) -> None:
+        """A whole run at once (a past run, opened from its folder); `scores`: its golden-question score;
+        `rewards`: RunHistory.series (a preference run's rewards are taken from it)."""
         self.clear()
         lrs = dict(lr)
         self.add_steps([{"step": s, "loss": v, "lr": lrs.get(s)} for s, v in loss])
@@ -192,6 +210,8 @@ class LossPlot(QWidget):
             self._eval[int(s)] = float(v)
         for s, v in scores:
             self._score[int(s)] = float(v)
+        for name, points in self._rewards.items():
+            points.update((int(s), float(v)) for s, v in (rewards or {}).get(name, ()))
         self._redraw()
 
     # ---- what is shown ----
@@ -211,6 +231,16 @@ class LossPlot(QWidget):
     def score_points(self) -> list[tuple[int, float]]:
         return sorted(self._score.items())
 
+    def reward_points(self, name: str) -> list[tuple[int, float]]:
+        """A reward series ("reward_margin", "eval_reward_accuracy", …) as (step, value)."""
+        return sorted(self._rewards[name].items())
+
+    def _label_lowest(self) -> None:
+        """The lowest row carries the steps' label."""
+        rows = [p for p in (self.loss_plot, self.lr_plot, self.score_plot, self.rewards and self.rewards.plot) if p]
+        for plot in rows:
+            plot.setLabel("bottom", "step" if plot is rows[-1] else "")
+
     def _score_row(self) -> pg.PlotDataItem:
         """The golden-question score's plot, made when the first score arrives (most runs have none)."""
         if self.score_curve is None:
@@ -218,9 +248,7 @@ class LossPlot(QWidget):
             plot.setLabel("left", "score ↑")
             plot.getAxis("left").enableAutoSIPrefix(False)
             plot.showGrid(x=True, y=True, alpha=0.25)
-            plot.setLabel("bottom", "step")  # the lowest row carries the steps' label
-            (self.lr_plot or self.loss_plot).setLabel("bottom", "")
-            _major_ticks_only(plot)
+            major_ticks_only(plot)
             plot.setXLink(self.loss_plot)
             plot.setToolTip("How well each checkpoint answers your golden questions (ROUGE-L against the answers you "
                             "expect, 0 to 1; higher is better). Step 0 and the dashed line: the base model.")
@@ -230,8 +258,19 @@ class LossPlot(QWidget):
             self.base_line = pg.InfiniteLine(angle=0, pen=pg.mkPen(SCORE, width=1, style=pg.QtCore.Qt.PenStyle.DashLine))
             plot.addItem(self.base_line)
             self.view.ci.layout.setRowStretchFactor(3, 1)
+            self._label_lowest()
             self._apply_palette()
         return self.score_curve
+
+    def _reward_row(self):
+        """A preference run's rewards, under the other rows (made with the first reward)."""
+        if self.rewards is None:
+            from studio.ui.widgets.reward_plot import RewardRow  # it builds on this module's axis
+
+            self.rewards = RewardRow(self.view, 4, self.loss_plot)
+            self._label_lowest()
+            self._apply_palette()
+        return self.rewards
 
     def _redraw(self) -> None:
         if not self._dirty:
@@ -250,6 +289,8 @@ class LossPlot(QWidget):
             self._score_row().setData([s for s, _ in scored], [v for _, v in scored])
             self.base_line.setVisible(0 in self._score)
             self.base_line.setValue(self._score.get(0, 0.0))
+        if any(self._rewards.values()):
+            self._reward_row().set_points(self._rewards)
         if self._steps:
             self.placeholder.setVisible(False)
 
@@ -262,7 +303,10 @@ class LossPlot(QWidget):
 
     def _apply_palette(self) -> None:
         pal = self.palette()
-        text = paint_plots(self, self.view, [p for p in (self.loss_plot, self.lr_plot, self.score_plot) if p is not None])
+        text = paint_plots(self, self.view, [p for p in (self.loss_plot, self.lr_plot, self.score_plot,
+                                                         self.rewards and self.rewards.plot) if p is not None])
+        if self.rewards is not None:
+            self.rewards.paint(text)
         dark = pal.color(QPalette.ColorRole.Base).lightness() < 128
         # the raw loss is the faint line and the smoothed one the strong line, on light and on dark
         self.raw_curve.setPen(pg.mkPen(QColor(LOSS).darker(130) if dark else QColor(LOSS).lighter(140), width=1))
