@@ -238,3 +238,26 @@ def _preference_run(home: Path, method: str, **adapter) -> Path:
     run_dir, code = train_in_process(config, home, home / "runs" / method)
     assert code == 0, (run_dir / "stderr.log").read_text()
     return run_dir
+
+
+@pytest.mark.slow
+def test_a_resumed_dpo_run_goes_on_learning(tmp_path, monkeypatch):
+    """A DPO run stopped after its first checkpoint and resumed (preflight on, as by default) goes on
+    changing the adapter: its held-out margin after the resume is not frozen at the checkpoint's."""
+    import shutil
+
+    from studio.core import runs
+    from studio.core.training import worker
+
+    run = finished_demo_run(tmp_path, "resume", method="dpo", beta=0.02, learning_rate=5e-4, steps=4, batch_size=2,
+                            grad_accum=2, seq_len=256, eval_every=1, save_every=2, keep_checkpoints=5, preflight=True,
+                            gradient_checkpointing=True, data=DataSection(source=str(PREFERENCES)))
+    first = dict(runs.RunHistory.read(run).series["eval_reward_margin"])
+    shutil.rmtree(run / runs.ADAPTER)
+    shutil.rmtree(run / runs.CHECKPOINTS / "checkpoint-4")  # as if killed after checkpoint-2
+    monkeypatch.setenv("STUDIO_HOME", str(tmp_path))
+    assert worker.run(run, resume=True, echo=None) == 0
+    again = dict(runs.RunHistory.read(run).series["eval_reward_margin"])
+    assert again[2] == pytest.approx(first[2], abs=1e-3)
+    assert again[4] > again[3] > again[2]  # still learning after the resume
+    assert again[4] == pytest.approx(first[4], abs=0.05)  # and as the run that was never stopped

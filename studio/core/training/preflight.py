@@ -92,7 +92,7 @@ def run_preflight(trainer, train_ds, eval_ds, batch_size: int) -> PreflightResul
     batch = _on(device, trainer.data_collator(worst))
     trainable = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
     rng = _rng_state()
-    optimizer = trainer.create_optimizer()  # Trainer reuses this optimizer when train() starts
+    optimizer = trainer.create_optimizer()
     was_training = model.training
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -104,6 +104,10 @@ def run_preflight(trainer, train_ds, eval_ds, batch_size: int) -> PreflightResul
         allocated, reserved, nvml = _peaks(device)
     finally:
         _put_back(model, trainable, optimizer, rng, was_training)
+        # train() makes its own optimizer, after it loads a checkpoint to resume from: loading an adapter can
+        # replace its weights (PEFT casts TRL's bf16 adapter back to fp32), and an optimizer made now would
+        # go on updating the replaced ones, leaving the model unchanged (seen on a resumed DPO run)
+        trainer.optimizer = None
         _forget_metrics(trainer)
         if device.type == "cuda":
             torch.cuda.empty_cache()

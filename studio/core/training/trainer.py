@@ -20,7 +20,7 @@ def training_arguments(config: RunConfig, shape, *, run_dir: Path, total_steps: 
     from transformers import TrainingArguments
 
     t = config.training
-    args_class, extra = preference_arguments(config) if t.method != "sft" else (TrainingArguments, {})
+    args_class, extra = preference_arguments(config, has_eval) if t.method != "sft" else (TrainingArguments, {})
     return args_class(
         **extra,
         output_dir=str(Path(run_dir) / runs.CHECKPOINTS),
@@ -57,13 +57,14 @@ def training_arguments(config: RunConfig, shape, *, run_dir: Path, total_steps: 
     )
 
 
-def preference_arguments(config: RunConfig) -> tuple[type, dict]:
+def preference_arguments(config: RunConfig, has_eval: bool = True) -> tuple[type, dict]:
     """(TRL's config class, its settings) for a DPO or ORPO run: beta, and the sequence length for each
     of a pair's two sequences (prompt and answer together; longer ones lose their end)."""
     t = config.training
     # TRL's configs default to checkpointing on: the recipe's setting instead (the model is prepared with it)
+    # eval_on_start: the held-out pairs' rewards before the first step, where each curve starts
     common = {"beta": t.beta, "max_length": t.seq_len, "gradient_checkpointing": t.gradient_checkpointing,
-              "gradient_checkpointing_kwargs": {"use_reentrant": False}}
+              "gradient_checkpointing_kwargs": {"use_reentrant": False}, "eval_on_start": has_eval}
     if t.method == "dpo":
         from trl import DPOConfig
 
