@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import MISSING, fields
-
 from pathlib import Path
 
 import pytest

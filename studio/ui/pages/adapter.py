@@ -387,12 +387,13 @@ class AdapterPage(Page):
         return matching_preset(self.state.config)
 
     def estimated_steps(self) -> int | None:
-        """The run's optimizer steps on the data shown, counted as the worker counts them."""
+        """The run's optimizer steps on the data shown, counted as the worker counts them (a preference
+        run trains on the preference pairs)."""
         view = self.state.data
         if view is None:
             return None
         c = self.state.config
-        rows = view.training_rows(c.training.seq_len)
+        rows = view.training_rows(c.training.seq_len) if c.training.method == "sft" else view.pairs
         return c.total_steps(rows - c.data.held_out_rows(rows))
 
     def summary(self) -> str:

@@ -47,7 +47,7 @@ def is_preference(method: str) -> bool:
 
 class MethodBox(QGroupBox):
     def __init__(self, state, parent=None):
-        super().__init__(_label(TrainingSection, "method"), parent)
+        super().__init__("How the adapter learns", parent)
         self.state = state
         self._showing = False
         self.setToolTip("Supervised training imitates the answers; preference tuning (DPO, ORPO) teaches the model "
@@ -74,16 +74,16 @@ class MethodBox(QGroupBox):
     def _lay_out(self) -> None:
         self.form = QFormLayout(self)
         self.form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.FieldsStayAtSizeHint)
-        for text, widget in (("Training method:", self.method), (_label(TrainingSection, "beta") + ":", self.beta)):
-            name = QLabel(text, self)
+        for field, widget in (("method", self.method), ("beta", self.beta)):
+            name = QLabel(_label(TrainingSection, field) + ":", self)
             name.setToolTip(widget.toolTip())
             self.form.addRow(name, widget)
         self.form.addRow(self.pairs_note)
-        name = QLabel(_label(AdapterSection, "start_from") + ":", self)
-        name.setToolTip(_tip(AdapterSection, "start_from"))
-        self.form.addRow(name, self._start_from_row())
+        start = QLabel(_label(AdapterSection, "start_from") + ":", self)
+        start.setToolTip(_tip(AdapterSection, "start_from"))
+        self.form.addRow(start, self._start_from_row())
         self.start_note = help_label("", self)
-        self.start_note.setToolTip(name.toolTip())
+        self.start_note.setToolTip(start.toolTip())
         self.form.addRow(self.start_note)
 
     def _start_from_row(self) -> QHBoxLayout:

@@ -326,7 +326,7 @@ class RunsPage(Page):
         self.opened = view.run_dir
         self.folder_note.setVisible(False)
         series = view.series
-        self.plot.set_history(series["loss"], series["eval_loss"], series["lr"], view.golden_scores)
+        self.plot.set_history(series["loss"], series["eval_loss"], series["lr"], view.golden_scores, rewards=series)
         self.recipe.setPlainText(view.recipe_text)
         if self.scoreboard.run_dir != view.run_dir or not self.scoreboard.scoring():
             self.scoreboard.show_run(view.run_dir)  # read again: a run scored from the command line shows its scores

@@ -409,7 +409,7 @@ class TrainPage(Page):
         if self.running or view.run_dir != self.run_dir:
             return
         series = view.series
-        self.plot.set_history(series["loss"], series["eval_loss"], series["lr"], view.golden_scores)
+        self.plot.set_history(series["loss"], series["eval_loss"], series["lr"], view.golden_scores, rewards=series)
         from studio.ui.run_view import sample_html
 
         self.monitor.show_samples([sample_html(e) for e in view.samples])

@@ -25,6 +25,7 @@ SMOOTH = "#1f4e79"
 EVAL = "#f28e2b"
 LR = "#59a14f"
 SCORE = "#b07aa1"
+LEFT_AXIS, RIGHT_AXIS = 72, 52  # the axes' widths in pixels when a row has a right axis (a preference run's)
 
 
 def smooth(values: np.ndarray, weight: float | None = None) -> np.ndarray:
@@ -154,7 +155,7 @@ class LossPlot(QWidget):
         if self.rewards is not None:  # the next run may be supervised: no empty reward row
             self.rewards.remove()
             self.rewards = None
-            self._label_lowest()
+            self._arrange_rows()
         self._dirty = True
         self.placeholder.setVisible(True)
         self._redraw()
@@ -235,11 +236,19 @@ class LossPlot(QWidget):
         """A reward series ("reward_margin", "eval_reward_accuracy", …) as (step, value)."""
         return sorted(self._rewards[name].items())
 
-    def _label_lowest(self) -> None:
-        """The lowest row carries the steps' label."""
-        rows = [p for p in (self.loss_plot, self.lr_plot, self.score_plot, self.rewards and self.rewards.plot) if p]
+    def _arrange_rows(self) -> None:
+        """The lowest row carries the steps' label. With the reward row (its accuracy axis at the right),
+        every row gets axes of the same widths, so that a step is at the same x in each."""
+        reward_plot = self.rewards.plot if self.rewards is not None else None
+        rows = [p for p in (self.loss_plot, self.lr_plot, self.score_plot, reward_plot) if p is not None]
         for plot in rows:
             plot.setLabel("bottom", "step" if plot is rows[-1] else "")
+            plot.getAxis("left").setWidth(LEFT_AXIS if reward_plot else None)
+            if plot is not reward_plot:
+                plot.showAxis("right", reward_plot is not None)
+                plot.getAxis("right").setStyle(showValues=False, tickLength=0)
+                plot.getAxis("right").setPen(None)
+            plot.getAxis("right").setWidth(RIGHT_AXIS)
 
     def _score_row(self) -> pg.PlotDataItem:
         """The golden-question score's plot, made when the first score arrives (most runs have none)."""
@@ -258,7 +267,7 @@ class LossPlot(QWidget):
             self.base_line = pg.InfiniteLine(angle=0, pen=pg.mkPen(SCORE, width=1, style=pg.QtCore.Qt.PenStyle.DashLine))
             plot.addItem(self.base_line)
             self.view.ci.layout.setRowStretchFactor(3, 1)
-            self._label_lowest()
+            self._arrange_rows()
             self._apply_palette()
         return self.score_curve
 
@@ -268,7 +277,7 @@ class LossPlot(QWidget):
             from studio.ui.widgets.reward_plot import RewardRow  # it builds on this module's axis
 
             self.rewards = RewardRow(self.view, 4, self.loss_plot)
-            self._label_lowest()
+            self._arrange_rows()
             self._apply_palette()
         return self.rewards
 
