@@ -48,10 +48,12 @@ def test_pairs_and_the_rows_left_out_with_their_lines(tmp_path):
         {"prompt": "No rejected?", "chosen": "An answer.", "rejected": ""},  # line 4
         {"prompt": "Why do my leaves curl? " * 80, "chosen": "Too much light.", "rejected": "Not enough water."},  # 5
     ]
-    pairs, left_out = preference_pairs(load_data(str(_write(tmp_path / "texts.jsonl", texts))), tokenizer, config)
+    loaded = load_data(str(_write(tmp_path / "texts.jsonl", texts)))
+    # the loader already says which rows have no usable rejected answer, with their lines
+    assert [(p.line, p.kind) for p in loaded.problems] == [(3, "same_answers"), (4, "no_rejected")]
+    pairs, left_out = preference_pairs(loaded, tokenizer, config)
     assert [x.line for x in left_out] == [3, 4, 5]
-    assert left_out[0].reason == "the chosen and the rejected answers are the same"
-    assert left_out[1].reason == "it has no rejected answer"
+    assert left_out[0].reason == left_out[1].reason == "it has no usable rejected answer (none, or the same as the chosen one)"
     assert "as long as the sequence length (128) or longer" in left_out[2].reason
     assert len(pairs) == 2
     assert pairs[1]["prompt"][-1]["content"] == "Wie oft gieße ich einen Kaktus?"

@@ -108,7 +108,7 @@ def test_preference_pairs_show_their_layout_and_only_the_chosen_answer_highlight
     layout = window.state.data.report["layout"]
     assert layout["name"] == "preference pairs" and layout["trained"] == "the chosen answer"
     summary = plain(page.summary_label)
-    assert summary.startswith("Layout: preference pairs ('chosen' over 'rejected'): 2 rows, trained on the chosen answer")
+    assert summary.startswith("Layout: preference pairs ('chosen' over 'rejected'): 2 rows; supervised training learns the chosen answer")
     assert layout["words"] in summary
     view = page.example_views[0]
     trained = "".join(text for text, _ in highlighted(view))

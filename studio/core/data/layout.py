@@ -59,9 +59,10 @@ def describe(choice, kinds: dict, rows: int, text_split: str | None = None) -> L
         return Layout("KTO-labelled answers", words, "the answers labelled desirable")
     if choice.rejected:
         missing = rows - kinds.get("preference", 0)
-        words = (f"preference pairs ('{choice.chosen}' over '{choice.rejected}'): {count(rows, 'row')}, trained on the "
-                 "chosen answer; the rejected answer is kept for preference tuning and never trained")
-        words += f" ({count(missing, 'row')} without a rejected answer)" if missing > 0 else ""
+        words = (f"preference pairs ('{choice.chosen}' over '{choice.rejected}'): {count(rows, 'row')}; supervised training "
+                 "learns the chosen answer (the rejected one is never trained), preference tuning (DPO, ORPO) teaches "
+                 "the model to prefer it over the rejected one")
+        words += f" ({count(missing, 'row')} without a usable rejected answer)" if missing > 0 else ""
         return Layout("preference pairs", words, "the chosen answer")
     words = f"{base}: {count(rows, 'row')}, trained on the assistant's answers"
     extra = _tool_words(kinds) + _other_words(kinds)

@@ -27,7 +27,7 @@ from studio.core.data.layout import row_kinds
 from studio.core.data.problems import ERROR, FATAL, WARNING, DataError, Problem, ProblemLog
 from studio.core.data.sources import Source, open_source
 
-LOADER_VERSION = "3"  # bump when the normalized shape changes, so old cache entries are not reused
+LOADER_VERSION = "4"  # bump when the normalized shape changes, so old cache entries are not reused
 DETECTION_SAMPLE = 200
 DETECTION_CHARS = 8_000_000  # the detection sample stops early at this many characters
 WRITE_CHARS = 8_000_000  # rows waiting to be written to the Arrow file: at most this many characters

@@ -70,7 +70,17 @@ def add_answers(rec, choice, turns: list[dict]) -> tuple[list[dict], list[dict] 
         rec.warn(choice.rejected, "This row has no rejected answer: it trains as usual, but preference tuning will "
                  "leave it out.", f"Fill in '{choice.rejected}'.", "no_rejected")
         rejected = None
+    elif rejected and said(rejected) == said(chosen):
+        rec.warn(choice.rejected, "The rejected answer is the same as the chosen one: the row trains as usual, but "
+                 "preference tuning will leave it out (there is nothing to prefer).",
+                 f"Write a worse answer in '{choice.rejected}', or remove it.", "same_answers")
+        rejected = None
     return turns + chosen, rejected
+
+
+def said(turns: list[dict]) -> list[tuple]:
+    """What a list of answer turns says, for telling two answers apart (whitespace aside)."""
+    return [(t["role"], str(t.get("content") or "").strip(), str(t.get("tool_calls") or "")) for t in turns]
 
 
 def _prompt_end(chosen: list[dict], rejected: list[dict]) -> int:

@@ -110,6 +110,7 @@ KIND_NOUNS = {
     "media_ignored": ("row whose image is ignored", "rows whose image is ignored"),
     "undesirable": ("row labelled undesirable", "rows labelled undesirable"), "bad_label": "label not true or false",
     "no_rejected": ("pair without a rejected answer", "pairs without a rejected answer"),
+    "same_answers": ("pair whose two answers are the same", "pairs whose two answers are the same"),
     "bad_preference": "unreadable preference pair", "empty_answer_turn": "empty answer kept untrained",
     "tools_as_text": ("note on tool rendering", "notes on tool rendering"),
 }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from studio.core.data.preference import said
 from studio.core.recipe import RunConfig
 from studio.core.training.failures import RunFailure
 
@@ -55,10 +56,10 @@ def _pair(row: dict, renderer, seq_len: int) -> tuple[dict | None, str]:
     """A row as {prompt, chosen, rejected} messages, or (None, why it teaches no preference)."""
     turns, rejected = row["messages"], row.get("rejected") or []
     if not any(str(t.get("content") or "").strip() or t.get("tool_calls") for t in rejected):
-        return None, "it has no rejected answer"
+        return None, "it has no usable rejected answer (none, or the same as the chosen one)"
     cut = max(i for i, t in enumerate(turns) if t["role"] == "user") + 1 if any(t["role"] == "user" for t in turns) else 0
     prompt, chosen = turns[:cut], turns[cut:]
-    if _said(chosen) == _said(rejected):
+    if said(chosen) == said(rejected):  # the loader already drops such a rejected answer, with a warning
         return None, "the chosen and the rejected answers are the same"
     messages, tools = renderer.template_messages(prompt, row.get("tools"))
     prompt_tokens = len(renderer.tokenizer(renderer.render(prompt, add_generation_prompt=True, tools=row.get("tools")),
@@ -76,8 +77,3 @@ def _pair(row: dict, renderer, seq_len: int) -> tuple[dict | None, str]:
 
 def _messages(renderer, turns: list[dict]) -> list[dict]:
     return renderer.template_messages(turns, None, native=renderer.tools_native)[0]
-
-
-def _said(turns: list[dict]) -> list[tuple]:
-    """What a list of answer turns says, for telling two answers apart."""
-    return [(t["role"], str(t.get("content") or "").strip(), str(t.get("tool_calls") or "")) for t in turns]

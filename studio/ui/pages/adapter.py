@@ -54,6 +54,9 @@ class AdapterPage(Page):
         super().__init__(state, parent, scroll=True)
         self._syncing = False
         self.body.addWidget(self._presets_box())
+        self.method_box = MethodBox(state, self)  # supervised or preference tuning, and what the data allows: near the top,
+        self.method, self.beta = self.method_box.method, self.method_box.beta  # where data with pairs is offered DPO
+        self.body.addWidget(self.method_box)
         self.adapter_group = self._adapter_box()
         self.body.addWidget(self.adapter_group)
         self.targets_group = self._targets_box()
@@ -63,9 +66,6 @@ class AdapterPage(Page):
         self.trainable.setTextFormat(Qt.TextFormat.RichText)
         self.body.addWidget(self.trainable)
         self.body.addWidget(self._length_box())
-        self.method_box = MethodBox(state, self)  # supervised or preference tuning, and what the data allows
-        self.method, self.beta = self.method_box.method, self.method_box.beta
-        self.body.addWidget(self.method_box)
         self.options = AdvancedOptions(self)
         self.options.edited.connect(self._advanced_edited)
         for name in ADVANCED:

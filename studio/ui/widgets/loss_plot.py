@@ -103,6 +103,7 @@ class LossPlot(QWidget):
         top.layout.setColumnStretchFactor(0, 1)
         self.loss_plot: pg.PlotItem = self.view.addPlot(row=1, col=0, axisItems={"bottom": StepAxis("bottom")})
         self.loss_plot.setLabel("left", "loss")
+        self.loss_plot.getAxis("left").enableAutoSIPrefix(False)  # a DPO loss under 1 read "(x0.001)" and 600
         self.loss_plot.showGrid(x=True, y=True, alpha=0.25)
         major_ticks_only(self.loss_plot)
         self.placeholder = pg.LabelItem("The curves appear with the first step.", size="10pt")
