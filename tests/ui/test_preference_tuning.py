@@ -160,14 +160,15 @@ def _assert_reward_row(plot, events: list[dict]) -> None:
     for name in ("reward_margin", "eval_reward_margin", "reward_chosen", "reward_rejected", "reward_accuracy",
                  "eval_reward_accuracy"):
         assert _drawn(row.curves[name]) == _expected(events, name), name
-    assert [label.text for _, label in row.legend.items] == ["margin", "held-out margin", "chosen", "rejected",
-                                                             "accuracy (right)", "held-out accuracy"]
+    assert [label.text for _, label in row.legend.items] == ["margin", "held out", "chosen", "rejected",
+                                                             "accuracy →", "held out →"]
     # the accuracy on its own axis, 0 to 1; the chosen and rejected rewards thinner than the margin
     assert row.curves["reward_accuracy"] in row.accuracy_box.addedItems
     low, high = row.accuracy_box.viewRange()[1]
     assert low <= 0 and 1 <= high < 1.2
     assert row.curves["reward_chosen"].opts["pen"].widthF() < row.curves["reward_margin"].opts["pen"].widthF()
     assert row.plot.getAxis("bottom").labelText == "step" and plot.lr_plot.getAxis("bottom").labelText == ""
+    assert not plot.lr_plot.isVisible()  # the learning rate folds away for the rewards (room at 1024 × 700)
 
 
 def test_the_reward_row_draws_a_preference_run_live_and_from_its_folder(qapp, tmp_path):
@@ -190,7 +191,7 @@ def test_the_reward_row_draws_a_preference_run_live_and_from_its_folder(qapp, tm
     # a step's x is the same in every row: the rows' axes are as wide
     plot.add_eval({"step": 0, "checkpoint": "base", SCORE: 0.2})  # golden questions too: their row above the rewards
     pump(seconds=0.3)
-    rows = (plot.loss_plot, plot.lr_plot, plot.score_plot, plot.rewards.plot)
+    rows = (plot.loss_plot, plot.score_plot, plot.rewards.plot)
     assert len({round(p.vb.sceneBoundingRect().left()) for p in rows}) == 1
     assert len({round(p.vb.sceneBoundingRect().width()) for p in rows}) == 1
     assert plot.score_plot.getAxis("bottom").labelText == "" and plot.rewards.plot.getAxis("bottom").labelText == "step"
@@ -206,7 +207,7 @@ def test_the_reward_row_draws_a_preference_run_live_and_from_its_folder(qapp, tm
     # a supervised run next: no reward row at all, the lowest row left carries the steps again
     plot.set_history([(1, 2.0), (2, 1.8)], [(2, 1.9)], [(1, 1e-4), (2, 1e-4)], rewards={"loss": [(1, 2.0)]})
     pump(seconds=0.3)
-    assert plot.rewards is None and plot.score_plot.getAxis("bottom").labelText == "step"
+    assert plot.rewards is None and plot.score_plot.getAxis("bottom").labelText == "step" and plot.lr_plot.isVisible()
     assert plot.lr_plot.getAxis("bottom").labelText == ""
     assert not any(p.getAxis("right").isVisible() for p in (plot.loss_plot, plot.lr_plot, plot.score_plot))
     plot.deleteLater()

@@ -156,6 +156,7 @@ class LossPlot(QWidget):
         if self.rewards is not None:  # the next run may be supervised: no empty reward row
             self.rewards.remove()
             self.rewards = None
+            self._show_lr(True)
             self._arrange_rows()
         self._dirty = True
         self.placeholder.setVisible(True)
@@ -237,13 +238,21 @@ class LossPlot(QWidget):
         """A reward series ("reward_margin", "eval_reward_accuracy", …) as (step, value)."""
         return sorted(self._rewards[name].items())
 
+    def _show_lr(self, shown: bool) -> None:
+        """The learning-rate row in view, or folded away (its row takes no height)."""
+        if self.lr_plot is None:
+            return
+        self.lr_plot.setVisible(shown)
+        self.view.ci.layout.setRowMaximumHeight(2, 1e6 if shown else 0)
+
     def _arrange_rows(self) -> None:
         """The lowest row carries the steps' label. With the reward row (its accuracy axis at the right),
         every row gets axes of the same widths, so that a step is at the same x in each."""
         reward_plot = self.rewards.plot if self.rewards is not None else None
         rows = [p for p in (self.loss_plot, self.lr_plot, self.score_plot, reward_plot) if p is not None]
+        shown = [p for p in rows if p.isVisible()]
         for plot in rows:
-            plot.setLabel("bottom", "step" if plot is rows[-1] else "")
+            plot.setLabel("bottom", "step" if plot is shown[-1] else "")
             plot.getAxis("left").setWidth(LEFT_AXIS if reward_plot else None)
             if plot is not reward_plot:
                 plot.showAxis("right", reward_plot is not None)
@@ -278,6 +287,7 @@ class LossPlot(QWidget):
             from studio.ui.widgets.reward_plot import RewardRow  # it builds on this module's axis
 
             self.rewards = RewardRow(self.view, 4, self.loss_plot)
+            self._show_lr(False)  # a preference run's rewards tell more than its schedule, in the room there is
             self._arrange_rows()
             self._apply_palette()
         return self.rewards

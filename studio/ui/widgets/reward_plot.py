@@ -22,11 +22,11 @@ ACCURACY = "#76b7b2"
 # the series drawn: (colour, width, dashed, symbol, legend words, on the accuracy axis)
 CURVES = {
     "reward_margin": (MARGIN, 2.0, False, None, "margin", False),
-    "eval_reward_margin": (MARGIN, 2.0, True, "o", "held-out margin", False),
+    "eval_reward_margin": (MARGIN, 2.0, True, "o", "held out", False),
     "reward_chosen": (CHOSEN, 1.0, False, None, "chosen", False),
     "reward_rejected": (REJECTED, 1.0, False, None, "rejected", False),
-    "reward_accuracy": (ACCURACY, 1.5, False, None, "accuracy (right)", True),
-    "eval_reward_accuracy": (ACCURACY, 1.5, True, "t", "held-out accuracy", True),
+    "reward_accuracy": (ACCURACY, 1.5, False, None, "accuracy →", True),
+    "eval_reward_accuracy": (ACCURACY, 1.5, True, "t", "held out →", True),
 }
 TOOLTIP = ("Preference tuning: the reward margin — how much more the model favours each chosen answer than its "
            "rejected one — on the training batches (solid) and on the held-out pairs (dashed, dots); it should climb "
@@ -42,12 +42,13 @@ class RewardRow:
         self.view = view
         self.header = view.addLayout(row=row, col=0)
         self.header.setContentsMargins(0, 0, 0, 0)
-        self.header.setMaximumHeight(40)
-        self.legend = pg.LegendItem(colCount=3, labelTextSize="8pt", horSpacing=10)
+        self.header.setMaximumHeight(36)
+        # two lines of three: one line of six would widen the plot past a 1024-pixel window's Train page
+        self.legend = pg.LegendItem(colCount=3, labelTextSize="8pt", horSpacing=8)
         self.legend.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Maximum)
         self.header.addItem(self.legend, 0, 0)
         self.plot: pg.PlotItem = view.addPlot(row=row + 1, col=0, axisItems={"bottom": StepAxis("bottom")})
-        self.plot.setLabel("left", "reward margin ↑")
+        self.plot.setLabel("left", "margin ↑")
         self.plot.getAxis("left").enableAutoSIPrefix(False)
         self.plot.showGrid(x=True, y=True, alpha=0.25)
         major_ticks_only(self.plot)
@@ -67,6 +68,7 @@ class RewardRow:
         axis.setLabel("accuracy ↑")
         axis.enableAutoSIPrefix(False)
         axis.setStyle(maxTickLevel=0, maxTextLevel=0)
+        axis.setTicks([[(0.0, "0"), (0.5, "0.5"), (1.0, "1")]])  # three marks stay readable in a short row
         self.plot.scene().addItem(box)
         axis.linkToView(box)
         box.setXLink(self.plot)
