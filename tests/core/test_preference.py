@@ -111,6 +111,13 @@ def test_the_plan_of_a_preference_run():
     again = run("dpo", reference_adapter=True)
     assert again.bytes_of("reference_adapter") == 4 * dpo.trainable_params
     assert dpo.peak_phase.name in ("forward", "loss_backward", "layer_backward")
+    # suggestions for a run that does not fit: never a smaller rank for an adapter trained further
+    from studio.core.memory import suggest_changes
+
+    short = dpo.total_bytes - 20 * 2**20  # 20 MiB short: a smaller adapter would make it fit
+    for saved in (False, True):
+        fixes = suggest_changes(llama, AdapterSpec(saved=saved), dpo.shape, lean, short)
+        assert fixes and any("adapter.rank" in f.changes for f in fixes) != saved
 
 
 def test_the_fused_head_tile_is_trls():
@@ -131,8 +138,14 @@ def test_the_fused_head_tile_is_trls():
     assert fused_head_bytes(llama, shape, bf16, "backward") == tile + 4 * 2 * 4096 * llama.hidden_size
 
 
+@pytest.fixture(scope="module")
+def sft_run(tmp_path_factory) -> Path:
+    """A finished supervised run of the demo model (2 steps): the adapter DPO goes on from."""
+    return finished_demo_run(tmp_path_factory.mktemp("sft-home"), "sft", steps=2)
+
+
 @pytest.mark.parametrize("start_from", [False, True])
-def test_the_adapter_bytes_are_what_trl_holds(tmp_path, start_from):
+def test_the_adapter_bytes_are_what_trl_holds(tmp_path, start_from, request):
     """A DPO session set up by the worker's own code (the demo model, 4-bit): the trainable adapter's
     bytes — bf16, as TRL's DPOTrainer makes them — and, going on from an earlier adapter, the frozen
     reference copy's, equal the plan's."""
@@ -143,8 +156,7 @@ def test_the_adapter_bytes_are_what_trl_holds(tmp_path, start_from):
 
     config = demo_recipe("bytes", data=DataSection(source=str(PREFERENCES)), method="dpo", steps=1, seq_len=128)
     if start_from:
-        sft = finished_demo_run(tmp_path, "sft", steps=1)
-        config.adapter = AdapterSection(start_from=str(sft))
+        config.adapter = AdapterSection(start_from=str(request.getfixturevalue("sft_run")))
     run_dir = tmp_path / "dpo"
     run_dir.mkdir()
     with pytest.MonkeyPatch.context() as mp:
@@ -186,7 +198,10 @@ def test_dpo_on_the_demo_prefers_the_plant_doctor(tmp_path):
                             data=DataSection(source=str(PREFERENCES)))
     series = runs.RunHistory.read(run).series
     margins, accuracy = [v for _, v in series["eval_reward_margin"]], [v for _, v in series["eval_reward_accuracy"]]
-    assert len(margins) == 4 and margins[-1] > margins[0] > 0, margins  # at step 0 the policy is the reference: 0
+    # measured before the first step (the policy is the reference then: a margin of 0, no pair preferred) and every 12 steps
+    assert [s for s, _ in series["eval_reward_margin"]] == [0, 12, 24, 36, 48]
+    assert margins[0] == pytest.approx(0, abs=1e-6) and accuracy[0] == 0
+    assert margins[-1] > margins[1] > 0, margins
     assert accuracy[-1] >= 0.9, accuracy
     assert series["reward_margin"] and series["loss"][-1][1] < series["loss"][0][1]
 
@@ -205,7 +220,7 @@ def test_dpo_on_the_demo_prefers_the_plant_doctor(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["orpo", "dpo"])
-def test_a_short_preference_run_saves_an_adapter_peft_loads(tmp_path, method):
+def test_a_short_preference_run_saves_an_adapter_peft_loads(tmp_path, method, request):
     """ORPO from the base, and DPO going on from an earlier supervised run's adapter (SFT → DPO): both
     save one adapter (never DPO's frozen reference copy) that PEFT loads; the recipe records the method."""
     import torch
@@ -216,8 +231,7 @@ def test_a_short_preference_run_saves_an_adapter_peft_loads(tmp_path, method):
 
     start = {}
     if method == "dpo":
-        sft = finished_demo_run(tmp_path, "sft", steps=2)
-        start = {"start_from": str(sft)}
+        start = {"start_from": str(request.getfixturevalue("sft_run"))}
     run = _preference_run(tmp_path, method, **start)
     events = runs.read_events(run / runs.EVENTS)
     assert any("reward_margin" in e for e in events if e["type"] == "step")

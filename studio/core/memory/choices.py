@@ -31,6 +31,7 @@ class AdapterSpec:
     targets: tuple[str, ...] = ("all-linear",)
     use_dora: bool = False
     use_rslora: bool = False
+    saved: bool = False  # an earlier run's adapter trained further (adapter.start_from): its shape cannot change
 
     def __post_init__(self) -> None:
         if self.rank < 1:

@@ -131,7 +131,7 @@ def _held_in(before: str, after: str) -> str:
 
 
 def _smaller_adapter(adapter: AdapterSpec, precision: Precision) -> list[Change]:
-    if precision.mode == "full":
+    if precision.mode == "full" or adapter.saved:  # an adapter trained further keeps its rank
         return []
     return [Change(f"Smaller adapter: rank {r} instead of {adapter.rank} (it can change the model less)",
                    {"adapter.rank": r, "adapter.alpha": max(1, round(adapter.alpha * r / adapter.rank))}, same_result=False)

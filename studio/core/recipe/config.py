@@ -44,7 +44,7 @@ class RunConfig:
         if a.start_from:
             from studio.core.recipe.start_from import saved_lora, start_adapter
 
-            return AdapterSpec(**saved_lora(start_adapter(a.start_from)))
+            return AdapterSpec(**saved_lora(start_adapter(a.start_from)), saved=True)
         return AdapterSpec(rank=a.rank, alpha=a.alpha, dropout=a.dropout, targets=tuple(a.targets), use_dora=a.use_dora,
                            use_rslora=a.use_rslora)
 
