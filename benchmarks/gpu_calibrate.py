@@ -57,6 +57,7 @@ class Case(memory_calibration.Case):
     upcast_frozen: bool = True
     chunked_loss: bool = True
     optimizer: str = "auto"
+    method: str = "sft"  # dpo, orpo: TRL's trainer as the worker builds it, on pairs of sequences
 
     def label(self) -> str:
         parts = [self.model, self.precision, f"b{self.batch_size}×{self.seq_len}"]
@@ -69,6 +70,8 @@ class Case(memory_calibration.Case):
             parts.append("full-loss")
         if self.optimizer != "auto":
             parts.append(self.optimizer)
+        if self.method != "sft":
+            parts.append(self.method.upper())
         return " ".join(parts)
 
 
@@ -88,6 +91,15 @@ CASES = [
     Case("phi-3-mini-4k-instruct", 4096), Case("phi-3-mini-4k-instruct", 1024, 2, 16, False),
     # qwen3
     Case("qwen3-0.6b", 4096), Case("qwen3-0.6b", 2048, 2, 32, use_dora=True),
+    # preference tuning (issue #20): a chosen and a rejected sequence per example; DPO's reference pass
+    Case("llama-3.2-1b", 2048, method="dpo"), Case("llama-3.2-1b", 4096, method="dpo", upcast_frozen=False),
+    Case("llama-3.2-1b", 2048, method="orpo"), Case("qwen2.5-0.5b", 2048, 2, method="dpo"),
+    # the same on a 16-bit base, for a lent machine that carries TRL and datasets instead of bitsandbytes
+    # (pyarrow's 55 MB and bitsandbytes' 43 MB do not travel together): gpu_check.sh --preference
+    Case("llama-3.2-1b", 2048, precision="16bit", optimizer="adamw", method="dpo"),
+    Case("llama-3.2-1b", 4096, precision="16bit", optimizer="adamw", method="dpo"),
+    Case("llama-3.2-1b", 2048, precision="16bit", optimizer="adamw", method="orpo"),
+    Case("qwen2.5-0.5b", 2048, 2, precision="16bit", optimizer="adamw", method="dpo"),
 ]
 
 # Shrunk architectures for the CPU rehearsal: the code paths, not the figures.
@@ -150,8 +162,11 @@ class PhaseProbe:
             self._current = {}
 
     def attach(self, model, optimizer) -> None:
-        model.register_forward_pre_hook(lambda *_: self.mark("before"))
-        model.register_forward_hook(lambda *_: self.mark("forward"))
+        def named(phase: str) -> str:  # DPO's reference forward runs without gradients inside the training step
+            return phase if self.torch.is_grad_enabled() else f"reference_{phase}"
+
+        model.register_forward_pre_hook(lambda *_: self.mark(named("before")))
+        model.register_forward_hook(lambda *_: self.mark(named("forward")))
         inner = getattr(optimizer, "optimizer", optimizer)  # accelerate wraps it
         inner.register_step_pre_hook(lambda *_: self.mark("backward"))
         inner.register_step_post_hook(lambda *_: self.mark("optimizer"))
@@ -180,6 +195,7 @@ def studio_config(case: Case, model_dir: Path):
     t.precision, t.batch_size, t.seq_len, t.grad_accum = case.precision, case.batch_size, case.seq_len, 1
     t.gradient_checkpointing, t.upcast_frozen, t.chunked_loss = case.gradient_checkpointing, case.upcast_frozen, case.chunked_loss
     t.optimizer, t.attention = case.optimizer, "sdpa"
+    t.method, t.save_every, t.eval_every = case.method, 0, 0
     return config
 
 
@@ -191,6 +207,43 @@ def planned(case: Case, config, info, on_gpu: bool) -> dict:
     shape = config.train_shape(on_gpu, info.model_type)
     p = plan(info, config.adapter_spec(), shape, config.precision_for("bfloat16"))
     return {"total": p.total_bytes, **{c.name: c.bytes for c in p.components}}
+
+
+def random_pairs(n: int, seq_len: int, tokenizer, seed: int = 0) -> list[dict]:
+    """Preference pairs of random text: a prompt of half the sequence and two answers that fill the rest
+    (TRL cuts each sequence at the sequence length), so both sequences of a pair are as long as the case's."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    vocab = len(tokenizer)
+
+    def text(tokens: int) -> str:
+        return tokenizer.decode(torch.randint(5, vocab, (tokens,), generator=g).tolist(), skip_special_tokens=True)
+
+    return [{"prompt": text(seq_len // 2), "chosen": text(seq_len // 2 + 64), "rejected": text(seq_len // 2 + 64)}
+            for _ in range(n)]
+
+
+def preference_trainer(case: Case, config, info, device, compute: str, on_gpu: bool, out: str, trainer_base_class):
+    """TRL's DPO or ORPO trainer built as the worker builds it (session._build_preference_trainer), on
+    random pairs; `trainer_base_class` gets the probe's compute_loss mark."""
+    from datasets import Dataset
+
+    from studio.core.models import load_tokenizer
+    from studio.core.training import model as training_model
+    from studio.core.training import trainer as training_trainer
+
+    tokenizer = load_tokenizer(info)
+    shape = config.train_shape(on_gpu, info.model_type)
+    trl_wraps = case.method == "dpo"
+    model = training_model.load_model(config, info, device, compute, adapter=not trl_wraps)
+    args = training_trainer.training_arguments(config, shape, run_dir=Path(out), total_steps=2, compute_dtype=compute,
+                                               on_gpu=on_gpu, has_eval=False)
+    pairs = random_pairs(3 * case.batch_size, case.seq_len, tokenizer)
+    # the eval pairs are given now: ORPO tokenizes its datasets when it is made, not in evaluate()
+    return trainer_base_class(model=model, args=args, train_dataset=Dataset.from_list(pairs[: 2 * case.batch_size]),
+                              eval_dataset=Dataset.from_list(pairs[2 * case.batch_size:]), processing_class=tokenizer,
+                              peft_config=training_model.lora_config(config) if trl_wraps else None)
 
 
 def full_bf16_model(model_dir: Path, case: Case, device):
@@ -230,6 +283,8 @@ def measure(case: Case, model_dir: Path, on_gpu: bool, nvml: Nvml, nvml_idle: in
     if case.precision == "full-bf16":
         model = full_bf16_model(model_dir, case, device)
         trainer_class, extra, collator = Trainer, {}, None
+    elif case.method != "sft":  # the trainer loads it (measure_preference)
+        model, trainer_class, extra, collator = None, Trainer, {}, None
     else:
         model = training_model.load_model(config, info, device, compute)
         trainer_class = training_trainer.trainer_class()
@@ -250,6 +305,9 @@ def measure(case: Case, model_dir: Path, on_gpu: bool, nvml: Nvml, nvml_idle: in
         def on_train_begin(self, args, state, control, model=None, optimizer=None, **kw):
             probe.attach(model, optimizer)
 
+    if case.method != "sft":
+        return measure_preference(case, config, info, device, compute, on_gpu, nvml, nvml_idle, probe, Attach,
+                                  base_allocated, nvml_start)
     rows = random_rows(2 * case.batch_size + case.batch_size, case.seq_len, info.vocab_size)
     train_rows, eval_rows = rows[: 2 * case.batch_size], rows[2 * case.batch_size:]
     optim = "adamw_torch" if case.optimizer == "adamw" or shape is None else training_trainer.OPTIMIZER_NAMES[shape.optimizer]
@@ -291,13 +349,77 @@ def measure(case: Case, model_dir: Path, on_gpu: bool, nvml: Nvml, nvml_idle: in
             "train_s": round(train_s, 2), "vocab_size": info.vocab_size, "model_type": info.model_type}
 
 
+def measure_preference(case: Case, config, info, device, compute: str, on_gpu: bool, nvml, nvml_idle: int, probe,
+                       attach_class, base_allocated: int, nvml_start: int) -> dict:
+    """One DPO or ORPO case: two optimizer steps of TRL's trainer, phase by phase (DPO's reference
+    forward, which runs without gradients, is its own phase), then one evaluation batch."""
+    import tempfile
+
+    import torch
+    from transformers import PrinterCallback
+
+    from studio.core.training import trainer as training_trainer
+
+    class Probed(training_trainer.preference_trainer_class(case.method)):
+        def compute_loss(self, *args, **kwargs):
+            out = super().compute_loss(*args, **kwargs)
+            if self.model.training:
+                probe.mark("loss")
+            return out
+
+    with tempfile.TemporaryDirectory() as out:
+        trainer = preference_trainer(case, config, info, device, compute, on_gpu, out, Probed)
+        trainer.add_callback(attach_class())
+        trainer.remove_callback(PrinterCallback)
+        if on_gpu:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        t1 = time.perf_counter()
+        trainer.train()
+        train_s = time.perf_counter() - t1
+        probe.active = False
+        result = {"allocated": 0, "reserved": 0, "nvml": 0}
+        if on_gpu:
+            torch.cuda.synchronize()
+            phase_peak = max((v["peak"] for step in probe.steps for v in step.values()), default=0)
+            result = {"allocated": max(phase_peak, int(torch.cuda.max_memory_allocated())) - base_allocated,
+                      "reserved": int(torch.cuda.max_memory_reserved()), "nvml": nvml.used() - nvml_idle}
+            torch.cuda.reset_peak_memory_stats()
+        eval_loss = trainer.evaluate().get("eval_loss")
+        eval_peak = int(torch.cuda.max_memory_allocated()) - base_allocated if on_gpu else 0
+    model = trainer.model
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    plan_parts = planned(case, config, info, on_gpu)
+    del trainer, model
+    gc.collect()
+    if on_gpu:
+        torch.cuda.empty_cache()
+    return {"case": asdict(case), "label": case.label(), "planned": plan_parts, "loaded_allocated": None,
+            "measured": result, "nvml_start": nvml_start, "base_allocated": base_allocated, "phases": probe.steps,
+            "eval_peak": eval_peak, "eval_loss": eval_loss, "losses": losses, "trainable": trainable,
+            "tokens": 2 * case.batch_size * case.seq_len, "load_s": None, "train_s": round(train_s, 2),
+            "vocab_size": info.vocab_size, "model_type": info.model_type}
+
+
 # ---------------------------------------------------------------------------------------------
 # Building the architectures, the child per architecture, the parent
 # ---------------------------------------------------------------------------------------------
 
 
+def runnable(case: Case, methods: tuple[str, ...]) -> bool:
+    """A case of the methods asked for, whose libraries this machine has (bitsandbytes for 4/8-bit, TRL
+    and datasets for preference tuning)."""
+    import importlib.util
+
+    if case.method not in methods:
+        return False
+    needs = (["bitsandbytes"] if case.precision in ("4bit", "8bit") else []) + (["trl", "datasets"] if case.method != "sft" else [])
+    return all(importlib.util.find_spec(n) is not None for n in needs)
+
+
 def child(name: str, work: Path, out: Path, rehearsal: bool, deadline: float, index: int | None = None,
-          build_only: bool = False) -> int:
+          build_only: bool = False, methods: tuple[str, ...] = ("sft", "dpo", "orpo")) -> int:
     """Measure `name`'s cases (only CASES[index] with `index`: a process per case, so no case
     inherits another's memory); the model is built by the first call and reused."""
     import warnings
@@ -317,7 +439,7 @@ def child(name: str, work: Path, out: Path, rehearsal: bool, deadline: float, in
         print(f"[{name}] built in {time.time() - t0:.1f} s", flush=True)
         if build_only:  # the measuring processes start with nothing on the GPU
             return 0
-    chosen = [CASES[index]] if index is not None else [c for c in CASES if c.model == name]
+    chosen = [CASES[index]] if index is not None else [c for c in CASES if c.model == name and runnable(c, methods)]
     cases = [rehearsal_case(c) if rehearsal else c for c in chosen]
     with out.open("a", encoding="utf-8") as fh:
         for case in cases:
@@ -361,20 +483,23 @@ def main(argv=None) -> int:
     ap.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--per-case", action="store_true", help="a process per case (clean readings; slower)")
     ap.add_argument("--skip-first", action="store_true", help="with --per-case: leave out each model's first case")
+    ap.add_argument("--methods", default="sft,dpo,orpo", help="the training methods whose cases run (those whose "
+                    "libraries this machine lacks are left out)")
     a = ap.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
     results = a.out / "calibration.jsonl"
     if a.child:
-        return child(a.child, a.work, results, a.cpu_rehearsal, a.deadline, a.case, a.build_only)
+        return child(a.child, a.work, results, a.cpu_rehearsal, a.deadline, a.case, a.build_only, tuple(a.methods.split(",")))
     deadline = time.time() + a.budget_s
-    names = a.models.split(",") if a.models else list(dict.fromkeys(c.model for c in CASES))
+    methods = tuple(a.methods.split(","))
+    names = a.models.split(",") if a.models else list(dict.fromkeys(c.model for c in CASES if c.method in methods))
     for name in names:
         if time.time() > deadline:
             print(f"out of time: {name} not measured", flush=True)
             continue
         cmd = [sys.executable, __file__, "--out", str(a.out), "--work", str(a.work), "--child", name,
-               "--deadline", str(deadline)] + (["--cpu-rehearsal"] if a.cpu_rehearsal else [])
-        indices = [i for i, c in enumerate(CASES) if c.model == name]
+               "--deadline", str(deadline), "--methods", a.methods] + (["--cpu-rehearsal"] if a.cpu_rehearsal else [])
+        indices = [i for i, c in enumerate(CASES) if c.model == name and runnable(c, methods)]
         runs = [cmd + ["--case", str(i)] for i in indices[1 if a.skip_first else 0:]] if a.per_case else [cmd]
         if a.per_case:
             runs.insert(0, cmd + ["--build-only"])

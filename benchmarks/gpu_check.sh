@@ -6,6 +6,12 @@
 #   bash benchmarks/gpu_check.sh [OUT]          # on the GPU: about 9 minutes
 #   bash benchmarks/gpu_check.sh --rehearse OUT # on a CPU, same code paths, shrunk models (PY=python to pick one)
 #
+# Preference tuning (issue #20) needs TRL and datasets, and datasets needs pyarrow (55 MB): it does not travel
+# with bitsandbytes (43 MB) in the 64 MiB a device call carries. So its cases run in a call of their own, on a
+# 16-bit base: `bash benchmarks/gpu_check.sh --wheels-preference` fills .whl/ with TRL, datasets and theirs
+# (no bitsandbytes), then `bash benchmarks/gpu_check.sh --preference OUT` (about 2 minutes) measures only the
+# DPO and ORPO cases this machine can run (gpu_calibrate.py --methods dpo,orpo).
+#
 # 1. installs the carried wheels into /tmp/site; 2. the planner calibration (gpu_calibrate.py: 19
 # cases, 5 architectures, random weights built on the GPU); 3. peak memory and tokens/s of the
 # studio against a plain QLoRA script, Llama 3 8B's architecture, 8192 tokens (peak_vs_plain.py).
@@ -20,6 +26,16 @@ if [ "${1:-}" = "--wheels" ]; then
   done
   exit
 fi
+if [ "${1:-}" = "--wheels-preference" ]; then
+  rm -rf .whl && mkdir -p .whl
+  for p in trl==1.16.0 datasets==5.2.0 pyarrow xxhash dill multiprocess peft==0.21.2 platformdirs tomli_w; do
+    python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+      --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform any -d .whl "$p"
+  done
+  exit
+fi
+METHODS=sft,dpo,orpo
+if [ "${1:-}" = "--preference" ]; then METHODS=dpo,orpo; shift; fi
 REHEARSE=0
 if [ "${1:-}" = "--rehearse" ]; then REHEARSE=1; shift; fi
 OUT=${1:-${OUT:-/tmp/gpu-check}}
@@ -47,10 +63,13 @@ $PY -c "import sys, torch, transformers, peft, bitsandbytes, accelerate; print('
 
 log "calibration"
 if [ $REHEARSE = 0 ]; then
-  timeout 270 $PY benchmarks/gpu_calibrate.py --out "$OUT" --work "$WORK/studio-calibration" --budget-s 200 2>&1 | tee "$OUT/calibration.log"
+  timeout 270 $PY benchmarks/gpu_calibrate.py --out "$OUT" --work "$WORK/studio-calibration" --budget-s 200 \
+    --methods $METHODS 2>&1 | tee "$OUT/calibration.log"
 else
-  timeout 900 $PY benchmarks/gpu_calibrate.py --out "$OUT" --work /tmp/studio-rehearsal --cpu-rehearsal 2>&1 | tee "$OUT/calibration.log"
+  timeout 900 $PY benchmarks/gpu_calibrate.py --out "$OUT" --work /tmp/studio-rehearsal --cpu-rehearsal \
+    --methods $METHODS 2>&1 | tee "$OUT/calibration.log"
 fi
+[ "$METHODS" = "dpo,orpo" ] && { log "done"; exit; }
 
 log "peak and tokens/s against a plain QLoRA script"
 if [ $REHEARSE = 0 ]; then
