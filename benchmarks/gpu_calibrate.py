@@ -29,6 +29,7 @@ the GPU minutes are only spent measuring.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import os
@@ -319,34 +320,51 @@ def measure(case: Case, model_dir: Path, on_gpu: bool, nvml: Nvml, nvml_idle: in
             disable_tqdm=True, remove_unused_columns=False, prediction_loss_only=True, dataloader_pin_memory=False)
         trainer = Probed(model=model, args=args, train_dataset=train_rows, data_collator=collator, callbacks=[Attach()], **extra)
         trainer.remove_callback(PrinterCallback)
-        if on_gpu:
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-        t1 = time.perf_counter()
-        trainer.train()
-        train_s = time.perf_counter() - t1
-        probe.active = False
-        result = {"allocated": 0, "reserved": 0, "nvml": 0}
-        if on_gpu:
-            torch.cuda.synchronize()
-            phase_peak = max((v["peak"] for step in probe.steps for v in step.values()), default=0)  # marks reset the peak
-            result = {"allocated": max(phase_peak, int(torch.cuda.max_memory_allocated())) - base_allocated,
-                      "reserved": int(torch.cuda.max_memory_reserved()), "nvml": nvml.used() - nvml_idle}
-            torch.cuda.reset_peak_memory_stats()
-        eval_loss = trainer.evaluate(eval_dataset=eval_rows).get("eval_loss")
-        eval_peak = int(torch.cuda.max_memory_allocated()) - base_allocated if on_gpu else 0
-    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    plan_parts = planned(case, config, info, on_gpu)
+        readings = train_and_read(trainer, probe, on_gpu, nvml, nvml_idle, base_allocated,
+                                  functools.partial(trainer.evaluate, eval_dataset=eval_rows))
+    readings.update(let_go(trainer, case, config, info, on_gpu))
+    return {"case": asdict(case), "label": case.label(), "loaded_allocated": loaded_allocated, "nvml_start": nvml_start,
+            "base_allocated": base_allocated, "phases": probe.steps, **readings, "tokens": case.batch_size * case.seq_len,
+            "load_s": round(load_s, 2), "vocab_size": info.vocab_size, "model_type": info.model_type}
+
+
+def train_and_read(trainer, probe, on_gpu: bool, nvml, nvml_idle: int, base_allocated: int, evaluate) -> dict:
+    """`trainer`'s two steps, then one evaluation batch (`evaluate()`): the whole run's peaks, the driver's
+    count, the time, the eval loss and the evaluation's own peak."""
+    import torch
+
+    if on_gpu:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    t1 = time.perf_counter()
+    trainer.train()
+    train_s = time.perf_counter() - t1
+    probe.active = False
+    result = {"allocated": 0, "reserved": 0, "nvml": 0}
+    if on_gpu:
+        torch.cuda.synchronize()
+        phase_peak = max((v["peak"] for step in probe.steps for v in step.values()), default=0)  # marks reset the peak
+        result = {"allocated": max(phase_peak, int(torch.cuda.max_memory_allocated())) - base_allocated,
+                  "reserved": int(torch.cuda.max_memory_reserved()), "nvml": nvml.used() - nvml_idle}
+        torch.cuda.reset_peak_memory_stats()
+    eval_loss = evaluate().get("eval_loss")
+    eval_peak = int(torch.cuda.max_memory_allocated()) - base_allocated if on_gpu else 0
+    return {"measured": result, "train_s": round(train_s, 2), "eval_loss": eval_loss, "eval_peak": eval_peak}
+
+
+def let_go(trainer, case: Case, config, info, on_gpu: bool) -> dict:
+    """The losses, the trainable parameters and the plan; then the model and trainer freed for the next case."""
+    import torch
+
+    model = trainer.model
+    facts = {"losses": [h["loss"] for h in trainer.state.log_history if "loss" in h],
+             "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
+             "planned": planned(case, config, info, on_gpu)}
     del trainer, model
     gc.collect()
     if on_gpu:
         torch.cuda.empty_cache()
-    return {"case": asdict(case), "label": case.label(), "planned": plan_parts, "loaded_allocated": loaded_allocated,
-            "measured": result, "nvml_start": nvml_start, "base_allocated": base_allocated, "phases": probe.steps,
-            "eval_peak": eval_peak, "eval_loss": eval_loss, "losses": losses,
-            "trainable": trainable, "tokens": case.batch_size * case.seq_len, "load_s": round(load_s, 2),
-            "train_s": round(train_s, 2), "vocab_size": info.vocab_size, "model_type": info.model_type}
+    return facts
 
 
 def measure_preference(case: Case, config, info, device, compute: str, on_gpu: bool, nvml, nvml_idle: int, probe,
@@ -355,7 +373,6 @@ def measure_preference(case: Case, config, info, device, compute: str, on_gpu: b
     forward, which runs without gradients, is its own phase), then one evaluation batch."""
     import tempfile
 
-    import torch
     from transformers import PrinterCallback
 
     from studio.core.training import trainer as training_trainer
@@ -371,35 +388,11 @@ def measure_preference(case: Case, config, info, device, compute: str, on_gpu: b
         trainer = preference_trainer(case, config, info, device, compute, on_gpu, out, Probed)
         trainer.add_callback(attach_class())
         trainer.remove_callback(PrinterCallback)
-        if on_gpu:
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-        t1 = time.perf_counter()
-        trainer.train()
-        train_s = time.perf_counter() - t1
-        probe.active = False
-        result = {"allocated": 0, "reserved": 0, "nvml": 0}
-        if on_gpu:
-            torch.cuda.synchronize()
-            phase_peak = max((v["peak"] for step in probe.steps for v in step.values()), default=0)
-            result = {"allocated": max(phase_peak, int(torch.cuda.max_memory_allocated())) - base_allocated,
-                      "reserved": int(torch.cuda.max_memory_reserved()), "nvml": nvml.used() - nvml_idle}
-            torch.cuda.reset_peak_memory_stats()
-        eval_loss = trainer.evaluate().get("eval_loss")
-        eval_peak = int(torch.cuda.max_memory_allocated()) - base_allocated if on_gpu else 0
-    model = trainer.model
-    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    plan_parts = planned(case, config, info, on_gpu)
-    del trainer, model
-    gc.collect()
-    if on_gpu:
-        torch.cuda.empty_cache()
-    return {"case": asdict(case), "label": case.label(), "planned": plan_parts, "loaded_allocated": None,
-            "measured": result, "nvml_start": nvml_start, "base_allocated": base_allocated, "phases": probe.steps,
-            "eval_peak": eval_peak, "eval_loss": eval_loss, "losses": losses, "trainable": trainable,
-            "tokens": 2 * case.batch_size * case.seq_len, "load_s": None, "train_s": round(train_s, 2),
-            "vocab_size": info.vocab_size, "model_type": info.model_type}
+        readings = train_and_read(trainer, probe, on_gpu, nvml, nvml_idle, base_allocated, trainer.evaluate)
+    readings.update(let_go(trainer, case, config, info, on_gpu))
+    return {"case": asdict(case), "label": case.label(), "loaded_allocated": None, "nvml_start": nvml_start,
+            "base_allocated": base_allocated, "phases": probe.steps, **readings, "tokens": 2 * case.batch_size * case.seq_len,
+            "load_s": None, "vocab_size": info.vocab_size, "model_type": info.model_type}
 
 
 # ---------------------------------------------------------------------------------------------
