@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
 import memory_calibration  # noqa: E402  (its Case; build_random_model: the catalog architecture, random weights)
+from calibration_pairs import preference_trainer  # noqa: E402  (DPO and ORPO cases: TRL's trainer on random pairs)
 from memory_calibration import build_random_model  # noqa: E402
 
 
@@ -210,43 +211,6 @@ def planned(case: Case, config, info, on_gpu: bool) -> dict:
     return {"total": p.total_bytes, **{c.name: c.bytes for c in p.components}}
 
 
-def random_pairs(n: int, seq_len: int, tokenizer, seed: int = 0) -> list[dict]:
-    """Preference pairs of random text: a prompt of half the sequence and two answers that fill the rest
-    (TRL cuts each sequence at the sequence length), so both sequences of a pair are as long as the case's."""
-    import torch
-
-    g = torch.Generator().manual_seed(seed)
-    vocab = len(tokenizer)
-
-    def text(tokens: int) -> str:
-        return tokenizer.decode(torch.randint(5, vocab, (tokens,), generator=g).tolist(), skip_special_tokens=True)
-
-    return [{"prompt": text(seq_len // 2), "chosen": text(seq_len // 2 + 64), "rejected": text(seq_len // 2 + 64)}
-            for _ in range(n)]
-
-
-def preference_trainer(case: Case, config, info, device, compute: str, on_gpu: bool, out: str, trainer_base_class):
-    """TRL's DPO or ORPO trainer built as the worker builds it (session._build_preference_trainer), on
-    random pairs; `trainer_base_class` gets the probe's compute_loss mark."""
-    from datasets import Dataset
-
-    from studio.core.models import load_tokenizer
-    from studio.core.training import model as training_model
-    from studio.core.training import trainer as training_trainer
-
-    tokenizer = load_tokenizer(info)
-    shape = config.train_shape(on_gpu, info.model_type)
-    trl_wraps = case.method == "dpo"
-    model = training_model.load_model(config, info, device, compute, adapter=not trl_wraps)
-    args = training_trainer.training_arguments(config, shape, run_dir=Path(out), total_steps=2, compute_dtype=compute,
-                                               on_gpu=on_gpu, has_eval=False)
-    pairs = random_pairs(3 * case.batch_size, case.seq_len, tokenizer)
-    # the eval pairs are given now: ORPO tokenizes its datasets when it is made, not in evaluate()
-    return trainer_base_class(model=model, args=args, train_dataset=Dataset.from_list(pairs[: 2 * case.batch_size]),
-                              eval_dataset=Dataset.from_list(pairs[2 * case.batch_size:]), processing_class=tokenizer,
-                              peft_config=training_model.lora_config(config) if trl_wraps else None)
-
-
 def full_bf16_model(model_dir: Path, case: Case, device):
     """Every weight trained in pure bf16 (no fp32 master copy), as a plain script does it."""
     import torch
@@ -385,7 +349,7 @@ def measure_preference(case: Case, config, info, device, compute: str, on_gpu: b
             return out
 
     with tempfile.TemporaryDirectory() as out:
-        trainer = preference_trainer(case, config, info, device, compute, on_gpu, out, Probed)
+        trainer = preference_trainer(case, config, info, device, compute, on_gpu, out, Probed)  # calibration_pairs.py
         trainer.add_callback(attach_class())
         trainer.remove_callback(PrinterCallback)
         readings = train_and_read(trainer, probe, on_gpu, nvml, nvml_idle, base_allocated, trainer.evaluate)
