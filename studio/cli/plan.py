@@ -29,6 +29,8 @@ def _add_plan_arguments(p: argparse.ArgumentParser) -> None:
     precision = help_of(TrainingSection, "precision") + ", or full (full fine-tuning, to compare) (default: 4bit)"
     add_recipe_flags(p, keep=lambda key, spec: spec.metadata["plans"] and key != "model.source",
                      changes={"training.precision": {"choices": list(PRECISIONS), "help": precision}})
+    p.add_argument("--gpus", dest="training.num_processes", type=int, default=None,
+                   help="GPUs training together (the same as --num-processes): the plan is per GPU")
 
 
 def recipe_from_args(args):
@@ -42,7 +44,7 @@ def recipe_from_args(args):
 
 def _target_gpu(gpu: str | None):
     """(bytes, label, compute dtype) of the GPU to check against; bytes is None when there is none."""
-    from studio.core.hardware import detect_gpus, parse_gpu_memory
+    from studio.core.hardware import detect_gpus, parse_gpu_memory, planning_gpu
 
     if gpu:
         size = parse_gpu_memory(gpu)
@@ -50,8 +52,8 @@ def _target_gpu(gpu: str | None):
     gpus = detect_gpus()
     if not gpus:
         return None, None, "bfloat16"
-    g = gpus[0]
-    return g.free_bytes, f"{g.name} ({gib(g.free_bytes)} GiB free of {gib(g.total_bytes)})", g.compute_dtype
+    g, cards = planning_gpu(gpus)
+    return g.free_bytes, f"{cards} ({gib(g.free_bytes)} GiB free of {gib(g.total_bytes)})", g.compute_dtype
 
 
 def build_plan_report(config, gpu: str | None = None) -> dict:
@@ -106,7 +108,7 @@ def build_plan_report(config, gpu: str | None = None) -> dict:
         "shape": {"batch_size": shape.batch_size, "seq_len": shape.seq_len, "grad_accum": shape.grad_accum,
                   "gradient_checkpointing": shape.gradient_checkpointing, "optimizer": shape.optimizer,
                   "attention": shape.attention, "loss_chunk_tokens": shape.loss_chunk_tokens, "method": shape.method,
-                  "method_words": shape.method_words()},
+                  "method_words": shape.method_words(), "gpus": shape.gpus, "strategy": shape.strategy},
         "memory": {
             "total_bytes": result.total_bytes,
             "needed_bytes": result.needed_bytes,
@@ -141,6 +143,10 @@ def print_plan(report: dict, out=None) -> None:
     ckpt = "gradient checkpointing" if sh["gradient_checkpointing"] else "no gradient checkpointing"
     w(f"Run      {mode}, {pr['compute_dtype']} compute; micro-batch {sh['batch_size']} × {sh['seq_len']} tokens, "
       f"gradient accumulation {sh['grad_accum']}; {ckpt}; {sh['optimizer']}\n")
+    if sh["gpus"] > 1:
+        how = ("FSDP: the weights, the adapter's gradients and the optimizer's states sharded across them"
+               if sh["strategy"] == "fsdp" else "DDP: a whole copy of the model on each")
+        w(f"GPUs     {sh['gpus']} ({how}); every figure below is per GPU\n")
     w(f"Method   {sh['method_words']}\n\n" if sh["method_words"] else "\n")
     total = mem["total_bytes"]
     w(f"{'component':<22}{'GiB':>8}  share\n")
@@ -155,7 +161,9 @@ def print_plan(report: dict, out=None) -> None:
     if mem["gpu_bytes"] is None:
         w("No GPU found on this computer: add --gpu 24GB (or 8GB, 12GB, 16GB, 48GB, 80GB, 4090 ...) to check a card.\n")
     elif mem["fits"]:
-        w(f"Fits {mem['gpu']} with {gib(mem['gpu_bytes'] - total)} GiB to spare.\n")
+        each = f"{sh['gpus']} × " if sh["gpus"] > 1 else ""
+        w(f"Fits {each}{mem['gpu']} with {gib(mem['gpu_bytes'] - total)} GiB to spare"
+          f"{' on each' if sh['gpus'] > 1 else ''}.\n")
     else:
         w(f"Does not fit {mem['gpu']}: needs {gib(total - mem['gpu_bytes'])} GiB more.\n")
         if mem["suggestions"]:

@@ -115,6 +115,19 @@ def detect_gpus() -> list[GPU]:
         return []
 
 
+def planning_gpu(gpus: list[GPU]) -> tuple[GPU, str]:
+    """The GPU a run on all of `gpus` is planned for — the one with the least free memory, since every
+    GPU holds the same share — and the cards in words ("2 × NVIDIA RTX 4090"; mixed cards said plainly)."""
+    smallest = min(gpus, key=lambda g: g.free_bytes)
+    names = sorted({g.name for g in gpus})
+    if len(gpus) == 1:
+        return smallest, smallest.name
+    if len(names) == 1:
+        return smallest, f"{len(gpus)} × {names[0]}"
+    return smallest, (f"{len(gpus)} GPUs of different kinds ({', '.join(names)}): the plan is for the one with the least "
+                      f"free memory, {smallest.name}")
+
+
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(gib|gb|g|mib|mb|m)?\s*$", re.IGNORECASE)
 
 

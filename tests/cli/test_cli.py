@@ -60,7 +60,7 @@ def test_plan_options_reach_the_planner(capsys):
     assert "quantized_weights" not in [c["name"] for c in opts["memory"]["components"]]
     assert opts["shape"] == {"batch_size": 2, "seq_len": 512, "grad_accum": 8, "gradient_checkpointing": False,
                              "optimizer": "adamw", "attention": "sdpa", "loss_chunk_tokens": 1024, "method": "sft",
-                             "method_words": ""}
+                             "method_words": "", "gpus": 1, "strategy": "ddp"}
     dpo = run_json(capsys, "plan", "qwen2.5-0.5b", "--method", "dpo")
     assert dpo["shape"]["method"] == "dpo" and dpo["shape"]["loss_chunk_tokens"] == 0  # TRL computes its own loss
     assert "the base with the adapter off" in dpo["shape"]["method_words"]

@@ -19,6 +19,10 @@ LOSSES = ("transformers", "transformers<4.46")
 # per example. DPO also runs a reference forward pass (the base: the adapter switched off) without
 # gradients; ORPO needs none.
 METHODS = ("sft", "dpo", "orpo")
+# How several GPUs share a run: ddp copies the whole model to every GPU (faster, when it fits one card);
+# fsdp shards the weights, the adapter's gradients and the optimizer's states across them (FSDP-QLoRA),
+# so a model bigger than one card trains.
+STRATEGIES = ("ddp", "fsdp")
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,8 @@ class TrainShape:
     loss: str = "transformers"  # LOSSES: which transformers computes the unchunked loss (the studio: today's)
     method: str = "sft"  # METHODS
     reference_adapter: bool = False  # DPO going on from an earlier adapter: TRL keeps a frozen copy as the reference
+    gpus: int = 1  # GPUs training together (the plan is per GPU)
+    strategy: str = "ddp"  # STRATEGIES: how they share the run
 
     def __post_init__(self) -> None:
         if self.loss_chunk_tokens < 0:
@@ -72,6 +78,10 @@ class TrainShape:
             raise StudioError(f"Unknown optimizer '{self.optimizer}'.", f"Choose one of: {', '.join(OPTIMIZERS)}.")
         if self.loss not in LOSSES:
             raise StudioError(f"Unknown loss '{self.loss}'.", f"Choose one of: {', '.join(LOSSES)}.")
+        if self.gpus < 1:
+            raise StudioError(f"The GPU count must be at least 1 (got {self.gpus}).", "Use --gpus 1, 2, 4 ...")
+        if self.strategy not in STRATEGIES:
+            raise StudioError(f"Unknown strategy '{self.strategy}'.", f"Choose one of: {', '.join(STRATEGIES)}.")
         if self.method not in METHODS:
             raise StudioError(f"Unknown training method '{self.method}'.", f"Choose one of: {', '.join(METHODS)}.")
         if self.attention not in ATTENTION:
@@ -80,6 +90,11 @@ class TrainShape:
     @property
     def effective_batch(self) -> int:
         return self.batch_size * self.grad_accum
+
+    @property
+    def sharded(self) -> bool:
+        """FSDP across several GPUs: each holds a share of the weights, gradients and optimizer states."""
+        return self.strategy == "fsdp" and self.gpus > 1
 
     @property
     def preference(self) -> bool:

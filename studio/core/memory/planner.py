@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from studio.core.memory import held
+from studio.core.memory import held, sharding
 from studio.core.memory.choices import AdapterSpec, Precision, TrainShape
 from studio.core.memory.components import Component, MemoryPlan
 from studio.core.memory.loss import BACKWARD_BYTES_PER_LOGIT
@@ -33,7 +33,7 @@ OPTIMIZER_NAMES = {"adamw": "AdamW (32-bit)", "adamw-8bit": "8-bit AdamW", "page
 
 
 def plan(model: ModelInfo, adapter: AdapterSpec, shape: TrainShape, precision: Precision = Precision()) -> MemoryPlan:
-    """The GPU memory one training run needs. Pure: no GPU, no allocation."""
+    """The GPU memory one training run needs (on each GPU, when several train it). Pure: no GPU, no allocation."""
     static = _quantized_weights(model, precision) + _unquantized_weights(model, precision)
     if precision.full:
         trained = _full_training(model, shape, precision)
@@ -47,6 +47,7 @@ def plan(model: ModelInfo, adapter: AdapterSpec, shape: TrainShape, precision: P
             static.append(Component("reference_adapter", trainable * 4,
                                     "DPO going on from an earlier adapter: TRL keeps a frozen copy of it (fp32) as the "
                                     "reference, instead of a second copy of the model."))
+    static, trained = sharding.per_gpu(model, adapter, shape, precision, static, trained)  # one GPU's share
     phases = tuple(training_phases(model, adapter, shape, precision, static, trained))
     top = peak(phases)
     low, high = held.held_range(model, shape, top.bytes, precision)

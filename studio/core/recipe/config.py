@@ -62,7 +62,8 @@ class RunConfig:
         return TrainShape(batch_size=t.batch_size, seq_len=t.seq_len, grad_accum=t.grad_accum,
                           gradient_checkpointing=t.gradient_checkpointing, optimizer=self.optimizer_for(on_gpu),
                           attention=attention, loss_chunk_tokens=chunk, packing=packing, method=t.method,
-                          reference_adapter=t.method == "dpo" and bool(self.adapter.start_from))
+                          reference_adapter=t.method == "dpo" and bool(self.adapter.start_from),
+                          gpus=max(1, t.num_processes), strategy=t.strategy)
 
     def precision_for(self, compute_dtype: str) -> Precision:
         t = self.training

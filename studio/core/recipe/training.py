@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from studio.core.memory import ATTENTION, METHODS, OPTIMIZERS, PRECISIONS
+from studio.core.memory import ATTENTION, METHODS, OPTIMIZERS, PRECISIONS, STRATEGIES
 from studio.core.recipe.fields import refuse, require, require_choice, setting
 
 SCHEDULERS = ("cosine", "linear", "constant")
@@ -60,8 +60,12 @@ class TrainingSection:
     sample_prompts: list = setting("prompts answered during training so you can watch the model change",
                                    flag="--sample-prompt", many=True, default_factory=list)
     sample_max_tokens: int = setting("length of each sample answer, in tokens", flag="--sample-max-tokens", default=64)
-    num_processes: int = setting("GPUs (processes) to train on with accelerate; 1 for one GPU", flag="--num-processes",
-                                 default=1)
+    num_processes: int = setting("GPUs (processes) to train on with accelerate; 1 for one GPU (the plan is per GPU)",
+                                 flag="--num-processes", plans=True, default=1)
+    strategy: str = setting("how several GPUs share the run: ddp (a whole copy of the model on each: fastest, when it "
+                            "fits one card) or fsdp (the weights, gradients and optimizer states sharded across them: "
+                            "a model bigger than one card)", flag="--strategy", label="Several GPUs", plans=True,
+                            choices=STRATEGIES, default="ddp")
     preflight: bool = setting("before training, run the longest batch once to check it fits (a few seconds)",
                               flag="--preflight", default=True)
     chunked_loss: bool = setting("compute the loss a chunk of tokens at a time: same result, without the "
@@ -85,7 +89,8 @@ class TrainingSection:
 
     def _check_choices(self) -> None:
         for name, what in (("method", "The training method"),
-                           ("precision", "Precision"), ("quant_type", "The 4-bit type"), ("compute_dtype", "Compute dtype"),
+                           ("precision", "Precision"),
+                           ("strategy", "The strategy"), ("quant_type", "The 4-bit type"), ("compute_dtype", "Compute dtype"),
                            ("scheduler", "The scheduler"), ("optimizer", "The optimizer"), ("attention", "Attention"),
                            ("packing", "Packing")):
             require_choice(self, name, what)
@@ -107,6 +112,10 @@ class TrainingSection:
             value = getattr(self, name)
             require(isinstance(value, int) and value >= 1, self, name, what, "a whole number of at least 1")
         require(self.seq_len >= 16, self, "seq_len", "Sequence length", "at least 16 tokens")
+        # FSDP is planned (studio plan --strategy fsdp) but its training is not built yet: refused, never run as DDP
+        require(self.strategy == "ddp" or self.num_processes == 1, self, "strategy", "The strategy",
+                "ddp to train on several GPUs for now (FSDP training is not available yet; `studio plan --gpus N "
+                "--strategy fsdp` plans it)")
         require(self.loss_chunk_tokens >= 64, self, "loss_chunk_tokens", "The loss chunk", "at least 64 tokens")
 
     def _check_cadence(self) -> None:

@@ -26,6 +26,9 @@ COLOURS = {
     "logits": "#e15759",
     "runtime": "#d4a6c8",
     "int8_inputs": "#9d7660",
+    "reference_adapter": "#ff9da7",
+    "fsdp_gathered": "#8cd17d",
+    "gradient_buckets": "#b6992d",
     "cuda_overhead": "#bab0ac",
 }
 LABELS = {
@@ -39,6 +42,9 @@ LABELS = {
     "logits": "Logits (the loss)",
     "runtime": "Runtime buffers",
     "int8_inputs": "8-bit layers' inputs",
+    "reference_adapter": "DPO's reference adapter",
+    "fsdp_gathered": "Layers gathered (FSDP)",
+    "gradient_buckets": "Gradient buckets (DDP)",
     "cuda_overhead": "Held by CUDA and PyTorch",
 }
 
