@@ -365,7 +365,9 @@ class StudioState(QObject):
     def set_gpus(self, gpus: list) -> None:
         self.gpus, self.gpus_detected = list(gpus), True
         if gpus and not self.gpu.detected:
-            g = gpus[0]
+            from studio.core.hardware import planning_gpu
+
+            g = planning_gpu(gpus)[0]  # several cards: the plan is for the one with the least free memory
             self.gpu = GpuChoice(f"{g.name} ({g.free_bytes / GiB:.1f} GB free)", g.free_bytes, g.compute_dtype, True)
         self.gpu_changed.emit()
         self._publish_plan()  # a detected card may compute in another dtype

@@ -99,3 +99,25 @@ def test_a_plan_without_a_gpu_says_the_card_is_assumed(window):
     memory.gpu.activated.emit(0)
     assert memory.summary().startswith("fits, ") and memory.summary().endswith(" spare")
     assert "assumed" not in memory.verdict_text()
+
+
+def test_several_gpus_are_planned_per_gpu_for_the_smallest_card(window):
+    """Two cards of different kinds: the plan is for the one with the least free memory, said plainly; a
+    run on 2 GPUs with FSDP is planned as one GPU's share, and the verdict says so."""
+    from studio.core.hardware import GPU
+
+    big = GPU(0, "NVIDIA RTX 4090", 24 * GiB, 23 * GiB, (8, 9), "nvml")
+    small = GPU(1, "NVIDIA RTX 3060", 12 * GiB, 11 * GiB, (8, 6), "nvml")
+    window.state.set_gpus([big, small])
+    pump(seconds=0.05)
+    assert window.state.gpu.bytes == small.free_bytes and window.state.gpu.label.startswith("NVIDIA RTX 3060")
+    assert "different kinds" in window.page("memory").gpu_note.text()
+    one = window.state.plan()
+    t = window.state.config.training
+    t.num_processes, t.strategy = 2, "fsdp"
+    window.state.changed()
+    pump(seconds=0.05)
+    memory = window.page("memory")
+    memory.refresh()
+    assert window.state.plan().bytes_of("quantized_weights") < one.bytes_of("quantized_weights")
+    assert "on each of 2 GPUs (FSDP)" in memory.verdict_text()

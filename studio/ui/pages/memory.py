@@ -151,7 +151,9 @@ class MemoryPage(Page):
             self.gpu_note.setText("No GPU found on this computer, so the plan assumes a card: choose the one you will "
                                   "train on.")
         else:
-            self.gpu_note.setText(f"Found: {', '.join(g.name for g in self.state.gpus)}.")
+            from studio.core.hardware import planning_gpu
+
+            self.gpu_note.setText(f"Found: {planning_gpu(self.state.gpus)[1]}.")
 
     def _gpus_changed(self) -> None:
         self._fill_gpus()
@@ -194,7 +196,7 @@ class MemoryPage(Page):
     def _show_plan(self, plan) -> None:
         gpu = self.state.gpu
         fits = plan.fits(gpu.bytes)
-        self.verdict.setText(self._verdict(plan.total_bytes, fits))
+        self.verdict.setText(self._verdict(plan, fits))
         set_state_style(self.verdict, "good" if fits else "bad")
         self.bar.set_plan([(c.name, c.bytes, c.why) for c in plan.components], gpu.bytes, "GPU")
         s = plan.shape
@@ -212,9 +214,11 @@ class MemoryPage(Page):
         self._show_comparison(plan)
         self.notes.setText("\n".join(plan.notes))
 
-    def _verdict(self, total: int, fits: bool) -> str:
-        gpu = self.state.gpu
+    def _verdict(self, plan, fits: bool) -> str:
+        gpu, total = self.state.gpu, plan.total_bytes
         assumed = self._assumed()
+        if plan.shape.gpus > 1:  # the plan is one GPU's share
+            assumed += f", on each of {plan.shape.gpus} GPUs ({plan.shape.strategy.upper()})"
         if fits:
             return f"Fits {gpu.label}{assumed} with {gb(gpu.bytes - total)} to spare ({gb(total)} of {gb(gpu.bytes)})."
         return f"Needs {gb(total - gpu.bytes)} more than {gpu.label}{assumed} has ({gb(total)} of {gb(gpu.bytes)})."
