@@ -174,6 +174,30 @@ class PhaseProbe:
         inner.register_step_post_hook(lambda *_: self.mark("optimizer"))
 
 
+def probed(trainer_class, probe: PhaseProbe):
+    """`trainer_class` with the end of its loss marked as a phase (training steps only)."""
+
+    class Probed(trainer_class):
+        def compute_loss(self, *args, **kwargs):
+            out = super().compute_loss(*args, **kwargs)
+            if self.model.training:
+                probe.mark("loss")
+            return out
+
+    return Probed
+
+
+def attach_probe(probe: PhaseProbe):
+    """A Trainer callback that hooks `probe` to the model and optimizer when training begins."""
+    from transformers import TrainerCallback
+
+    class Attach(TrainerCallback):
+        def on_train_begin(self, args, state, control, model=None, optimizer=None, **kw):
+            probe.attach(model, optimizer)
+
+    return Attach()
+
+
 # ---------------------------------------------------------------------------------------------
 # One case
 # ---------------------------------------------------------------------------------------------
@@ -228,7 +252,7 @@ def measure(case: Case, model_dir: Path, on_gpu: bool, nvml: Nvml, nvml_idle: in
     import tempfile
 
     import torch
-    from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
+    from transformers import PrinterCallback, Trainer, TrainingArguments
 
     from studio.core.models import load_tokenizer, resolve_model
     from studio.core.training import model as training_model
@@ -244,12 +268,12 @@ def measure(case: Case, model_dir: Path, on_gpu: bool, nvml: Nvml, nvml_idle: in
         torch.cuda.reset_peak_memory_stats()
     base_allocated = torch.cuda.memory_allocated() if on_gpu else 0
     nvml_start = nvml.used() - nvml_idle  # what earlier cases of this process still hold (context, workspaces)
+    if case.method != "sft":  # TRL's trainer, which loads (or wraps) the model itself
+        return measure_preference(case, config, info, device, compute, on_gpu, nvml, nvml_idle, base_allocated, nvml_start)
     t0 = time.perf_counter()
     if case.precision == "full-bf16":
         model = full_bf16_model(model_dir, case, device)
         trainer_class, extra, collator = Trainer, {}, None
-    elif case.method != "sft":  # the trainer loads it (measure_preference)
-        model, trainer_class, extra, collator = None, Trainer, {}, None
     else:
         model = training_model.load_model(config, info, device, compute)
         trainer_class = training_trainer.trainer_class()
@@ -258,21 +282,6 @@ def measure(case: Case, model_dir: Path, on_gpu: bool, nvml: Nvml, nvml_idle: in
     load_s = time.perf_counter() - t0
     loaded_allocated = (torch.cuda.memory_allocated() if on_gpu else 0) - base_allocated
     probe = PhaseProbe(on_gpu)
-
-    class Probed(trainer_class):
-        def compute_loss(self, *args, **kwargs):
-            out = super().compute_loss(*args, **kwargs)
-            if self.model.training:
-                probe.mark("loss")
-            return out
-
-    class Attach(TrainerCallback):
-        def on_train_begin(self, args, state, control, model=None, optimizer=None, **kw):
-            probe.attach(model, optimizer)
-
-    if case.method != "sft":
-        return measure_preference(case, config, info, device, compute, on_gpu, nvml, nvml_idle, probe, Attach,
-                                  base_allocated, nvml_start)
     rows = random_rows(2 * case.batch_size + case.batch_size, case.seq_len, info.vocab_size)
     train_rows, eval_rows = rows[: 2 * case.batch_size], rows[2 * case.batch_size:]
     optim = "adamw_torch" if case.optimizer == "adamw" or shape is None else training_trainer.OPTIMIZER_NAMES[shape.optimizer]
@@ -282,7 +291,8 @@ def measure(case: Case, model_dir: Path, on_gpu: bool, nvml: Nvml, nvml_idle: in
             gradient_accumulation_steps=1, learning_rate=1e-4, lr_scheduler_type="constant", max_grad_norm=1.0, optim=optim,
             logging_steps=1, save_strategy="no", eval_strategy="no", bf16=True, use_cpu=not on_gpu, report_to="none",
             disable_tqdm=True, remove_unused_columns=False, prediction_loss_only=True, dataloader_pin_memory=False)
-        trainer = Probed(model=model, args=args, train_dataset=train_rows, data_collator=collator, callbacks=[Attach()], **extra)
+        trainer = probed(trainer_class, probe)(model=model, args=args, train_dataset=train_rows, data_collator=collator,
+                                               callbacks=[attach_probe(probe)], **extra)
         trainer.remove_callback(PrinterCallback)
         readings = train_and_read(trainer, probe, on_gpu, nvml, nvml_idle, base_allocated,
                                   functools.partial(trainer.evaluate, eval_dataset=eval_rows))
@@ -331,8 +341,8 @@ def let_go(trainer, case: Case, config, info, on_gpu: bool) -> dict:
     return facts
 
 
-def measure_preference(case: Case, config, info, device, compute: str, on_gpu: bool, nvml, nvml_idle: int, probe,
-                       attach_class, base_allocated: int, nvml_start: int) -> dict:
+def measure_preference(case: Case, config, info, device, compute: str, on_gpu: bool, nvml, nvml_idle: int,
+                       base_allocated: int, nvml_start: int) -> dict:
     """One DPO or ORPO case: two optimizer steps of TRL's trainer, phase by phase (DPO's reference
     forward, which runs without gradients, is its own phase), then one evaluation batch."""
     import tempfile
@@ -341,16 +351,11 @@ def measure_preference(case: Case, config, info, device, compute: str, on_gpu: b
 
     from studio.core.training import trainer as training_trainer
 
-    class Probed(training_trainer.preference_trainer_class(case.method)):
-        def compute_loss(self, *args, **kwargs):
-            out = super().compute_loss(*args, **kwargs)
-            if self.model.training:
-                probe.mark("loss")
-            return out
-
+    probe = PhaseProbe(on_gpu)
     with tempfile.TemporaryDirectory() as out:
-        trainer = preference_trainer(case, config, info, device, compute, on_gpu, out, Probed)  # calibration_pairs.py
-        trainer.add_callback(attach_class())
+        trainer = preference_trainer(case, config, info, device, compute, on_gpu, out,  # calibration_pairs.py
+                                     probed(training_trainer.preference_trainer_class(case.method), probe))
+        trainer.add_callback(attach_probe(probe))
         trainer.remove_callback(PrinterCallback)
         readings = train_and_read(trainer, probe, on_gpu, nvml, nvml_idle, base_allocated, trainer.evaluate)
     readings.update(let_go(trainer, case, config, info, on_gpu))
