@@ -19,11 +19,11 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from studio.core.runs.folders import EVENTS
-from studio.core.training.events import read_events
+from studio.core.training.events import REWARD_FIELDS, read_events
 from studio.core.training.failures import Failure
 
 # preference tuning (DPO, ORPO): the reward margin, chosen over rejected, and how often it is positive
-REWARD_SERIES = ("reward_margin", "reward_accuracy", "reward_chosen", "reward_rejected")
+REWARD_SERIES = tuple(REWARD_FIELDS.values())
 EVAL_REWARD_SERIES = tuple(f"eval_{name}" for name in REWARD_SERIES)
 SERIES = ("loss", "eval_loss", "lr", "grad_norm", "tokens_per_s") + REWARD_SERIES + EVAL_REWARD_SERIES
 _STEP_SERIES = ("loss", "lr", "grad_norm", "tokens_per_s") + REWARD_SERIES  # the values a `step` event carries

@@ -12,18 +12,13 @@ from transformers import TrainerCallback
 
 from studio.core import runs
 from studio.core.runs import DISK_MARGIN, free_bytes  # by name: tests replace callback.free_bytes
-from studio.core.training.events import EventWriter, is_main_process
+from studio.core.training.events import REWARD_FIELDS, EventWriter, is_main_process
 from studio.core.training.failures import RunFailure
-
-# TRL's preference trainers' logs → the studio's event fields (DPO logs all four; ORPO its rewards,
-# margins and accuracies too). An eval's fields start with "eval_".
-REWARDS = {"rewards/margins": "reward_margin", "rewards/accuracies": "reward_accuracy",
-           "rewards/chosen": "reward_chosen", "rewards/rejected": "reward_rejected"}
 
 
 def reward_fields(logs: dict, prefix: str = "") -> dict:
-    """The preference rewards in a Trainer log (or eval metrics, `prefix` "eval_"), as event fields."""
-    return {prefix + name: float(logs[prefix + key]) for key, name in REWARDS.items() if prefix + key in logs}
+    """The preference rewards in a TRL trainer's log (or eval metrics, `prefix` "eval_"), as event fields."""
+    return {prefix + name: float(logs[prefix + key]) for key, name in REWARD_FIELDS.items() if prefix + key in logs}
 
 
 class StudioEvents(TrainerCallback):

@@ -19,6 +19,10 @@ from pathlib import Path
 from typing import IO
 
 EVENT_TYPES = ("started", "preflight", "step", "eval", "sample", "checkpoint", "finished", "log")
+# A preference run's (DPO, ORPO) rewards: the key in TRL's logs → the field a `step` event carries it in;
+# an `eval` event has "eval_" before both.
+REWARD_FIELDS = {"rewards/margins": "reward_margin", "rewards/accuracies": "reward_accuracy",
+                 "rewards/chosen": "reward_chosen", "rewards/rejected": "reward_rejected"}
 
 
 def _clean(value):

@@ -2,15 +2,15 @@
 {prompt, chosen, rejected} in TRL's conversational layout (the messages as the chat template takes
 them, data/tokens.Renderer), and TRL's trainer tokenizes them with that template.
 
-A row that cannot teach a preference is left out with its line and the reason: no rejected answer,
-a rejected answer equal to the chosen one, or a prompt that fills the sequence length by itself (no
-token of either answer would be left to compare)."""
+A row that cannot teach a preference is left out with its line and the reason: no usable rejected
+answer (none, or one the loader found equal to the chosen answer and dropped, with its own warning:
+data/preference.py), or a prompt that fills the sequence length by itself (no token of either answer
+would be left to compare)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from studio.core.data.preference import said
 from studio.core.recipe import RunConfig
 from studio.core.training.failures import RunFailure
 
@@ -59,8 +59,6 @@ def _pair(row: dict, renderer, seq_len: int) -> tuple[dict | None, str]:
         return None, "it has no usable rejected answer (none, or the same as the chosen one)"
     cut = max(i for i, t in enumerate(turns) if t["role"] == "user") + 1 if any(t["role"] == "user" for t in turns) else 0
     prompt, chosen = turns[:cut], turns[cut:]
-    if said(chosen) == said(rejected):  # the loader already drops such a rejected answer, with a warning
-        return None, "the chosen and the rejected answers are the same"
     messages, tools = renderer.template_messages(prompt, row.get("tools"))
     prompt_tokens = len(renderer.tokenizer(renderer.render(prompt, add_generation_prompt=True, tools=row.get("tools")),
                                            add_special_tokens=False)["input_ids"])

@@ -201,7 +201,6 @@ def _build_trainer(s: Session) -> None:
     """The model with its adapter, the callback that reports, and the trainer that joins them."""
     from transformers import PrinterCallback
 
-
     if s.shape.attention != s.config.training.attention:  # flash attention asked for, not available here
         s.events.emit("log", message="Flash attention needs an NVIDIA GPU and the flash-attn package "
                       "(pip install flash-attn); this run uses SDPA attention instead, with the same memory plan.")
