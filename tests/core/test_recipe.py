@@ -123,6 +123,8 @@ def _others(spec, value) -> list:
         return [value / 2]
     if isinstance(value, list):
         return [["q_proj"]]
+    if isinstance(value, str):  # training.main_address
+        return ["10.0.0.5:29500"]
     if value is None and "str" in kinds_of(spec):  # adapter.start_from: an adapter folder of another shape
         import json
         import tempfile

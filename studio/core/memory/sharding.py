@@ -40,13 +40,20 @@ def per_gpu(model: ModelInfo, adapter: AdapterSpec, shape: TrainShape, precision
                             f"adds up across the {shape.gpus} GPUs after each backward.")
         return static, trained + [buckets]
     n = shape.gpus
-    static = [_share(c, n) for c in static] + [_gathered(model, adapter, precision)]
-    return static, [_share(c, n) for c in trained]
+    static = [_share(c, n, model, precision) for c in static] + [_gathered(model, adapter, precision)]
+    return static, [_share(c, n, model, precision) for c in trained]
 
 
-def _share(c: Component, n: int) -> Component:
+def _share(c: Component, n: int, model: ModelInfo, precision: Precision) -> Component:
     if c.name not in SHARDED:
         return c
+    if c.name == "quantized_weights" and precision.mode == "4bit":
+        # the packed values are the parameter FSDP shards; bitsandbytes keeps each layer's block scales and
+        # code table (its quant_state) beside the module, whole on every GPU
+        packed = sum((lay.weight_params + 1) // 2 for lay in model.linear_layers)
+        kept = c.bytes - packed
+        return Component(c.name, -(-packed // n) + kept, f"{c.why} FSDP shards the packed values: 1/{n} on each GPU; "
+                         f"the block scales ({kept / 2**20:.0f} MiB) stay whole on each, beside their layers.")
     return Component(c.name, -(-c.bytes // n), f"{c.why} FSDP shards it: 1/{n} on each GPU.")
 
 

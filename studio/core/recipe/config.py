@@ -71,9 +71,11 @@ class RunConfig:
                          upcast_frozen=t.upcast_frozen)
 
     def optimizer_for(self, on_gpu: bool) -> str:
-        if self.training.optimizer != "auto":
-            return self.training.optimizer
-        return "paged-adamw-8bit" if on_gpu else "adamw"
+        t = self.training
+        if t.optimizer != "auto":
+            return t.optimizer
+        sharded = t.strategy == "fsdp" and t.num_processes > 1  # bitsandbytes' 8-bit states are not sharded by FSDP
+        return "paged-adamw-8bit" if on_gpu and not sharded else "adamw"
 
     def total_steps(self, train_rows: int, world: int | None = None) -> int:
         """Optimizer steps for `train_rows` training rows (the eval hold-out already taken out:

@@ -66,6 +66,13 @@ class TrainingSection:
                             "fits one card) or fsdp (the weights, gradients and optimizer states sharded across them: "
                             "a model bigger than one card)", flag="--strategy", label="Several GPUs", plans=True,
                             choices=STRATEGIES, default="ddp")
+    machines: int = setting("machines training together (each with its GPUs; num_processes counts the GPUs of all of "
+                            "them); start the same recipe on each machine with its --machine-rank",
+                            flag="--machines", default=1)
+    machine_rank: int = setting("this machine's number when several train together: 0 on the main machine, then 1, 2, …",
+                                flag="--machine-rank", default=0)
+    main_address: str = setting("the main machine's address as host:port (port 29500 when left out), reachable from "
+                                "every machine, when several train together", flag="--main-address", default="")
     preflight: bool = setting("before training, run the longest batch once to check it fits (a few seconds)",
                               flag="--preflight", default=True)
     chunked_loss: bool = setting("compute the loss a chunk of tokens at a time: same result, without the "
@@ -112,11 +119,23 @@ class TrainingSection:
             value = getattr(self, name)
             require(isinstance(value, int) and value >= 1, self, name, what, "a whole number of at least 1")
         require(self.seq_len >= 16, self, "seq_len", "Sequence length", "at least 16 tokens")
-        # FSDP is planned (studio plan --strategy fsdp) but its training is not built yet: refused, never run as DDP
-        require(self.strategy == "ddp" or self.num_processes == 1, self, "strategy", "The strategy",
-                "ddp to train on several GPUs for now (FSDP training is not available yet; `studio plan --gpus N "
-                "--strategy fsdp` plans it)")
+        self._check_machines()
         require(self.loss_chunk_tokens >= 64, self, "loss_chunk_tokens", "The loss chunk", "at least 64 tokens")
+
+    def _check_machines(self) -> None:
+        require(isinstance(self.machines, int) and self.machines >= 1, self, "machines", "Machines",
+                "a whole number of at least 1")
+        require(self.num_processes >= self.machines, self, "num_processes", "Processes",
+                f"at least one per machine ({self.machines} machines); it counts the GPUs of all of them")
+        require(0 <= self.machine_rank < self.machines, self, "machine_rank", "The machine rank",
+                f"0 on the main machine, up to {self.machines - 1}")
+        require(self.machines == 1 or bool(self.main_address.strip()), self, "main_address", "The main machine's address",
+                "host:port of the main machine (its rank 0) when several machines train together")
+        if self.strategy == "fsdp" and self.num_processes > 1:  # FSDP shards floating-point tensors only
+            require(self.precision != "8bit", self, "precision", "Precision", "4bit or 16bit with FSDP (its 8-bit "
+                    "weights cannot be sharded)")
+            require("8bit" not in self.optimizer, self, "optimizer", "The optimizer", "auto or adamw with FSDP (8-bit "
+                    "optimizer states are not sharded)")
 
     def _check_cadence(self) -> None:
         for name in ("eval_every", "save_every", "sample_every"):

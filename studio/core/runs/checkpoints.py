@@ -14,6 +14,9 @@ from studio.core.runs.folders import ADAPTER_WEIGHTS, CHECKPOINTS
 
 # Files a Trainer checkpoint needs to resume a PEFT run.
 CHECKPOINT_FILES = ("trainer_state.json", "adapter_model.safetensors", "adapter_config.json", "optimizer.pt", "scheduler.pt")
+# An FSDP run's checkpoint holds each process's shard of the model and optimizer instead of optimizer.pt;
+# torch.distributed.checkpoint writes a folder's .metadata after all its shards.
+SHARDED_FILES = ("optimizer_0/.metadata", "pytorch_model_fsdp_0/.metadata")
 TORCH_FILES = ("optimizer.pt", "scheduler.pt", "rng_state.pth")  # torch.save's zip archives; rng_state is optional
 # Files only Trainer reads to resume (the optimizer, scheduler, random and training state): never part of an export.
 TRAINER_FILE = re.compile(r"trainer_state\.json|training_args\.bin|.*\.pth?")
@@ -35,7 +38,9 @@ def checkpoint_problem(path: Path) -> str | None:
 
 
 def _missing_file(path: Path) -> str | None:
-    for name in CHECKPOINT_FILES:
+    sharded = (path / "optimizer_0").is_dir()
+    needed = [n for n in CHECKPOINT_FILES if not (sharded and n == "optimizer.pt")] + list(SHARDED_FILES if sharded else ())
+    for name in needed:
         if not (path / name).is_file() or (path / name).stat().st_size == 0:
             return f"its {name} is missing or empty"
     return None

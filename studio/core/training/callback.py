@@ -12,6 +12,7 @@ from transformers import TrainerCallback
 
 from studio.core import runs
 from studio.core.runs import DISK_MARGIN, free_bytes  # by name: tests replace callback.free_bytes
+from studio.core.training.distributed import fsdp_running, process_bytes, save_whole_adapter, world_size
 from studio.core.training.events import REWARD_FIELDS, EventWriter, is_main_process
 from studio.core.training.failures import RunFailure
 
@@ -35,6 +36,7 @@ class StudioEvents(TrainerCallback):
         self.cancel_file = run_dir / runs.CANCEL
         self.t0 = self.last_time = time.monotonic()
         self.last_tokens = 0
+        self.measured = False  # process_bytes reported (several processes)
 
     def on_train_begin(self, args, state, control, model=None, **kw):
         if self.scoring is not None and not self.scoring.has("base"):
@@ -58,7 +60,8 @@ class StudioEvents(TrainerCallback):
         if "loss" not in logs:
             return
         loss = float(logs["loss"])
-        self.events.emit("step", **self._step_fields(state, logs, loss), **reward_fields(logs), **_gpu_fields())
+        self.events.emit("step", **self._step_fields(state, logs, loss), **reward_fields(logs), **_gpu_fields(),
+                         **self._process_fields(kw))
         if not math.isfinite(loss):
             lr = self.config.training.learning_rate
             self.stop.failure = RunFailure(
@@ -79,6 +82,13 @@ class StudioEvents(TrainerCallback):
         return dict(step=state.global_step, total_steps=state.max_steps, loss=loss, lr=logs.get("learning_rate"),
                     grad_norm=logs.get("grad_norm"), tokens_per_s=tps, tokens_seen=tokens, elapsed_s=round(elapsed, 2),
                     eta_s=None if eta is None else round(eta, 1), epoch=logs.get("epoch"))
+
+    def _process_fields(self, kw: dict) -> dict:
+        """On the first step of a run on several processes: what the main process holds (its shard with FSDP)."""
+        if self.measured or world_size() == 1 or kw.get("model") is None or kw.get("optimizer") is None:
+            return {}
+        self.measured = True
+        return {"process_bytes": process_bytes(kw["model"], kw["optimizer"])}
 
     def on_evaluate(self, args, state, control, metrics=None, **kw):
         if metrics and "eval_loss" in metrics:
@@ -133,6 +143,8 @@ class StudioEvents(TrainerCallback):
 
     def on_save(self, args, state, control, model=None, **kw):
         path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if fsdp_running():  # Trainer saved only the shards: the adapter is written whole, as every checkpoint has it
+            save_whole_adapter(model, path)
         self.events.emit("checkpoint", step=state.global_step, path=str(path.relative_to(self.run_dir)))
         if self.scoring is None:
             return

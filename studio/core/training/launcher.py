@@ -21,7 +21,7 @@ from studio.core import runs
 from studio.core.errors import StudioError
 from studio.core.recipe import RunConfig
 from studio.core.runs import RunHistory
-from studio.core.training import ownership
+from studio.core.training import distributed, ownership
 from studio.core.training.events import EventTail, EventWriter, last_attempt_offset, size_of
 from studio.core.training.failures import Failure
 
@@ -54,13 +54,12 @@ class RunProcess:
         return self._tail.poll()
 
 
-def worker_command(run_dir: Path, *, resume: bool, num_processes: int = 1) -> list[str]:
+def worker_command(run_dir: Path, *, resume: bool, training=None) -> list[str]:
+    """The command that trains the run: the worker itself, or accelerate's launcher running it in one
+    process per GPU when the recipe's `training` asks for several (distributed.py: DDP or FSDP)."""
     worker = ["-m", "studio.core.training.worker", str(run_dir)] + (["--resume"] if resume else [])
-    if num_processes > 1:
-        # DDP: one process per GPU, all running the same worker. accelerate's --multi_gpu launcher is
-        # torchrun underneath; on a machine without CUDA the processes talk over gloo on the CPU.
-        return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(num_processes),
-                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"] + worker
+    if training is not None and distributed.launched(training):
+        return distributed.launch_command(training, worker)
     return [sys.executable] + worker
 
 
@@ -73,7 +72,7 @@ def _take(run_dir: Path) -> ownership.RunLock:
     return lock
 
 
-def _spawn(run_dir: Path, lock: ownership.RunLock, *, resume: bool, num_processes: int) -> RunProcess:
+def _spawn(run_dir: Path, lock: ownership.RunLock, *, resume: bool, training) -> RunProcess:
     """Start the worker and hand it the run's lock (POSIX: the locked file itself; Windows: the worker
     takes it as it starts). Our copy is let go either way."""
     offset = size_of(run_dir / runs.EVENTS)  # this attempt's events start here
@@ -87,7 +86,7 @@ def _spawn(run_dir: Path, lock: ownership.RunLock, *, resume: bool, num_processe
     stderr = (run_dir / runs.STDERR).open("ab")
     try:
         process = subprocess.Popen(
-            worker_command(run_dir, resume=resume, num_processes=num_processes),
+            worker_command(run_dir, resume=resume, training=training),
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr, env=env, pass_fds=handed,
             start_new_session=True,  # Ctrl-C in a terminal reaches the launcher, which cancels politely
         )
@@ -101,7 +100,7 @@ def start(config: RunConfig, run_dir: Path | None = None) -> RunProcess:
     """Create a run folder with the recipe and start training it."""
     config.validate()
     folder = runs.create_run_dir(config, run_dir)
-    return _spawn(folder, _take(folder), resume=False, num_processes=config.training.num_processes)
+    return _spawn(folder, _take(folder), resume=False, training=config.training)
 
 
 def resume(run_dir: Path) -> RunProcess:
@@ -116,7 +115,7 @@ def resume(run_dir: Path) -> RunProcess:
     except BaseException:
         lock.release()
         raise
-    return _spawn(run_dir, lock, resume=True, num_processes=config.training.num_processes)
+    return _spawn(run_dir, lock, resume=True, training=config.training)
 
 
 def _check_resumable(run_dir: Path) -> None:

@@ -8,6 +8,7 @@ import os
 import warnings
 
 from studio.core.recipe import RunConfig
+from studio.core.training.distributed import fsdp_running
 
 
 def weight_load_kwargs(config: RunConfig, info) -> dict:
@@ -70,14 +71,18 @@ def _load_kwargs(config: RunConfig, info, device, compute_dtype: str) -> dict:
     t = config.training
     kwargs: dict = {"dtype": dtype, "attn_implementation": attention_for(t.attention, device),
                     "trust_remote_code": config.model.trust_remote_code}
+    sharded = fsdp_running()
     if t.precision == "4bit":
+        # FSDP shards only floating-point tensors: the 4-bit weights are stored in the compute dtype
         kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=t.quant_type,
                                                            bnb_4bit_use_double_quant=t.double_quant,
-                                                           bnb_4bit_compute_dtype=dtype)
+                                                           bnb_4bit_compute_dtype=dtype,
+                                                           bnb_4bit_quant_storage=dtype if sharded else torch.uint8)
     elif t.precision == "8bit":
         kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
     if device.type == "cuda":
-        kwargs["device_map"] = {"": device.index or 0}
+        # with FSDP the whole model would not fit one GPU: it is loaded into CPU memory, FSDP moves each shard
+        kwargs["device_map"] = {"": "cpu"} if sharded else {"": device.index or 0}
     return {**kwargs, **weight_load_kwargs(config, info)}
 
 

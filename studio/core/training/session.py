@@ -15,6 +15,7 @@ from studio.core.errors import StudioError
 from studio.core.memory import checkpoint_bytes
 from studio.core.recipe import RunConfig
 from studio.core.training.dataset import recipe_data, sample_prompts, tokenized_splits
+from studio.core.training.distributed import fsdp_running, full_adapter_state, world_size
 from studio.core.training.events import EventWriter, is_main_process
 from studio.core.training.failures import RunFailure
 from studio.core.training.model import attention_for, device_and_dtype, device_name, load_model, weight_load_kwargs
@@ -66,11 +67,6 @@ class Session:
     @property
     def trainable(self) -> int:
         return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
-
-
-def world_size() -> int:
-    """The processes training this run together (accelerate sets WORLD_SIZE)."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def train(run_dir: Path, config: RunConfig, events: EventWriter, stop: Stop, *, resume: bool = False) -> dict:
@@ -205,6 +201,8 @@ def _build_trainer(s: Session) -> None:
         s.events.emit("log", message="Flash attention needs an NVIDIA GPU and the flash-attn package "
                       "(pip install flash-attn); this run uses SDPA attention instead, with the same memory plan.")
     s.samples = sample_prompts(s.config, s.loaded)
+    if fsdp_running():
+        _main_process_work_left_out(s)
     if s.config.training.method != "sft":
         _build_preference_trainer(s)
         return
@@ -220,6 +218,19 @@ def _build_trainer(s: Session) -> None:
                                 data_collator=make_collator(s.shape, s.tokenizer, s.on_gpu), processing_class=s.tokenizer,
                                 callbacks=[s.callback], loss_chunk_tokens=0 if liger else s.shape.loss_chunk_tokens)
     s.trainer.remove_callback(PrinterCallback)  # its log lines would mix with the events on stdout
+
+
+def _main_process_work_left_out(s: Session) -> None:
+    """What the main process does alone while the others wait (sample answers, golden-question scores,
+    the preflight batch) needs the whole model: with FSDP each process holds a part of it, so these wait
+    for the run's end, and the run says so."""
+    left = [what for what, there in (("sample answers", s.samples), ("golden-question scores", s.questions),
+                                     ("the preflight check", s.config.training.preflight)) if there]
+    if left:
+        s.events.emit("log", message=f"With FSDP each GPU holds only a part of the model, so these are left out while "
+                                     f"it trains: {', '.join(left)}. Score the checkpoints afterwards (`studio eval`, or "
+                                     "Score on the Runs page) and try the adapter on the Try page.")
+    s.samples, s.questions = [], []
 
 
 def _callback(s: Session):
@@ -293,7 +304,7 @@ def run_training(s: Session) -> None:
     if s.checkpoint is not None and s.start_step >= s.total_steps:
         restore_final_state(s)
     else:
-        if s.config.training.preflight:
+        if s.config.training.preflight and not fsdp_running():  # said in _main_process_work_left_out
             preflight(s)
         try:
             s.trainer.train(resume_from_checkpoint=str(s.checkpoint) if s.checkpoint else None)
@@ -361,8 +372,9 @@ def finish(s: Session) -> dict:
     every = s.config.training.sample_every
     if s.samples and every and not cancelled and step % every:
         s.callback.emit_samples(s.model, step)
+    state = full_adapter_state(s.model) if fsdp_running() else None  # gathered from every process
     if is_main_process():
-        save_adapter(s.model, s.tokenizer, s.run_dir, s.config, s.info, s.precision.mode, s.loaded.format)
+        save_adapter(s.model, s.tokenizer, s.run_dir, s.config, s.info, s.precision.mode, s.loaded.format, state=state)
     return {"status": "cancelled" if cancelled else "completed", "step": step, "adapter": runs.ADAPTER,
             "eval_loss": final_eval}
 
@@ -375,12 +387,15 @@ def _final_eval(s: Session, step: int) -> float | None:
     return s.trainer.evaluate().get("eval_loss")  # the callback's on_evaluate writes the event
 
 
-def save_adapter(model, tokenizer, run_dir: Path, config: RunConfig, info, precision: str, data_format: str | None = None) -> Path:
-    """Write the adapter beside its final place, then rename: a crash never leaves half an adapter."""
+def save_adapter(model, tokenizer, run_dir: Path, config: RunConfig, info, precision: str, data_format: str | None = None,
+                 *, state: dict | None = None) -> Path:
+    """Write the adapter beside its final place, then rename: a crash never leaves half an adapter.
+    `state`: the adapter's tensors whole, where FSDP sharded the model's own."""
     from studio.core.data.tokens import chat_template_of
 
     def build(work: Path) -> None:
-        model.save_pretrained(work, selected_adapters=["default"])  # not DPO's frozen reference copy ("ref")
+        # only `default`, not DPO's frozen reference copy ("ref")
+        model.save_pretrained(work, selected_adapters=["default"], **({"state_dict": state} if state else {}))
         template, is_default = chat_template_of(tokenizer)
         tokenizer.chat_template = template  # saved with the adapter, so inference renders prompts as training did
         tokenizer.save_pretrained(work)

@@ -29,6 +29,7 @@ from pathlib import Path
 from studio.core import runs
 from studio.core.errors import StudioError
 from studio.core.training import ownership
+from studio.core.training.distributed import tie_to_launcher
 from studio.core.training.events import EventWriter, is_main_process, size_of
 from studio.core.training.failures import Failure, RunFailure
 from studio.core.training.session import Stop, train
@@ -70,6 +71,7 @@ def run(run_dir: Path, *, resume: bool = False, echo=sys.stdout, quiet: bool = F
     `quiet`: turn the libraries' progress bars and notices off (the worker process does)."""
     run_dir = Path(run_dir)
     lock = None
+    tie_to_launcher()
     if is_main_process():
         lock = ownership.claim(run_dir, one_of_several=int(os.environ.get("WORLD_SIZE", "1")) > 1)
         if lock is None:
