@@ -433,6 +433,10 @@ class StudioState(QObject):
     def apply_suggestion(self, suggestion: Suggestion) -> None:
         self.apply_changes(suggestion.changes, suggestion.parts)
 
+    def can_apply(self, suggestion: Suggestion) -> bool:
+        """Whether this computer can make the change: a suggestion of more GPUs than it has is advice."""
+        return suggestion.gpus <= max(1, len(self.gpus))
+
     def select_run(self, run_dir: Path | None) -> None:
         self.current_run = Path(run_dir) if run_dir else None
         self.run_selected.emit(self.current_run)

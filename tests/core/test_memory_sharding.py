@@ -19,8 +19,12 @@ def llama70b():
 def test_fsdp_shares_the_weights_the_adapter_and_its_states(llama70b):
     one = plan(llama70b, AdapterSpec(), TrainShape(), Precision())
     fsdp = plan(llama70b, AdapterSpec(), TrainShape(gpus=4, strategy="fsdp"), Precision())
-    for name in ("quantized_weights", "lora_weights", "lora_gradients", "optimizer_states"):
+    for name in ("lora_weights", "lora_gradients", "optimizer_states"):
         assert fsdp.bytes_of(name) == -(-one.bytes_of(name) // 4), name
+    # the packed 4-bit values shard; bitsandbytes' block scales stay whole beside each layer (measured
+    # on two processes in tests/core/test_fsdp.py)
+    packed = sum((x.weight_params + 1) // 2 for x in llama70b.linear_layers)
+    assert fsdp.bytes_of("quantized_weights") == -(-packed // 4) + one.bytes_of("quantized_weights") - packed
     # the root unit (embeddings, lm_head) is gathered for the whole step, the activations are each GPU's own
     assert fsdp.bytes_of("unquantized_weights") == one.bytes_of("unquantized_weights")
     assert fsdp.bytes_of("activations") == one.bytes_of("activations")
@@ -72,16 +76,22 @@ def test_mixed_cards_are_planned_for_the_smallest():
     assert planning_gpu([big, big])[1] == "2 × NVIDIA RTX 4090"
 
 
-def test_fsdp_training_is_refused_until_it_exists():
-    """Planned, not yet trained: a recipe asking several GPUs to train with FSDP stops with what to do,
-    instead of silently running DDP."""
-    from studio.core.errors import StudioError
-    from studio.core.recipe import RunConfig
+def test_a_run_too_big_for_one_gpu_is_offered_more_gpus_with_fsdp(llama70b):
+    """"Add a second GPU" where it makes the run fit: the fewest GPUs like this one that FSDP can shard
+    it across, planned as each GPU's share (and with AdamW: 8-bit optimizer states do not shard)."""
+    from dataclasses import replace
 
-    config = RunConfig()
-    config.training.strategy, config.training.num_processes = "fsdp", 2
-    with pytest.raises(StudioError) as caught:
-        config.validate()
-    assert "--strategy" in caught.value.advice and "FSDP training is not available yet" in caught.value.message
-    config.training.num_processes = 1  # on one GPU the strategy changes nothing
-    config.validate()
+    from studio.core.memory import suggest_changes
+
+    shape = TrainShape(optimizer="paged-adamw-8bit")
+    fixes = suggest_changes(llama70b, AdapterSpec(), shape, Precision(), 40 * GiB)
+    more = [f for f in fixes if f.gpus > 1]
+    assert len(more) == 1 and more[0].gpus == 2
+    assert more[0].changes == {"shape.gpus": 2, "shape.strategy": "fsdp", "shape.optimizer": "adamw"}
+    sharded = replace(shape, gpus=2, strategy="fsdp", optimizer="adamw")
+    assert more[0].total_bytes == plan(llama70b, AdapterSpec(), sharded, Precision()).total_bytes <= 40 * GiB
+    short = replace(shape, seq_len=512)  # 2 × 24 GB is not enough even so: the 4-bit shard and the whole lm_head
+    lean = Precision(upcast_frozen=False)
+    assert [f.gpus for f in suggest_changes(llama70b, AdapterSpec(), short, lean, 24 * GiB) if f.gpus > 1] == [4]
+    # already planned on several GPUs, or a run that fits: no GPUs to add
+    assert not [f for f in suggest_changes(llama70b, AdapterSpec(), sharded, Precision(), 20 * GiB) if f.gpus > 1]

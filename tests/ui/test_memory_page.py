@@ -121,3 +121,39 @@ def test_several_gpus_are_planned_per_gpu_for_the_smallest_card(window):
     memory.refresh()
     assert window.state.plan().bytes_of("quantized_weights") < one.bytes_of("quantized_weights")
     assert "on each of 2 GPUs (FSDP)" in memory.verdict_text()
+
+
+def test_more_gpus_are_advice_on_one_gpu_and_a_choice_on_two(qapp, tmp_path):
+    """Llama 3.1 70B on a 40 GB card: no setting makes it fit, FSDP on 2 such GPUs does. With one GPU that is
+    advice (no Apply button); with two, the Adapter page offers them (DDP or FSDP) and Apply takes FSDP."""
+    from studio.core.hardware import GPU
+
+    w = make_window(model="llama-3.1-70b", data=None, runs_dir=tmp_path / "runs")
+    try:
+        card = GPU(0, "NVIDIA A100-SXM4-40GB", 40 * GiB, 40 * GiB, (8, 0), "nvml")
+        w.state.set_gpus([card])
+        w.show_page("memory")
+        pump(seconds=0.05)
+        memory, options = w.page("memory"), w.page("adapter").options
+        assert any(t.startswith("Train on 2 GPUs like this one with FSDP") for t in memory.fix_texts())
+        assert not any("GPUs" in b.accessibleName() for b in memory.suggestion_buttons())
+        assert not options._form.isRowVisible(options.gpus)
+
+        w.state.set_gpus([card, GPU(1, card.name, card.total_bytes, card.free_bytes, (8, 0), "nvml")])
+        pump(seconds=0.05)
+        assert options._form.isRowVisible(options.gpus)
+        assert [options.gpus.itemData(i) for i in range(options.gpus.count())] == [(1, "ddp"), (2, "ddp"), (2, "fsdp")]
+        memory.refresh()
+        button = next(b for b in memory.suggestion_buttons() if "2 GPUs" in b.accessibleName())
+        button.click()
+        pump(seconds=0.05)
+        t = w.state.config.training
+        assert (t.num_processes, t.strategy, t.optimizer) == (2, "fsdp", "adamw")
+        assert options.gpus.currentData() == (2, "fsdp")
+        assert "on each of 2 GPUs (FSDP)" in memory.verdict_text() and w.state.plan().fits(card.free_bytes)
+        options.gpus.setCurrentIndex(0)
+        options.gpus.activated.emit(0)
+        pump(seconds=0.05)
+        assert w.state.config.training.num_processes == 1
+    finally:
+        close_window(w)

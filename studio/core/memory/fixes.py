@@ -46,6 +46,7 @@ class Suggestion:
     total_bytes: int
     changes: dict = field(default_factory=dict)
     parts: tuple[str, ...] = ()
+    gpus: int = 1  # the GPUs it takes: more than the computer has, and it is advice, not a button
 
     @property
     def combined(self) -> bool:
@@ -96,7 +97,7 @@ def _no_fp32_copy(precision: Precision) -> list[Change]:
 
 
 def _eight_bit_optimizer(shape: TrainShape) -> list[Change]:
-    if shape.optimizer != "adamw":
+    if shape.optimizer != "adamw" or shape.sharded:  # FSDP does not shard bitsandbytes' 8-bit states
         return []
     return [Change("Use the 8-bit optimizer: its running averages take a quarter of the memory",
                    {"shape.optimizer": "paged-adamw-8bit"})]
@@ -249,7 +250,24 @@ def suggest_changes(
         return []
     axes = _axes(model, *settings)
     fixes = _single_fixes(model, axes, settings, gpu_bytes) or _combined_fix(model, axes, settings, gpu_bytes)
-    return fixes + _smaller_model(model, smaller_models, settings, gpu_bytes)
+    return (fixes or _more_gpus(model, settings, gpu_bytes)) + _smaller_model(model, smaller_models, settings, gpu_bytes)
+
+
+def _more_gpus(model: ModelInfo, settings: tuple, gpu_bytes: int) -> list[Suggestion]:
+    """When no change of settings is enough: the fewest GPUs like this one (2 or 4, a workstation's)
+    among which FSDP shards the run so that it fits each."""
+    adapter, shape, precision = settings
+    if shape.gpus > 1 or precision.mode == "8bit":  # already several; 8-bit weights do not shard
+        return []
+    for n in (2, 4):
+        changes = {"shape.gpus": n, "shape.strategy": "fsdp"}
+        if "8bit" in shape.optimizer:
+            changes["shape.optimizer"] = "adamw"  # FSDP does not shard bitsandbytes' 8-bit states
+        total = plan(model, *apply_changes(changes, *settings)).total_bytes
+        if total <= gpu_bytes:
+            words = f"Train on {n} GPUs like this one with FSDP, the model shared out among them (the figure is each GPU's)"
+            return [Suggestion(words, total, changes, (words,), gpus=n)]
+    return []
 
 
 def apply_changes(changes: dict, adapter: AdapterSpec, shape: TrainShape, precision: Precision):

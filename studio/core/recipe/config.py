@@ -135,7 +135,7 @@ class RunConfig:
             elif group == "adapter":
                 setattr(config.adapter, name, list(value) if name == "targets" else value)
             elif group == "shape":
-                setattr(config.training, name, value)
+                setattr(config.training, {"gpus": "num_processes"}.get(name, name), value)
                 if name == "loss_chunk_tokens":
                     config.training.chunked_loss = bool(value)
             elif group == "precision":

@@ -33,7 +33,7 @@ from studio.ui.widgets.text import help_label, set_state_style
 ATTENTION_WORDS = ("attn", "attention")
 ADVANCED = ("lr", "scheduler", "warmup", "batch", "accum", "adv_seq_len", "grad_ckpt", "preflight", "chunked_loss",
             "packing", "upcast_frozen", "optimizer", "precision", "eval_every", "save_every", "sample_every",
-            "eval_fraction", "dora", "rslora", "seed", "run_name")  # the advanced fields, reachable from the page
+            "eval_fraction", "dora", "rslora", "seed", "run_name", "gpus")  # the advanced fields, reachable from the page
 
 RANK_HELP = ("<b>Rank — how much the model can change.</b> The adapter's capacity: 8–16 is plenty to teach a tone, a format "
              "or a narrow task; 32–64 for broader new skills. Higher rank means more memory and more risk of memorising "
@@ -82,7 +82,9 @@ class AdapterPage(Page):
         state.plan_changed.connect(self._show_trainable)
         state.model_changed.connect(self._fill_targets)
         state.data_changed.connect(self._show_length)
+        state.gpu_changed.connect(self._show_gpus)
         self._fill_targets()
+        self._show_gpus()
 
     # ---- building the page ----
 
@@ -227,6 +229,9 @@ class AdapterPage(Page):
         self.by_steps.setChecked(True)
         self.steps.setValue(steps)
         self._length_edited()
+
+    def _show_gpus(self) -> None:
+        self.options.set_gpu_count(len(self.state.gpus), self.state.config.training)
 
     def _advanced_edited(self) -> None:
         self.options.write_to(self.state.config)

@@ -1,5 +1,5 @@
 """The Adapter page's advanced options, folded away: learning rate, batch, precision, memory savers,
-checkpoints, samples, held-out share, DoRA / rank-stabilised LoRA, seed and the run's name.
+the GPUs to train on (with several), checkpoints, samples, held-out share, DoRA / rank-stabilised LoRA, seed and the run's name.
 
 `edited` says the user changed one; `write_to` puts them all in the recipe, and the `show_*`
 methods put one section of the recipe back in the fields (they never emit `edited`)."""
@@ -56,6 +56,7 @@ class AdvancedOptions(QWidget):
                                          + ". Off saves ~2 bytes per embedding weight (≈2 GB on Llama 3 8B).")
         self.optimizer = self._combo(["auto", "adamw", "adamw-8bit", "paged-adamw-8bit"], help_of(t, "optimizer"))
         self.precision = self._combo(["4bit", "8bit", "16bit"], help_of(t, "precision"))
+        self.gpus = self._combo([], f"{_tip(help_of(t, 'num_processes'))}. {_tip(help_of(t, 'strategy'))}.")
         self.eval_every = self._spin(0, 1_000_000, help_of(t, "eval_every"))
         self.save_every = self._spin(0, 1_000_000, help_of(t, "save_every"))
         self.sample_every = self._spin(0, 1_000_000, help_of(t, "sample_every"))
@@ -70,12 +71,13 @@ class AdvancedOptions(QWidget):
         self._lay_out()
 
     def _lay_out(self) -> None:
-        form = QFormLayout(self)
+        form = self._form = QFormLayout(self)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.FieldsStayAtSizeHint)
         rows = [("Learning rate:", self.lr), ("Schedule:", self.scheduler), ("Warm-up share:", self.warmup),
                 ("Micro-batch:", self.batch), ("Gradient accumulation:", self.accum), ("Sequence length:", self.adv_seq_len),
                 ("", self.grad_ckpt), ("", self.preflight), ("", self.chunked_loss), ("", self.packing),
                 ("", self.upcast_frozen), ("Optimizer:", self.optimizer), ("Base model in:", self.precision),
+                ("Train on:", self.gpus),
                 ("Eval loss every:", self.eval_every), ("Checkpoint every:", self.save_every),
                 ("Sample answers every:", self.sample_every), ("Held-out share:", self.eval_fraction),
                 ("", self.dora), ("", self.rslora), ("Seed:", self.seed), ("Run name:", self.run_name)]
@@ -88,6 +90,25 @@ class AdvancedOptions(QWidget):
                 form.addRow(widget)
 
     # ---- the fields ----
+
+    def set_gpu_count(self, found: int, t: TrainingSection) -> None:
+        """The "Train on" choices for the GPUs this computer has (1 GPU; N with DDP or with FSDP), shown
+        only when there are several (or the recipe already asks for several)."""
+        most = max(found, t.num_processes)
+        self._quietly(lambda: self._fill_gpus(most, t))
+        self._form.setRowVisible(self.gpus, most > 1)
+
+    def _fill_gpus(self, most: int, t: TrainingSection) -> None:
+        self.gpus.clear()
+        self.gpus.addItem("1 GPU", (1, "ddp"))
+        for n in range(2, most + 1):
+            self.gpus.addItem(f"{n} GPUs, DDP: a whole copy of the model on each (fastest, when it fits one)", (n, "ddp"))
+            self.gpus.addItem(f"{n} GPUs, FSDP: the model shared out among them (a model too big for one)", (n, "fsdp"))
+        self._show_gpus(t)
+
+    def _show_gpus(self, t: TrainingSection) -> None:
+        wanted = (t.num_processes, t.strategy if t.num_processes > 1 else "ddp")
+        self.gpus.setCurrentIndex(max(0, next((i for i in range(self.gpus.count()) if self.gpus.itemData(i) == wanted), 0)))
 
     def _learning_rate(self) -> QLineEdit:
         lr = QLineEdit(self)
@@ -152,6 +173,8 @@ class AdvancedOptions(QWidget):
         t.upcast_frozen = self.upcast_frozen.isChecked()
         t.optimizer = self.optimizer.currentData()
         t.precision = self.precision.currentData()
+        if self.gpus.count():
+            t.num_processes, t.strategy = self.gpus.currentData()
         t.eval_every, t.save_every, t.sample_every = self.eval_every.value(), self.save_every.value(), self.sample_every.value()
         t.seed = self.seed.value()
         c.data.eval_fraction = round(self.eval_fraction.value(), 3)
@@ -187,6 +210,7 @@ class AdvancedOptions(QWidget):
         self.upcast_frozen.setChecked(t.upcast_frozen)
         self.optimizer.setCurrentIndex(max(0, self.optimizer.findData(t.optimizer)))
         self.precision.setCurrentIndex(max(0, self.precision.findData(t.precision)))
+        self._show_gpus(t)
         self.eval_every.setValue(t.eval_every)
         self.save_every.setValue(t.save_every)
         self.sample_every.setValue(t.sample_every)

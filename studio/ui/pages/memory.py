@@ -239,7 +239,7 @@ class MemoryPage(Page):
         self._fix_rows, self._suggestion_buttons = [], []
 
     def _show_fixes(self, suggestions: list[Suggestion]) -> None:
-        settings_fit = any("model" not in sug.changes for sug in suggestions)
+        settings_fit = any("model" not in sug.changes and sug.gpus == 1 for sug in suggestions)
         lean = None if settings_fit else self.state.leanest_plan()
         self.suggest_empty.setText("" if lean is None else
                                    f"No change to these settings makes it fit: even the leanest run the studio can offer "
@@ -256,13 +256,17 @@ class MemoryPage(Page):
         text.setWordWrap(True)
         text.setToolTip(f"The run would then need {gb(sug.total_bytes, 2)}.")
         layout.addWidget(text, 1)
+        self.suggest_layout.addWidget(row)
+        self._fix_rows.append(row)
+        if not self.state.can_apply(sug):  # more GPUs than this computer has: advice, without a button
+            text.setToolTip(f"This computer has {len(self.state.gpus) or 'no'} GPU{'' if len(self.state.gpus) == 1 else 's'}"
+                            f": with {sug.gpus} the run would need {gb(sug.total_bytes, 2)} on each.")
+            return
         button = QPushButton("Apply", row)
         button.setAccessibleName(f"Apply: {sug.change}")
         button.setToolTip(f"Apply: {sug.change}. The run would then need {gb(sug.total_bytes, 2)}.")
         button.clicked.connect(lambda _=False, s=sug: self.state.apply_suggestion(s))
         layout.addWidget(button, 0, Qt.AlignmentFlag.AlignTop)
-        self.suggest_layout.addWidget(row)
-        self._fix_rows.append(row)
         self._suggestion_buttons.append(button)
 
     # ---- the same run in other precisions ----

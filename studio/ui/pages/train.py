@@ -373,10 +373,11 @@ class TrainPage(Page):
         free a fifth of the planned memory instead."""
         s = self.state
         c = s.config
-        suggestions = s.suggestions()
+        suggestions = [sug for sug in s.suggestions() if s.can_apply(sug)]
         if not suggestions and s.model is not None:
             plan = s.plan()
-            suggestions = s.suggestions(int(plan.total_bytes * 0.8) if plan else s.gpu.bytes)
+            suggestions = [sug for sug in s.suggestions(int(plan.total_bytes * 0.8) if plan else s.gpu.bytes)
+                           if s.can_apply(sug)]
         if suggestions:
             self.monitor.note(f"applying: {suggestions[0].change}")
             s.apply_changes(suggestions[0].changes)
