@@ -23,6 +23,8 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     add_recipe_sources(p)
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a stopped run from its last checkpoint")
     p.add_argument("--run-dir", type=Path, help="put the run in this folder instead of the studio's runs folder")
+    p.add_argument("--join", type=Path, metavar="RUN_DIR", help="several machines: train this machine's share (its "
+                   "--machine-rank) of the run the main machine started in RUN_DIR, a folder every machine sees")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     add_recipe_flags(p)
 
@@ -37,6 +39,8 @@ def recipe_from_args(args):
 def cmd_train(args) -> int:
     from studio.core.training import launcher
 
+    if args.join:
+        return _join(args)
     if args.resume:
         handle = launcher.resume(args.resume)
     else:
@@ -68,3 +72,17 @@ def cmd_train(args) -> int:
     if error.get("advice"):
         print(f"What to do: {error['advice']}", file=sys.stderr)
     return EXIT_USER_ERROR if error.get("kind") == "bad_input" else EXIT_INTERNAL_ERROR
+
+
+def _join(args) -> int:
+    """This machine's share of a run on several machines; the main machine shows its progress."""
+    from studio.core.training import launcher
+
+    rank = given(args, "training.machine_rank")
+    if rank is None:
+        raise StudioError("Joining a run needs this machine's number.", "Add --machine-rank N (1 for the second machine, …).")
+    handle = launcher.join(args.join, rank)
+    print(f"Joined {handle.run_dir} as machine {rank}: training its share; the main machine shows the progress.")
+    code = handle.process.wait()
+    print("This machine's share ended" + ("." if code == 0 else f" with exit status {code}: see the main machine's log."))
+    return 0 if code == 0 else EXIT_INTERNAL_ERROR

@@ -129,3 +129,28 @@ def test_fsdp_plans_and_trains_with_adamw():
     """bitsandbytes' 8-bit optimizer states are not sharded by FSDP: "auto" takes AdamW there."""
     assert recipe(strategy="fsdp", num_processes=2).optimizer_for(on_gpu=True) == "adamw"
     assert recipe(num_processes=2).optimizer_for(on_gpu=True) == "paged-adamw-8bit"
+
+
+def test_two_machines_train_one_run(tmp_path, fsdp_on_cpu):
+    """Several machines, here two on this computer (one process each, rendezvous on 127.0.0.1): the main
+    machine starts the run, the other joins it with `studio train --join RUN --machine-rank 1`."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = recipe(steps=6, eval_every=0, save_every=3, num_processes=2, machines=2, strategy="fsdp",
+                    main_address=f"127.0.0.1:{port}")
+    main = launcher.start(config, tmp_path / "run")
+    other = subprocess.run([sys.executable, "-m", "studio", "train", "--join", str(main.run_dir), "--machine-rank", "1"],
+                           capture_output=True, text=True, timeout=300)
+    assert other.returncode == 0, other.stderr[-2000:]
+    assert "Joined" in other.stdout and "as machine 1" in other.stdout
+    assert launcher.wait(main, timeout=120)["status"] == "completed"
+    assert events_of(main.run_dir, "started")[0]["processes"] == 2
+    assert runs.checkpoint_problem(main.run_dir / runs.CHECKPOINTS / "checkpoint-6") is None
+    assert (main.run_dir / runs.ADAPTER / "adapter_model.safetensors").is_file()
+    with pytest.raises(StudioError, match="does not join"):
+        launcher.join(main.run_dir, 2)

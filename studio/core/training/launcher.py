@@ -127,6 +127,29 @@ def _check_resumable(run_dir: Path) -> None:
                           "Start it again with `studio train --recipe " + str(run_dir / runs.RECIPE) + "`.")
 
 
+def join(run_dir: Path, machine_rank: int) -> RunProcess:
+    """This machine's share of a run on several machines that the main machine (rank 0) started in
+    `run_dir`, a folder every machine sees at the same path. The main machine holds the run's lock and
+    writes its events; the processes here train their share and write their checkpoint shards. A run
+    that already has a checkpoint is joined as a resume, as the main machine resumes it."""
+    run_dir = Path(run_dir)
+    config = runs.load_recipe(run_dir)
+    t = config.training
+    if t.machines < 2:
+        raise StudioError(f"{run_dir.name} trains on one machine: there is nothing to join.",
+                          "Start it with --machines N on the main machine first, then join it from the others.")
+    if not 1 <= machine_rank < t.machines:
+        raise StudioError(f"Machine rank {machine_rank} does not join a run on {t.machines} machines.",
+                          f"Give each other machine its own number from 1 to {t.machines - 1} (the main machine is 0).")
+    t.machine_rank = machine_rank
+    resume = runs.resume_point(run_dir) is not None
+    process = subprocess.Popen(worker_command(run_dir, resume=resume, training=t), stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, env=dict(os.environ, PYTHONUNBUFFERED="1",
+                                                                   TOKENIZERS_PARALLELISM="false"),
+                               start_new_session=True)
+    return RunProcess(run_dir, process, process.pid, offset=size_of(run_dir / runs.EVENTS))
+
+
 def attach(run_dir: Path) -> RunProcess:
     """A handle on a run started elsewhere (e.g. before the window was reopened)."""
     run_dir = Path(run_dir)
