@@ -154,3 +154,29 @@ def test_two_machines_train_one_run(tmp_path, fsdp_on_cpu):
     assert (main.run_dir / runs.ADAPTER / "adapter_model.safetensors").is_file()
     with pytest.raises(StudioError, match="does not join"):
         launcher.join(main.run_dir, 2)
+
+
+def _vote(rank: int, port: int, answers) -> None:
+    import torch.distributed as dist
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE="2")
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        answers[rank] = (distributed.agreed(rank == 1), distributed.agreed(False))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_a_cancel_one_process_sees_stops_every_process():
+    """Each process looks for the cancel request on its own, maybe a step apart: they vote, so all stop at
+    the same step instead of one stopping while the others wait for it forever."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    answers = mp.Manager().dict()
+    mp.spawn(_vote, args=(port, answers), nprocs=2, join=True)
+    assert dict(answers) == {0: (True, False), 1: (True, False)}

@@ -12,7 +12,7 @@ from transformers import TrainerCallback
 
 from studio.core import runs
 from studio.core.runs import DISK_MARGIN, free_bytes  # by name: tests replace callback.free_bytes
-from studio.core.training.distributed import fsdp_running, process_bytes, save_whole_adapter, world_size
+from studio.core.training.distributed import agreed, fsdp_running, process_bytes, save_whole_adapter, world_size
 from studio.core.training.events import REWARD_FIELDS, EventWriter, is_main_process
 from studio.core.training.failures import RunFailure
 
@@ -96,11 +96,11 @@ class StudioEvents(TrainerCallback):
                              **reward_fields(metrics, "eval_"))
 
     def on_step_end(self, args, state, control, model=None, **kw):
+        self._check_cancel(state, control)  # first: with several processes every one takes part in the vote
         if self.stop.failure is not None:
             control.should_training_stop = True
             control.should_save = False
             return
-        self._check_cancel(state, control)
         if control.should_save and not self._room_for_checkpoint(control):
             return
         every = self.config.training.sample_every
@@ -108,7 +108,8 @@ class StudioEvents(TrainerCallback):
             self.emit_samples(model, state.global_step)
 
     def _check_cancel(self, state, control) -> None:
-        if self.cancel_file.exists() and not self.stop.cancel_requested:
+        asked = agreed(self.cancel_file.exists() or self.stop.cancel_requested)  # every process at the same step
+        if asked and not self.stop.cancel_requested:
             self.stop.cancel_requested = True
             self.events.emit("log", step=state.global_step, message="Cancel requested: stopping after this step and saving.")
         if self.stop.cancel_requested:

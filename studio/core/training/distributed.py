@@ -131,3 +131,18 @@ def tie_to_launcher() -> None:
     libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     if os.getppid() != parent:  # the launcher was gone before the signal was set
         os._exit(1)
+
+
+def agreed(flag: bool) -> bool:
+    """Whether any process of the run says yes (a cancel request each process notices on its own, maybe
+    a step apart): all then act at the same step, never one stopping while the others wait for it.
+    Every process must call this at the same point; one process answers its own flag."""
+    import torch
+    import torch.distributed as dist
+
+    if world_size() == 1 or not dist.is_available() or not dist.is_initialized():
+        return flag
+    on_gpu = dist.get_backend() == "nccl"
+    vote = torch.tensor([int(flag)], device=torch.device("cuda", torch.cuda.current_device()) if on_gpu else "cpu")
+    dist.all_reduce(vote, op=dist.ReduceOp.MAX)
+    return bool(vote.item())
