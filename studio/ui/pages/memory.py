@@ -243,7 +243,8 @@ class MemoryPage(Page):
         lean = None if settings_fit else self.state.leanest_plan()
         self.suggest_empty.setText("" if lean is None else
                                    f"No change to these settings makes it fit: even the leanest run the studio can offer "
-                                   f"needs {gb(lean.plan.total_bytes)}. Choose a smaller model, or plan for a larger GPU.")
+                                   f"needs {gb(lean.plan.total_bytes)}. Choose a smaller model, train on more GPUs, or "
+                                   "plan for a larger GPU.")
         self.suggest_empty.setVisible(lean is not None)
         for sug in suggestions:
             self._add_fix(sug)
@@ -259,8 +260,10 @@ class MemoryPage(Page):
         self.suggest_layout.addWidget(row)
         self._fix_rows.append(row)
         if not self.state.can_apply(sug):  # more GPUs than this computer has: advice, without a button
-            text.setToolTip(f"This computer has {len(self.state.gpus) or 'no'} GPU{'' if len(self.state.gpus) == 1 else 's'}"
-                            f": with {sug.gpus} the run would need {gb(sug.total_bytes, 2)} on each.")
+            found = len(self.state.gpus)
+            has = f"This computer has {found or 'no'} GPU{'' if found == 1 else 's'} found"
+            text.setText(f"{text.text()}\n({has}: a change of hardware, not of settings.)")
+            text.setToolTip(f"{has}: with {sug.gpus} the run would need {gb(sug.total_bytes, 2)} on each.")
             return
         button = QPushButton("Apply", row)
         button.setAccessibleName(f"Apply: {sug.change}")
