@@ -12,6 +12,9 @@
 # (no bitsandbytes), then `bash benchmarks/gpu_check.sh --preference OUT` (about 2 minutes) measures only the
 # DPO and ORPO cases this machine can run (gpu_calibrate.py --methods dpo,orpo).
 #
+# FSDP (issue #21): `bash benchmarks/gpu_check.sh --fsdp OUT` (about 2 minutes, the --wheels wheels) runs
+# benchmarks/fsdp_gpu_check.py with one process per GPU found.
+#
 # 1. installs the carried wheels into /tmp/site; 2. the planner calibration (gpu_calibrate.py: 19
 # cases, 5 architectures, random weights built on the GPU); 3. peak memory and tokens/s of the
 # studio against a plain QLoRA script, Llama 3 8B's architecture, 8192 tokens (peak_vs_plain.py).
@@ -32,6 +35,15 @@ if [ "${1:-}" = "--wheels-preference" ]; then
     python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform any -d .whl "$p"
   done
+  exit
+fi
+if [ "${1:-}" = "--fsdp" ]; then  # issue #21: the FSDP-QLoRA path, one process per GPU (fsdp_gpu_check.py)
+  OUT=${2:-/tmp/gpu-check}; mkdir -p "$OUT"
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+  N=$(nvidia-smi -L | wc -l)
+  python3 -m accelerate.commands.launch --num_processes "$N" $(python3 benchmarks/fsdp_gpu_check.py --flags) \
+    benchmarks/fsdp_gpu_check.py "$OUT" 2>&1 | tail -40 | tee "$OUT/fsdp-log.txt"
   exit
 fi
 METHODS=sft,dpo,orpo
