@@ -144,11 +144,15 @@ def test_two_machines_train_one_run(tmp_path, fsdp_on_cpu):
     config = recipe(steps=6, eval_every=0, save_every=3, num_processes=2, machines=2, strategy="fsdp",
                     main_address=f"127.0.0.1:{port}")
     main = launcher.start(config, tmp_path / "run")
-    other = subprocess.run([sys.executable, "-m", "studio", "train", "--join", str(main.run_dir), "--machine-rank", "1"],
-                           capture_output=True, text=True, timeout=300)
-    assert other.returncode == 0, other.stderr[-2000:]
-    assert "Joined" in other.stdout and "as machine 1" in other.stdout
-    assert launcher.wait(main, timeout=120)["status"] == "completed"
+    try:
+        other = subprocess.run([sys.executable, "-m", "studio", "train", "--join", str(main.run_dir), "--machine-rank",
+                                "1"], capture_output=True, text=True, timeout=300)
+        assert other.returncode == 0, other.stderr[-2000:]
+        assert "Joined" in other.stdout and "as machine 1" in other.stdout
+        assert launcher.wait(main, timeout=120)["status"] == "completed"
+    finally:
+        if main.alive():  # never left waiting for a machine that will not come
+            os.killpg(main.pid, signal.SIGKILL)
     assert events_of(main.run_dir, "started")[0]["processes"] == 2
     assert runs.checkpoint_problem(main.run_dir / runs.CHECKPOINTS / "checkpoint-6") is None
     assert (main.run_dir / runs.ADAPTER / "adapter_model.safetensors").is_file()

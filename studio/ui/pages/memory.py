@@ -243,8 +243,9 @@ class MemoryPage(Page):
         lean = None if settings_fit else self.state.leanest_plan()
         self.suggest_empty.setText("" if lean is None else
                                    f"No change to these settings makes it fit: even the leanest run the studio can offer "
-                                   f"needs {gb(lean.plan.total_bytes)}. Choose a smaller model, train on more GPUs, or "
-                                   "plan for a larger GPU.")
+                                   f"needs {gb(lean.plan.total_bytes)}. Choose a smaller model, "
+                                   f"{'train on more GPUs, ' if any(s.gpus > 1 for s in suggestions) else ''}"
+                                   "or plan for a larger GPU.")
         self.suggest_empty.setVisible(lean is not None)
         for sug in suggestions:
             self._add_fix(sug)
