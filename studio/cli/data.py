@@ -1,5 +1,5 @@
-"""`studio data inspect DATA`: the format, problems with their lines, token statistics and examples. The
-flags of the data settings are the recipe's (studio/cli/recipe_flags.py)."""
+"""`studio data inspect DATA`: the format, problems with their lines, token statistics and examples (and
+`studio data from-docs`: from_docs.py). The flags of the data settings are the recipe's (studio/cli/recipe_flags.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 
+from studio.cli import from_docs
 from studio.cli.output import EXIT_USER_ERROR, indent
 from studio.cli.recipe_flags import add_recipe_flags, apply_flags
 from studio.core.errors import StudioError
@@ -18,6 +19,7 @@ def add_parser(sub) -> None:
     p = data_sub.add_parser("inspect", help="detected format, rows, problems with their lines, token statistics, examples")
     _add_data_arguments(p)
     p.set_defaults(func=cmd_data_inspect)
+    from_docs.add_parser(data_sub)
 
 
 # The recipe's settings that change what `studio data inspect` shows: their flags come from the recipe.

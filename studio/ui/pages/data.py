@@ -104,6 +104,8 @@ class DataPage(Page):
             ("load_button", "&Load", "Load the file or hub dataset typed on the left.", self._load_typed),
             ("demo_button", "Demo data", "The built-in plant-care conversations that go with the demo model.",
              lambda: self.load("demo")),
+            ("documents_button", "From &documents…", "No dataset yet? Turn your PDF, Word, web pages and notes into "
+             "question–answer pairs that a model writes and you review.", self.open_documents),
         ):
             button = QPushButton(text, self)
             button.setToolTip(tip)
@@ -208,6 +210,19 @@ class DataPage(Page):
         return self.tabs
 
     # ---- choosing data ----
+
+    def open_documents(self) -> None:
+        from studio.ui.documents.dialog import DocumentsDialog
+
+        self.documents = DocumentsDialog(self._use_documents, self)
+        self.documents.show()
+
+    def _use_documents(self, train: Path, golden: Path | None) -> None:
+        """The reviewed pairs become the data; the held-out documents' pairs the golden questions."""
+        self.source.setText(str(train))
+        self.load(str(train))
+        if golden is not None:
+            self.golden.set_source(str(golden))
 
     def load(self, source: str) -> None:
         self.state.config.data.source = source

@@ -1,0 +1,81 @@
+"""The Data page's "From documents…": the dialog runs `studio data from-docs` in a real child process and
+shows its parse report; the review grid decides pairs by key, highlights each quote in its source, and
+"Use as training data" puts the accepted pairs on the Data page with the golden questions."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+
+from tests.documents import files
+from tests.ui.conftest import close_window, make_window, pump, wait_until
+
+pytest.importorskip("pdfplumber", reason="the documents extra: pip install 'lora-studio[docs]'")
+
+
+@pytest.fixture
+def window(qapp, tmp_path):
+    w = make_window(runs_dir=tmp_path / "runs")
+    w.show_page("data")
+    yield w
+    close_window(w)
+
+
+def test_the_review_grid_decides_by_key_highlights_quotes_and_makes_the_dataset(window, tmp_path):
+    from studio.ui.documents.dialog import DocumentsDialog
+
+    out = files.generated_folder(tmp_path)
+    used = []
+    dialog = DocumentsDialog(lambda train, golden: used.append((train, golden)), window)
+    dialog.out.setText(str(out))
+    dialog.show_results(json.loads((out / "report.json").read_text()))
+    grid = dialog.grid
+    assert grid.table.rowCount() == 4 and "2 pass every check" in grid.counts.text()
+    assert "#ffe082" in grid.chunk.toHtml() and "every 3 days in summer" in grid.chunk.toPlainText()
+    assert "refers to the text" in grid.table.item(2, 4).text()
+    assert not dialog.use_button.isEnabled()
+    grid.table.setFocus()
+    grid.table.setCurrentCell(0, 1)
+    QTest.keyClick(grid.table, Qt.Key.Key_A)
+    assert grid.table.item(0, 0).text() == "✓ accepted" and grid.table.currentRow() == 1  # on to the next
+    QTest.keyClick(grid.table, Qt.Key.Key_R)
+    assert grid.table.item(1, 0).text() == "✗ rejected"
+    grid.table.setCurrentCell(3, 1)
+    assert "not in this text" in grid.chunk.toPlainText()  # a quote the source does not have is said
+    grid.accept_passing()
+    assert dialog.use_button.isEnabled() and "1 accepted" in dialog.use_note.text()
+    grid.toggle_sample()
+    assert grid.table.rowCount() == 2 and grid.sample_button.text().startswith("Show all")
+    dialog.use_dataset()
+    assert used == [(out / "train.jsonl", None)]
+    assert len((out / "train.jsonl").read_text().splitlines()) == 1
+    window.page("data")._use_documents(out / "train.jsonl", None)
+    wait_until(lambda: window.state.data is not None and window.state.config.data.source == str(out / "train.jsonl"),
+               60, "the pairs loaded as data")
+
+
+def test_the_dialog_runs_the_command_in_a_child_and_shows_what_it_read(window, tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    files.markdown_file(folder / "orchid.md")
+    files.scanned_pdf(folder / "scan.pdf")
+    (folder / "scan.png").unlink()
+    window.page("data").documents_button.click()
+    dialog = window.page("data").documents
+    dialog.folder.setText(str(folder))
+    assert dialog.out.text().endswith("docs")
+    dialog.out.setText(str(tmp_path / "out"))
+    dialog.model.setCurrentText("demo")
+    dialog.preview_button.click()
+    assert not dialog.run_button.isEnabled() and dialog.stop_button.isEnabled()
+    wait_until(lambda: dialog.process.state() == dialog.process.ProcessState.NotRunning, 240, "the command")
+    pump(seconds=0.2)
+    assert dialog.report.rowCount() == 2
+    verdicts = {dialog.report.item(r, 0).text(): dialog.report.item(r, 4).text() for r in range(2)}
+    assert "scanned document" in verdicts["scan.pdf"] and verdicts["orchid.md"].startswith("1 page")
+    assert "1 of 1 parts done" in dialog.status.text() or "parts done" in dialog.status.text()
+    assert dialog.run_button.isEnabled()
+    dialog.close()
