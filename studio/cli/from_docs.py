@@ -30,6 +30,8 @@ def add_parser(data_sub) -> None:
                    "(default 0.2; their pairs become golden questions)")
     p.add_argument("--preview", type=int, default=0, metavar="N", help="ask for N chunks only, to see the pairs and "
                    "how long all of them would take")
+    p.add_argument("--judge", action="store_true", help="also ask the model, showing it the source, whether each "
+                   "pair that passes the checks is supported (a no is a reason on the row)")
     p.add_argument("--accept-passing", action="store_true", help="accept every pair that passes every check and "
                    "write the dataset (train.jsonl, eval.jsonl, provenance.jsonl)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -51,7 +53,7 @@ def cmd_from_docs(args) -> int:
 
     generator = generator_for(args.model, args.server)
     settings = Settings(chunk_chars=args.chunk_chars, pairs_per_chunk=args.pairs, eval_fraction=args.eval_share,
-                        preview=args.preview)
+                        preview=args.preview, judge=args.judge)
     stop = {"asked": False}
     previous = {sig: signal.signal(sig, lambda *_: stop.update(asked=True)) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:  # Ctrl-C (or the window's Stop) ends after the chunk being written: the same command goes on from there

@@ -153,3 +153,16 @@ def test_the_review_accepts_edits_and_writes_the_dataset_with_its_sources(tmp_pa
     sources = [json.loads(line) for line in (out / "provenance.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [s["id"] for s in sources] == ["r1", "r3"] and sources[1]["edited"] and sources[0]["quote_span"]
     assert (out / "mine.txt").read_text(encoding="utf-8") == "my notes"  # nothing the user made is touched
+
+
+def test_the_parse_report_says_which_pages_are_empty_scanned_or_garbled():
+    from pathlib import Path
+
+    from studio.core.documents.parsed import Block, Document, Page
+
+    pages = [Page(1, [Block(PARAGRAPH, "(cid:3)(cid:4)(cid:5)(cid:6) ab")]), Page(2, []), Page(3, []), Page(4, [], True),
+             Page(5, [Block(PARAGRAPH, "Plain words.")])]
+    report = Document(Path("x.pdf"), "pdf", pages).report()
+    assert (report["empty_pages"], report["scanned_pages"], report["garbled_pages"]) == ([2, 3], [4], [1])
+    assert "page 4 is scanned" in report["verdict"] and "pages 2, 3 are empty" in report["verdict"]
+    assert "page 1 is garbled" in report["verdict"]

@@ -103,3 +103,23 @@ def test_an_openai_compatible_server_is_found_and_asked_in_the_format_it_takes(d
     with pytest.raises(StudioError, match="Nothing answers") as err:
         reachable_models(server.url)
     assert "ollama serve" in err.value.advice
+
+
+def test_the_judge_sees_the_source_and_its_no_is_a_reason(demo_gguf, tmp_path):
+    from studio.core.documents.chunking import Chunk
+    from studio.core.documents.generation import LocalGguf, parse_verdict
+    from studio.core.documents.pipeline import Row, _judged
+
+    assert [parse_verdict(r) for r in ('{"supported": true}', "No.", '{"supported": "maybe"}', "")] == [True, False,
+                                                                                                        None, None]
+    chunk = Chunk("c1", "fern.md", 1, 1, ("Ferns",), files.FERN_TEXT)
+    rows = [Row(f"r{i}", q, a, quote, [0, 1], "c1", "fern.md p. 1", "fern.md", "train", [], "m")
+            for i, (q, a, quote) in enumerate(files.FERN_PAIRS[:2])]
+    rows.append(Row("r9", "Q?", "A.", "x", None, "c1", "fern.md p. 1", "fern.md", "train", ["already failed"], "m"))
+    (tmp_path / "cache").mkdir()
+    _judged(rows, {"c1": chunk}, LocalGguf(demo_gguf), tmp_path, None)
+    judged = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    assert len(judged) == 2 and all(name.startswith("judge-r") for name in judged)  # a failed row is not asked
+    for row in rows[:2]:  # the tiny model's verdict either way: a yes leaves the row, a no or nonsense says so
+        assert row.failed == [] or row.failed[0].startswith(("the judge says", "the judge's reply"))
+    assert rows[2].failed == ["already failed"]

@@ -39,6 +39,25 @@ def prompt(chunk_text: str, title: str, pairs: int) -> list[dict]:
             {"role": "user", "content": f"{where}Text:\n\"\"\"\n{chunk_text}\n\"\"\"\n\nWrite {pairs} question-answer pairs."}]
 
 
+JUDGE_SCHEMA = {"type": "object", "required": ["supported"], "properties": {"supported": {"type": "boolean"}}}
+
+
+def judge_prompt(chunk_text: str, question: str, answer: str) -> list[dict]:
+    """A yes/no question to a judge that sees the source: does the text support the answer?"""
+    return [{"role": "system", "content": 'You check answers against a text. Reply with JSON only: {"supported": true} '
+                                          'if the text supports the answer to the question, else {"supported": false}.'},
+            {"role": "user", "content": f"Text:\n\"\"\"\n{chunk_text}\n\"\"\"\n\nQuestion: {question}\nAnswer: {answer}"}]
+
+
+def parse_verdict(reply: str) -> bool | None:
+    """The judge's yes (True) or no (False); None when its reply says neither."""
+    data = _json_in(reply)
+    if isinstance(data, dict) and isinstance(data.get("supported"), bool):
+        return data["supported"]
+    word = reply.strip().split()[0].strip(".,!").lower() if reply.strip() else ""
+    return {"yes": True, "no": False, "true": True, "false": False}.get(word)
+
+
 def parse_pairs(reply: str) -> tuple[list[Pair], str | None]:
     """The pairs in a model's reply, and why anything was skipped (None when nothing was): JSON as asked,
     or the first JSON object or list inside other text; items without a question, answer or quote are
@@ -82,18 +101,19 @@ class OpenAICompatible:
 
         self.base_url, self.model = base_url, model
         self.client = OpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=1)
-        self.formats = [{"type": "json_schema", "json_schema": {"name": "qa_pairs", "schema": SCHEMA}},
-                        {"type": "json_object"}, None]
+        self.formats = [{"type": "json_schema"}, {"type": "json_object"}, None]  # the first the server takes
 
     @property
     def name(self) -> str:
         return f"{self.model} at {self.base_url}"
 
-    def complete(self, messages: list[dict], max_tokens: int = 1024) -> str:
+    def complete(self, messages: list[dict], max_tokens: int = 1024, schema: dict = SCHEMA) -> str:
         import openai
 
         while True:
             fmt = self.formats[0]
+            if fmt and fmt["type"] == "json_schema":
+                fmt = {"type": "json_schema", "json_schema": {"name": "reply", "schema": schema}}
             try:
                 extra = {"response_format": fmt} if fmt else {}
                 reply = self.client.chat.completions.create(model=self.model, messages=messages, temperature=0.2,
@@ -127,7 +147,7 @@ class LocalModel:
     def name(self) -> str:
         return f"{self.source} (loaded by the studio)"
 
-    def complete(self, messages: list[dict], max_tokens: int = 1024) -> str:
+    def complete(self, messages: list[dict], max_tokens: int = 1024, schema: dict = SCHEMA) -> str:
         from studio.core.generate import GenerationSettings, generate
 
         return generate(self.model, self.tokenizer, messages, GenerationSettings(max_new_tokens=max_tokens))
@@ -153,9 +173,9 @@ class LocalGguf:
 
         return f"{Path(self.path).name} (llama.cpp, loaded by the studio)"
 
-    def complete(self, messages: list[dict], max_tokens: int = 1024) -> str:
+    def complete(self, messages: list[dict], max_tokens: int = 1024, schema: dict = SCHEMA) -> str:
         reply = self.llm.create_chat_completion(messages=messages, max_tokens=max_tokens, temperature=0.2,
-                                                response_format={"type": "json_object", "schema": SCHEMA})
+                                                response_format={"type": "json_object", "schema": schema})
         return reply["choices"][0]["message"]["content"] or ""
 
 

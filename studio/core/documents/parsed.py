@@ -35,8 +35,10 @@ class Page:
 
     @property
     def garbled(self) -> bool:
+        """Unreadable characters, or glyphs the PDF does not map to letters (pdfminer writes them "(cid:12)")."""
         text = self.text
         bad = sum(1 for ch in text if ch == "\ufffd" or (not ch.isprintable() and ch not in "\n\t"))
+        bad += sum(len(m) for m in re.findall(r"\(cid:\d+\)", text))
         return bool(text) and bad / len(text) > GARBLED_SHARE
 
     @property
@@ -75,17 +77,21 @@ class Document:
                     "first (for example `pip install docling`, then `docling FILE --to md`), and add the result.")
         parts = [f"{len(self.pages)} page{'s' if len(self.pages) != 1 else ''}, {self.chars:,} characters"]
         if scanned:
-            parts.append(f"pages {_pages(scanned)} are scanned pictures (no text read from them)")
+            parts.append(f"{_pages(scanned)} scanned (pictures: no text read)")
         if empty:
-            parts.append(f"pages {_pages(empty)} are empty")
+            parts.append(f"{_pages(empty)} empty")
         if garbled:
-            parts.append(f"pages {_pages(garbled)} look garbled (the PDF's text layer is damaged): check them")
+            parts.append(f"{_pages(garbled)} garbled (the PDF's text layer does not map to letters): check "
+                         f"{'it' if len(garbled) == 1 else 'them'}")
         return "; ".join(parts) + "."
 
 
 def _pages(numbers: list[int]) -> str:
+    """"page 3 is" / "pages 3, 4 are" (the first eight named)."""
+    if len(numbers) == 1:
+        return f"page {numbers[0]} is"
     shown = ", ".join(str(n) for n in numbers[:8])
-    return shown + (f" and {len(numbers) - 8} more" if len(numbers) > 8 else "")
+    return f"pages {shown}{f' and {len(numbers) - 8} more' if len(numbers) > 8 else ''} are"
 
 
 def text_blocks(text: str) -> list[Block]:

@@ -38,6 +38,7 @@ class Settings:
     preview: int = 0  # ask for this many chunks only (spread over the documents), to see the pairs and the time
     seed: int = 0
     max_tokens: int = 1024
+    judge: bool = False  # also ask the model, showing it the source, whether each passing pair is supported
 
 
 @dataclass
@@ -111,6 +112,8 @@ def run(folder: Path, out: Path, generator, settings: Settings = Settings(), *,
     outcome = _generate(todo, out, generator, settings, on_progress, should_stop)
     outcome.chunks, outcome.chunks_total = chunks, len(chunks)
     outcome.rows = _checked(outcome.rows, {c.id: c for c in chunks}, held)
+    if settings.judge:
+        _judged(outcome.rows, {c.id: c for c in chunks}, generator, out, should_stop)
     write_text(out / "pairs.jsonl", "".join(json.dumps(asdict(r), ensure_ascii=False) + "\n" for r in outcome.rows))
     write_text(out / "report.json", json.dumps({
         "documents": reports, "train_documents": train_docs, "eval_documents": eval_docs,
@@ -176,6 +179,27 @@ def _checked(rows: list[Row], chunks: dict[str, Chunk], held: set[str]) -> list[
     for later, first in near_duplicates([r.question for r in rows]).items():
         rows[later].failed.append(f"it repeats the question of {rows[first].source} ({rows[first].id})")
     return rows
+
+
+def _judged(rows: list[Row], chunks: dict[str, Chunk], generator, out: Path, should_stop) -> None:
+    """The judge's yes or no on every pair that passed the checks (cached like the pairs); a no, or a
+    reply that is neither, is a reason on the row."""
+    from studio.core.documents.generation import JUDGE_SCHEMA, judge_prompt, parse_verdict
+
+    for row in rows:
+        if row.failed or (should_stop is not None and should_stop()):
+            continue
+        saved = out / "cache" / f"judge-{row.id}-{hashlib.sha1(generator.name.encode()).hexdigest()[:8]}.json"
+        if saved.is_file():
+            reply = json.loads(saved.read_text(encoding="utf-8"))["reply"]
+        else:
+            reply = generator.complete(judge_prompt(chunks[row.chunk_id].text, row.question, row.answer), 32, JUDGE_SCHEMA)
+            write_text(saved, json.dumps({"row": row.id, "reply": reply}, ensure_ascii=False))
+        verdict = parse_verdict(reply)
+        if verdict is False:
+            row.failed.append("the judge says the source does not support the answer")
+        elif verdict is None:
+            row.failed.append(f"the judge's reply says neither yes nor no ({' '.join(reply.split())[:40]!r})")
 
 
 def load_rows(out: Path) -> tuple[list[Row], dict[str, dict]]:

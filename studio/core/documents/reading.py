@@ -99,6 +99,8 @@ def _html(path: Path) -> list[Page]:
     html = path.read_bytes().decode("utf-8", errors="replace")
     text = trafilatura.extract(html, output_format="markdown", include_tables=True, include_comments=False,
                                favor_recall=True)
+    if not text:  # no article found (a very short page, a list of links): all of its text, plainly
+        text = trafilatura.html2txt(html)
     return [Page(1, text_blocks(text or ""))]
 
 

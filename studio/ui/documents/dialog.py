@@ -9,6 +9,7 @@ What the window shows comes from the files it writes, read by the core (report.j
 
 from __future__ import annotations
 
+import html
 import json
 import sys
 from collections.abc import Callable
@@ -37,6 +38,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.errors import StudioError
+from studio.core.wording import count
 from studio.ui.documents.review_grid import ReviewGrid
 from studio.ui.widgets.text import help_label, set_state_style
 
@@ -55,7 +57,8 @@ class DocumentsDialog(QDialog):
         self.use = use  # (training file, golden questions file or None): what "Use as training data" does
         self.process: QProcess | None = None
         self.setWindowTitle("From documents to a dataset")
-        self.resize(1100, 720)
+        screen = (parent.screen() if parent is not None else self.screen()).availableGeometry()
+        self.resize(min(1100, screen.width() - 40), min(720, screen.height() - 60))  # fits a 1024 × 700 screen
         layout = QVBoxLayout(self)
         layout.addWidget(help_label("Turn PDF, Word, web pages, Markdown and text files into question–answer pairs: a "
                                     "model writes them from each part of your documents with the sentence that supports "
@@ -66,8 +69,11 @@ class DocumentsDialog(QDialog):
         self.report = self._report_table()
         self.grid = ReviewGrid(self)
         self.grid.changed.connect(self._say_use)
-        self.split = help_label("", self)
+        self.split = QLabel("", self)
+        self.split.setTextFormat(Qt.TextFormat.RichText)
+        self.split.setWordWrap(True)
         self.split.setAlignment(Qt.AlignmentFlag.AlignTop)
+        self.split.setMargin(8)
         self.tabs.addTab(self.report, "Documents")
         self.tabs.addTab(self.grid, "Pairs")
         self.tabs.addTab(self.split, "Split")
@@ -97,6 +103,7 @@ class DocumentsDialog(QDialog):
         form.addRow("Model:", _row(self.model, self.server, self.find_button))
         self.servers_note = help_label("", self)
         form.addRow("", self.servers_note)
+        self.servers_note.setVisible(False)  # until servers are looked for
         self.chunk_chars = _spin(QSpinBox(self), 200, 20000, 1200, "Characters per part of a document the model "
                                  "reads at a time (~4 a token).")
         self.pairs = _spin(QSpinBox(self), 1, 8, 3, "Pairs asked for per part.")
@@ -106,6 +113,10 @@ class DocumentsDialog(QDialog):
         self.open_book.setToolTip("The model learns to read the text it is given. Off (closed book): it learns the facts.")
         form.addRow("Parts:", _row(self.chunk_chars, QLabel("characters,", self), self.pairs, QLabel("pairs each; hold out",
                                    self), self.eval_share, QLabel("of the documents", self), self.open_book))
+        self.judge = QCheckBox("Judge: also ask the model whether the source supports each pair", self)
+        self.judge.setToolTip("The model sees the source and says yes or no for each pair that passes the checks; a no "
+                              "is a reason on the row. It doubles the model's work.")
+        form.addRow("", self.judge)
         self.out = QLineEdit(self)
         self.out.setToolTip("Where the parts, the pairs, the report and the dataset are written.")
         form.addRow("Save to:", self.out)
@@ -170,6 +181,7 @@ class DocumentsDialog(QDialog):
 
         found = health()
         live = [f for f in found if f["models"]]
+        self.servers_note.setVisible(True)
         for f in live:
             for model in f["models"]:
                 if self.model.findText(model) < 0:
@@ -187,6 +199,8 @@ class DocumentsDialog(QDialog):
                 str(self.pairs.value()), "--eval-share", f"{self.eval_share.value():g}", "--json"]
         if self.server.text().strip():
             args += ["--server", self.server.text().strip()]
+        if self.judge.isChecked():
+            args.append("--judge")
         return args + (["--preview", str(preview)] if preview else [])
 
     def start(self, preview: int) -> None:
@@ -249,15 +263,15 @@ class DocumentsDialog(QDialog):
         except StudioError as exc:
             self._say(exc.message, "bad")
             return
-        done = f"{report['chunks_done']} of {report['chunks']} parts done: {report['pairs']} pairs, {report['passing']} " \
-               "pass every check."
+        done = (f"{report['chunks_done']} of {report['chunks']} parts done: {count(report['pairs'], 'pair')}, "
+                f"{report['passing']} pass every check.")
         if report["stopped"]:
             done += " Stopped: Run all goes on from there."
         elif report.get("estimate_seconds_all") and report["chunks_done"] < report["chunks"]:
             done += f" All {report['chunks']} parts would take about {report['estimate_seconds_all'] / 60:.0f} min."
         if report["skipped"]:
             first = report["skipped"][0]
-            done += f" {len(report['skipped'])} parts gave no pairs (e.g. {first['source']}: {first['reason']})."
+            done += f" {count(len(report['skipped']), 'part')} gave no pairs (e.g. {first['source']}: {first['reason']})."
         self._say(done, "good" if report["passing"] else "warn")
         self.tabs.setCurrentWidget(self.grid if report["pairs"] else self.report)
         self._say_use()
@@ -267,7 +281,7 @@ class DocumentsDialog(QDialog):
         docs = report["documents"]
         self.report.setRowCount(len(docs))
         for r, d in enumerate(docs):
-            side = "held out" if d["file"] in held else "training" if "pages" in d else "–"
+            side = "–" if not d.get("chars") else "held out" if d["file"] in held else "training"
             cells = (d["file"], side, str(d.get("pages", "–")), f"{d.get('chars', 0):,}",
                      d.get("verdict") or f"{d['problem']} {d['advice']}")
             for c, text in enumerate(cells):
@@ -280,7 +294,7 @@ class DocumentsDialog(QDialog):
         review = self.grid.review
         accepted = len(review.accepted()) if review else 0
         self.use_button.setEnabled(accepted > 0)
-        self.use_note.setText(f"{accepted} accepted pairs become the dataset." if accepted else
+        self.use_note.setText(f"{count(accepted, 'accepted pair')} become{'s' if accepted == 1 else ''} the dataset." if accepted else
                               "Accept pairs (A, or Accept all that pass) to make a dataset of them.")
 
     def use_dataset(self) -> None:
@@ -296,13 +310,18 @@ class DocumentsDialog(QDialog):
 
 
 def _split_text(report: dict) -> str:
-    lines = [f"<b>Training documents</b> ({len(report['train_documents'])}): {', '.join(report['train_documents'])}",
-             f"<b>Held out for evaluation</b> ({len(report['eval_documents'])}): "
-             f"{', '.join(report['eval_documents']) or 'none'} — their pairs become golden questions, never training rows."]
+    """The split in words (file names escaped: they are the user's)."""
+    def names(key: str) -> str:
+        return html.escape(", ".join(report[key])) or "none"
+
+    lines = [f"<b>Training documents</b> ({len(report['train_documents'])}): {names('train_documents')}",
+             f"<b>Held out for evaluation</b> ({len(report['eval_documents'])}): {names('eval_documents')} — drawn "
+             "before anything was generated: their pairs become golden questions, never training rows."]
     shared = report["shared_text"]
     if shared:
-        lines.append("<b>Text both sides share</b> (runs of 8 words; a copied paragraph lets evaluation leak into "
-                     "training): " + "; ".join(f"{s['train']} and {s['eval']}: {s['runs']}" for s in shared[:8]))
+        lines.append("<b>Text both sides share</b> (runs of 8 words: a paragraph copied into both lets evaluation "
+                     "leak into training): " + "; ".join(html.escape(f"{s['train']} and {s['eval']}: {s['runs']}")
+                                                         for s in shared[:8]))
     else:
         lines.append("No text is shared between the two sides.")
     return "<br><br>".join(lines)

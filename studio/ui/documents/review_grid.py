@@ -35,6 +35,7 @@ from studio.core.wording import count
 COLUMNS = ("Decision", "Question", "Answer", "Source", "Checks")
 MARKS = {ACCEPTED: "✓ accepted", REJECTED: "✗ rejected", None: ""}
 SAMPLE = 30
+SHOWN = 180  # characters of a cell; the whole text is its tooltip (and in Edit…)
 
 
 class ReviewGrid(QWidget):
@@ -124,8 +125,9 @@ class ReviewGrid(QWidget):
     def _fill_row(self, r: int, row) -> None:
         decision = self.review.decisions.get(row.id)
         checks = "passes every check" if row.passed else "; ".join(row.failed)
-        for col, text in enumerate((MARKS[decision], row.question, row.answer, row.source, checks)):
-            item = QTableWidgetItem(text)
+        source = row.source + (" · held out" if row.side == "eval" else "")  # a golden question, not a training row
+        for col, text in enumerate((MARKS[decision], row.question, row.answer, source, checks)):
+            item = QTableWidgetItem(text if len(text) <= SHOWN else text[:SHOWN].rstrip() + " …")
             item.setToolTip(text)
             if col == 4:
                 item.setForeground(QColor("#2e7d32" if row.passed else "#b23b3b"))
