@@ -26,6 +26,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from results import publish  # noqa: E402
 
 
 def long_pdf(path: Path, pages: int) -> Path:
@@ -119,10 +121,7 @@ def main() -> None:
     text = (f"\n## From documents to pairs: reading and writing speed on the CPU — {time.strftime('%Y-%m-%d')}\n\n"
             f"`python benchmarks/docs_pipeline.py --pages {args.pages} --chunks {args.chunks}` on {os.cpu_count()} CPU "
             f"cores ({platform.machine()}, no GPU).\n\n| What | Time | |\n|---|---|---|\n" + "\n".join(rows) + "\n")
-    print(text)
-    if args.results:
-        with args.results.open("a", encoding="utf-8") as f:
-            f.write(text)
+    publish(text, args.results)
 
 
 if __name__ == "__main__":

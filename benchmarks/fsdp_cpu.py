@@ -22,6 +22,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from results import publish  # noqa: E402
+
 SHIM = ROOT / "tests" / "fsdp_on_cpu"
 SETTINGS = [("1 process", 1, "ddp"), ("2 processes, DDP", 2, "ddp"), ("2 processes, FSDP", 2, "fsdp")]
 
@@ -79,10 +82,7 @@ def main() -> None:
             f"`python benchmarks/fsdp_cpu.py --steps {args.steps}` on {os.cpu_count()} CPU cores ({platform.machine()}, "
             "no GPU; gloo). Demo model, 4-bit base, LoRA rank 16, micro-batch 4 × 256 tokens; two processes see "
             "twice the examples a step.\n\n" + "\n".join(lines) + "\n")
-    print(text)
-    if args.results:
-        with args.results.open("a", encoding="utf-8") as f:
-            f.write(text)
+    publish(text, args.results)
 
 
 if __name__ == "__main__":

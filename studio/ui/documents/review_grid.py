@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QPlainTextEdit,
-    QPushButton,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -31,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from studio.core.documents.review import ACCEPTED, REJECTED, Review
 from studio.core.wording import count
+from studio.ui.widgets.buttons import add_buttons
 
 COLUMNS = ("Decision", "Question", "Answer", "Source", "Checks")
 MARKS = {ACCEPTED: "✓ accepted", REJECTED: "✗ rejected", None: ""}
@@ -72,7 +72,7 @@ class ReviewGrid(QWidget):
         row = QHBoxLayout()
         self.counts = QLabel("", self)
         row.addWidget(self.counts, 1)
-        for attr, text, tip, slot in (
+        add_buttons(self, row, (
             ("accept_button", "&Accept (A)", "Accept the selected pair.", lambda: self.decide(ACCEPTED)),
             ("reject_button", "&Reject (R)", "Reject the selected pair.", lambda: self.decide(REJECTED)),
             ("edit_button", "&Edit… (E)", "Correct the selected pair in your own words; it is then accepted.",
@@ -81,12 +81,7 @@ class ReviewGrid(QWidget):
              self.accept_passing),
             ("sample_button", f"Review {SAMPLE} at random", f"Show {SAMPLE} pairs that pass every check, drawn at "
              "random: how many of them are wrong estimates how many accepted pairs would be.", self.toggle_sample),
-        ):
-            button = QPushButton(text, self)
-            button.setToolTip(tip)
-            button.clicked.connect(slot)
-            row.addWidget(button)
-            setattr(self, attr, button)
+        ))
         return row
 
     def _table(self) -> QTableWidget:

@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QProgressBar,
-    QPushButton,
     QSpinBox,
     QSplitter,
     QVBoxLayout,
@@ -31,6 +30,7 @@ from studio.core.models import is_demo
 from studio.core.wording import count
 from studio.ui.pages.base import Page
 from studio.ui.state import DataFailure
+from studio.ui.widgets.buttons import add_buttons
 from studio.ui.widgets.column_pickers import ColumnPickers
 from studio.ui.widgets.data_report import ReportTabs, summary_html
 from studio.ui.widgets.golden_questions import GoldenQuestionsRow
@@ -98,7 +98,7 @@ class DataPage(Page):
         self.source.setToolTip("Where the training data is. Press Enter to load it.")
         self.source.returnPressed.connect(self._load_typed)
         row.addWidget(self.source, 1)
-        for attr, text, tip, slot in (
+        add_buttons(self, row, (
             ("open_button", "&Open file…", "Pick a data file on this computer (you can also drop one onto this page).",
              self._pick_file),
             ("load_button", "&Load", "Load the file or hub dataset typed on the left.", self._load_typed),
@@ -106,12 +106,7 @@ class DataPage(Page):
              lambda: self.load("demo")),
             ("documents_button", "From &documents…", "No dataset yet? Turn your PDF, Word, web pages and notes into "
              "question–answer pairs that a model writes and you review.", self.open_documents),
-        ):
-            button = QPushButton(text, self)
-            button.setToolTip(tip)
-            button.clicked.connect(slot)
-            row.addWidget(button)
-            setattr(self, attr, button)
+        ))
         return row
 
     def _options_row(self) -> QHBoxLayout:
