@@ -49,19 +49,7 @@ def cmd_from_docs(args) -> int:
     if args.folder is None or args.out is None or not args.model:
         raise StudioError("`studio data from-docs` needs the documents, a model and an output folder.",
                           "Use: studio data from-docs FOLDER --model MODEL [--server URL] --out DIR")
-    from studio.core.documents.pipeline import Settings, run
-
-    generator = generator_for(args.model, args.server)
-    settings = Settings(chunk_chars=args.chunk_chars, pairs_per_chunk=args.pairs, eval_fraction=args.eval_share,
-                        preview=args.preview, judge=args.judge)
-    stop = {"asked": False}
-    previous = {sig: signal.signal(sig, lambda *_: stop.update(asked=True)) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:  # Ctrl-C (or the window's Stop) ends after the chunk being written: the same command goes on from there
-        outcome = run(args.folder, args.out, generator, settings, should_stop=lambda: stop["asked"],
-                      on_progress=_progress_json if args.json else _progress)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    outcome = _pairs(args, generator_for(args.model, args.server))
     report = json.loads((args.out / "report.json").read_text(encoding="utf-8"))
     if args.accept_passing and not outcome.stopped:
         from studio.core.documents.review import Review
@@ -74,6 +62,23 @@ def cmd_from_docs(args) -> int:
     else:
         _print(report, args)
     return EXIT_USER_ERROR if not outcome.rows and not outcome.stopped else 0
+
+
+def _pairs(args, generator):
+    """The pipeline's run; Ctrl-C (or the window's Stop) ends it after the chunk being written, and the
+    same command goes on from there."""
+    from studio.core.documents.pipeline import Settings, run
+
+    settings = Settings(chunk_chars=args.chunk_chars, pairs_per_chunk=args.pairs, eval_fraction=args.eval_share,
+                        preview=args.preview, judge=args.judge)
+    stop = {"asked": False}
+    previous = {sig: signal.signal(sig, lambda *_: stop.update(asked=True)) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return run(args.folder, args.out, generator, settings, should_stop=lambda: stop["asked"],
+                   on_progress=_progress_json if args.json else _progress)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _progress_json(done: int, total: int) -> None:

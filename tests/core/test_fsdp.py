@@ -182,5 +182,5 @@ def test_a_cancel_one_process_sees_stops_every_process():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     answers = mp.Manager().dict()
-    mp.spawn(_vote, args=(port, answers), nprocs=2, join=True)
+    mp.start_processes(_vote, args=(port, answers), nprocs=2, join=True, start_method="fork")  # no re-import: quick
     assert dict(answers) == {0: (True, False), 1: (True, False)}

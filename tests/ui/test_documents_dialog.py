@@ -25,6 +25,7 @@ def window(qapp, tmp_path):
 
 
 def test_the_review_grid_decides_by_key_highlights_quotes_and_makes_the_dataset(window, tmp_path):
+    from studio.core.documents.review import REJECTED
     from studio.ui.documents.dialog import DocumentsDialog
 
     out = files.generated_folder(tmp_path)
@@ -49,6 +50,12 @@ def test_the_review_grid_decides_by_key_highlights_quotes_and_makes_the_dataset(
     assert dialog.use_button.isEnabled() and "1 accepted" in dialog.use_note.text()
     grid.toggle_sample()
     assert grid.table.rowCount() == 2 and grid.sample_button.text().startswith("Show all")
+    assert "of 2 of the 2 drawn decided, 1 rejected: about 50%" in grid.counts.text()  # r0 accepted, r1 rejected
+    grid.table.setCurrentCell([r.id for r in grid.shown].index("r1"), 1)
+    grid.decide(None)
+    assert "of 1 of the 2 drawn decided, 0 rejected: about 0%" in grid.counts.text()
+    grid.table.setCurrentCell([r.id for r in grid.shown].index("r1"), 1)
+    grid.decide(REJECTED)
     dialog.use_dataset()
     assert used == [(out / "train.jsonl", None)]
     assert len((out / "train.jsonl").read_text().splitlines()) == 1

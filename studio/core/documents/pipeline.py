@@ -115,16 +115,20 @@ def run(folder: Path, out: Path, generator, settings: Settings = Settings(), *,
     if settings.judge:
         _judged(outcome.rows, {c.id: c for c in chunks}, generator, out, should_stop)
     write_text(out / "pairs.jsonl", "".join(json.dumps(asdict(r), ensure_ascii=False) + "\n" for r in outcome.rows))
-    write_text(out / "report.json", json.dumps({
-        "documents": reports, "train_documents": train_docs, "eval_documents": eval_docs,
-        "shared_text": [{"train": a, "eval": b, "runs": n} for a, b, n in shared[:50]],
-        "chunks": len(chunks), "chunks_done": outcome.done, "chunks_asked": outcome.asked,
-        "pairs": len(outcome.rows), "passing": sum(r.passed for r in outcome.rows),
-        "skipped": [{"source": s, "reason": why} for s, why in outcome.skipped], "generator": generator.name,
-        "prompt_version": PROMPT_VERSION, "settings": asdict(settings), "stopped": outcome.stopped,
-        "seconds_per_chunk": outcome.seconds_per_chunk, "estimate_seconds_all": outcome.estimate_seconds()},
-        indent=1, ensure_ascii=False))
+    split = {"train_documents": train_docs, "eval_documents": eval_docs,
+             "shared_text": [{"train": a, "eval": b, "runs": n} for a, b, n in shared[:50]]}
+    write_text(out / "report.json", json.dumps(_report(outcome, reports, split, generator.name, settings), indent=1,
+                                               ensure_ascii=False))
     return outcome
+
+
+def _report(outcome: Outcome, reports: list[dict], split: dict, generator: str, settings: Settings) -> dict:
+    """OUT/report.json: what was read, the split, what the model made and how long it took."""
+    return {"documents": reports, **split, "chunks": outcome.chunks_total, "chunks_done": outcome.done,
+            "chunks_asked": outcome.asked, "pairs": len(outcome.rows), "passing": sum(r.passed for r in outcome.rows),
+            "skipped": [{"source": s, "reason": why} for s, why in outcome.skipped], "generator": generator,
+            "prompt_version": PROMPT_VERSION, "settings": asdict(settings), "stopped": outcome.stopped,
+            "seconds_per_chunk": outcome.seconds_per_chunk, "estimate_seconds_all": outcome.estimate_seconds()}
 
 
 def _preview(chunks: list[Chunk], settings: Settings) -> list[Chunk]:

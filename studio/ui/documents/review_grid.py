@@ -45,6 +45,7 @@ class ReviewGrid(QWidget):
         super().__init__(parent)
         self.review: Review | None = None
         self.shown: list = []  # the rows in the table, in order
+        self.sampling = False  # showing a random sample of the passing pairs
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(self._buttons())
@@ -105,6 +106,7 @@ class ReviewGrid(QWidget):
     def set_review(self, review: Review | None) -> None:
         self.review = review
         self.shown = list(review.rows) if review else []
+        self.sampling = False
         self.sample_button.setText(f"Review {SAMPLE} at random")
         self._fill()
 
@@ -136,8 +138,20 @@ class ReviewGrid(QWidget):
         passing = sum(r.passed for r in rows)
         accepted = sum(1 for r in rows if d.get(r.id) == ACCEPTED)
         rejected = sum(1 for r in rows if d.get(r.id) == REJECTED)
-        self.counts.setText(f"{count(len(rows), 'pair')}, {passing} pass every check · {accepted} accepted, "
-                            f"{rejected} rejected, {len(rows) - accepted - rejected} to decide")
+        text = (f"{count(len(rows), 'pair')}, {passing} pass every check · {accepted} accepted, {rejected} rejected, "
+                f"{len(rows) - accepted - rejected} to decide")
+        if self.sampling:
+            text += " · " + self.error_rate()
+        self.counts.setText(text)
+
+    def error_rate(self) -> str:
+        """What the random sample says so far: the share of the pairs that pass the checks that are wrong."""
+        decided = [r for r in self.shown if r.id in self.review.decisions]
+        wrong = sum(1 for r in decided if self.review.decisions[r.id] == REJECTED)
+        if not decided:
+            return f"the {len(self.shown)} drawn at random: accept or reject each to estimate the error rate"
+        return (f"of {len(decided)} of the {len(self.shown)} drawn decided, {wrong} rejected: about "
+                f"{100 * wrong / len(decided):.0f}% of the pairs that pass every check would be wrong")
 
     def _show_chunk(self, r: int) -> None:
         if not 0 <= r < len(self.shown):
@@ -195,10 +209,10 @@ class ReviewGrid(QWidget):
     def toggle_sample(self) -> None:
         if self.review is None:
             return
-        if len(self.shown) != len(self.review.rows) or self.sample_button.text().startswith("Show all"):
+        if self.sampling:
             self.set_review(self.review)
             return
-        self.shown = self.review.sample(SAMPLE)
+        self.shown, self.sampling = self.review.sample(SAMPLE), True
         self.sample_button.setText(f"Show all {count(len(self.review.rows), 'pair')}")
         self._fill()
 
