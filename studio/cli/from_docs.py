@@ -46,6 +46,9 @@ def cmd_from_docs(args) -> int:
             state = ", ".join(found["models"]) or found["problem"]
             print(f"{found['server']:17} {found['url']:28} {state}")
         return 0
+    from studio.core.documents.reading import require_libraries
+
+    require_libraries()
     if args.folder is None or args.out is None or not args.model:
         raise StudioError("`studio data from-docs` needs the documents, a model and an output folder.",
                           "Use: studio data from-docs FOLDER --model MODEL [--server URL] --out DIR")

@@ -86,3 +86,19 @@ def test_the_dialog_runs_the_command_in_a_child_and_shows_what_it_read(window, t
     assert "1 of 1 parts done" in dialog.status.text() or "parts done" in dialog.status.text()
     assert dialog.run_button.isEnabled()
     dialog.close()
+
+
+def test_without_the_documents_extra_the_dialog_and_the_cli_say_how_to_add_it(window, monkeypatch, capsys):
+    import importlib.util
+
+    from studio.cli import main
+    from studio.ui.documents.dialog import DocumentsDialog
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pdfplumber" else real(name, *a))
+    dialog = DocumentsDialog(lambda *_: None, window)
+    assert "pdfplumber missing" in dialog.status.text() and "lora-studio[docs]" in dialog.status.text()
+    assert not dialog.run_button.isEnabled() and not dialog.preview_button.isEnabled()
+    assert main(["data", "from-docs", "docs", "--model", "demo", "--out", "out"]) != 0
+    assert "lora-studio[docs]" in capsys.readouterr().err
+    dialog.close()

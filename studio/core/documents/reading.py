@@ -16,6 +16,25 @@ KINDS = {".pdf": "pdf", ".docx": "docx", ".html": "html", ".htm": "html", ".md":
 EXTRA = "pip install 'lora-studio[docs]'"
 
 
+LIBRARIES = {"pdfplumber": "pdfplumber", "docx": "python-docx", "trafilatura": "trafilatura",
+             "lxml_html_clean": "lxml_html_clean", "rapidfuzz": "rapidfuzz", "openai": "openai"}
+
+
+def missing_libraries() -> list[str]:
+    """The documents extra's packages this Python lacks (their pip names); [] when all are there."""
+    import importlib.util
+
+    return [name for module, name in LIBRARIES.items() if importlib.util.find_spec(module) is None]
+
+
+def require_libraries() -> None:
+    """StudioError naming what is missing and the one command that adds it."""
+    missing = missing_libraries()
+    if missing:
+        raise StudioError(f"Turning documents into a dataset needs the documents extra ({', '.join(missing)} "
+                          "missing).", f"Install it: {EXTRA}", topic="data")
+
+
 def documents_in(folder: Path) -> list[Path]:
     """The documents the studio can read in a folder (and its subfolders), in a stable order; a single
     file is itself."""

@@ -65,6 +65,7 @@ class DocumentsDialog(QDialog):
                                     "them, the studio checks every pair, and you review them.", self))
         layout.addLayout(self._settings())
         layout.addLayout(self._run_row())
+        self._say_missing()
         self.tabs = QTabWidget(self)
         self.report = self._report_table()
         self.grid = ReviewGrid(self)
@@ -168,6 +169,17 @@ class DocumentsDialog(QDialog):
         close.clicked.connect(self.close)
         row.addWidget(close)
         return row
+
+    def _say_missing(self) -> None:
+        """Without the documents extra nothing can be read: said at once, with the command that adds it."""
+        from studio.core.documents.reading import EXTRA, missing_libraries
+
+        missing = missing_libraries()
+        if missing:
+            self._say(f"Reading documents needs the documents extra ({', '.join(missing)} missing). Install it: "
+                      f"{EXTRA} — then open this again.", "bad")
+            self.preview_button.setEnabled(False)
+            self.run_button.setEnabled(False)
 
     # ---- running ----
 
