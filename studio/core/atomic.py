@@ -147,6 +147,11 @@ def write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
+    """Rows as JSON lines (UTF-8 as it is, not escaped), whole or not at all (`write_text`)."""
+    write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
 def write_atomically(target: Path, build: Callable[[Path], None]) -> bool:
     """Build the folder in a hidden sibling, then swap it in; returns whether an older folder was replaced."""
     target = Path(target)

@@ -102,3 +102,14 @@ def test_without_the_documents_extra_the_dialog_and_the_cli_say_how_to_add_it(wi
     assert main(["data", "from-docs", "docs", "--model", "demo", "--out", "out"]) != 0
     assert "lora-studio[docs]" in capsys.readouterr().err
     dialog.close()
+
+
+def test_find_servers_asks_in_the_background_and_says_what_answers(window):
+    from studio.ui.documents.dialog import DocumentsDialog
+
+    dialog = DocumentsDialog(lambda *_: None, window)
+    dialog.find_button.click()
+    assert not dialog.find_button.isEnabled()  # the window stays responsive while the addresses are asked
+    wait_until(lambda: dialog.find_button.isEnabled(), 60, "the servers looked for")
+    assert dialog.servers_note.text().startswith("No server answers on this computer")  # none runs here
+    dialog.close()

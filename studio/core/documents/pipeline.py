@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from studio.core.atomic import write_text
+from studio.core.atomic import write_jsonl, write_text
 from studio.core.documents.checks import check_pair, near_duplicates
 from studio.core.documents.chunking import CHUNK_CHARS, Chunk, chunk_document
 from studio.core.documents.generation import PROMPT_VERSION, parse_pairs, prompt
@@ -70,12 +70,11 @@ class Outcome:
     done: int = 0  # chunks whose pairs are in `rows` (asked now or before)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (chunk source, why its reply gave nothing)
     seconds_per_chunk: float | None = None
-    chunks_total: int = 0
     stopped: bool = False  # cancelled: run again to go on
 
     def estimate_seconds(self) -> float | None:
         """How long all the chunks would take at this run's pace."""
-        return None if self.seconds_per_chunk is None else self.seconds_per_chunk * self.chunks_total
+        return None if self.seconds_per_chunk is None else self.seconds_per_chunk * len(self.chunks)
 
 
 def read_folder(folder: Path) -> tuple[list, list[dict]]:
@@ -106,15 +105,15 @@ def run(folder: Path, out: Path, generator, settings: Settings = Settings(), *,
     train_docs, eval_docs = split_documents([d.name for d in docs], settings.eval_fraction, settings.seed)
     held = set(eval_docs)
     shared = shared_text([c for c in chunks if c.document not in held], [c for c in chunks if c.document in held])
-    write_text(out / "chunks.jsonl", "".join(json.dumps({**asdict(c), "source": c.source}, ensure_ascii=False) + "\n"
-                                             for c in chunks))
+    write_jsonl(out / "chunks.jsonl", ({**asdict(c), "source": c.source} for c in chunks))
     todo = _preview(chunks, settings) if settings.preview else chunks
     outcome = _generate(todo, out, generator, settings, on_progress, should_stop)
-    outcome.chunks, outcome.chunks_total = chunks, len(chunks)
-    outcome.rows = _checked(outcome.rows, {c.id: c for c in chunks}, held)
+    outcome.chunks = chunks
+    by_id = {c.id: c for c in chunks}
+    outcome.rows = _checked(outcome.rows, by_id, held)
     if settings.judge:
-        _judged(outcome.rows, {c.id: c for c in chunks}, generator, out, should_stop)
-    write_text(out / "pairs.jsonl", "".join(json.dumps(asdict(r), ensure_ascii=False) + "\n" for r in outcome.rows))
+        _judged(outcome.rows, by_id, generator, out, should_stop)
+    write_jsonl(out / "pairs.jsonl", (asdict(r) for r in outcome.rows))
     split = {"train_documents": train_docs, "eval_documents": eval_docs,
              "shared_text": [{"train": a, "eval": b, "runs": n} for a, b, n in shared[:50]]}
     write_text(out / "report.json", json.dumps(_report(outcome, reports, split, generator.name, settings), indent=1,
@@ -124,7 +123,7 @@ def run(folder: Path, out: Path, generator, settings: Settings = Settings(), *,
 
 def _report(outcome: Outcome, reports: list[dict], split: dict, generator: str, settings: Settings) -> dict:
     """OUT/report.json: what was read, the split, what the model made and how long it took."""
-    return {"documents": reports, **split, "chunks": outcome.chunks_total, "chunks_done": outcome.done,
+    return {"documents": reports, **split, "chunks": len(outcome.chunks), "chunks_done": outcome.done,
             "chunks_asked": outcome.asked, "pairs": len(outcome.rows), "passing": sum(r.passed for r in outcome.rows),
             "skipped": [{"source": s, "reason": why} for s, why in outcome.skipped], "generator": generator,
             "prompt_version": PROMPT_VERSION, "settings": asdict(settings), "stopped": outcome.stopped,

@@ -20,7 +20,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from studio.core.atomic import write_text
+from studio.core.atomic import write_jsonl, write_text
 from studio.core.documents.checks import check_pair
 from studio.core.documents.pipeline import Row, load_rows
 
@@ -87,17 +87,15 @@ class Review:
         rows = self.accepted()
         counts = {}
         for side in ("train", "eval"):
-            lines = [json.dumps({"messages": self._messages(r, open_book)}, ensure_ascii=False) for r in rows
-                     if r.side == side]
-            write_text(self.out / f"{side}.jsonl", "".join(line + "\n" for line in lines))
+            lines = [{"messages": self._messages(r, open_book)} for r in rows if r.side == side]
+            write_jsonl(self.out / f"{side}.jsonl", lines)
             counts[side] = len(lines)
         chunk = self.chunks
-        write_text(self.out / "provenance.jsonl", "".join(json.dumps({
+        write_jsonl(self.out / "provenance.jsonl", ({
             "id": r.id, "side": r.side, "document": r.document, "source": r.source, "chunk_id": r.chunk_id,
             "pages": [chunk[r.chunk_id]["first_page"], chunk[r.chunk_id]["last_page"]], "quote": r.quote,
             "quote_span": r.quote_span, "generator": r.generator, "prompt_version": r.prompt_version,
-            "edited": r.edited, "open_book": open_book}, ensure_ascii=False) + "\n"
-            for r in rows))
+            "edited": r.edited, "open_book": open_book} for r in rows))
         return counts
 
     def _messages(self, row: Row, open_book: bool) -> list[dict]:

@@ -8,11 +8,10 @@ before it the prompt. A row whose expected answer is empty is not a question: th
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from studio.core.atomic import write_text
+from studio.core.atomic import write_jsonl
 
 QUESTIONS = Path("eval") / "questions.jsonl"
 
@@ -58,7 +57,7 @@ def save_questions_file(path: Path, questions: list[GoldenQuestion]) -> Path:
     """Questions as a messages JSONL file the data loader reads back (the window's typed questions)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_text(path, "".join(json.dumps(q.as_row(), ensure_ascii=False) + "\n" for q in questions))
+    write_jsonl(path, (q.as_row() for q in questions))
     return path
 
 

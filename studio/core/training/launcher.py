@@ -63,6 +63,11 @@ def worker_command(run_dir: Path, *, resume: bool, training=None) -> list[str]:
     return [sys.executable] + worker
 
 
+def _worker_env() -> dict:
+    """A worker's environment: its events unbuffered, the tokenizers' own threads off (the worker forks)."""
+    return dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false")
+
+
 def _take(run_dir: Path) -> ownership.RunLock:
     """The run's lock, before anything is started in it; refused while a worker owns the run."""
     lock = ownership.acquire(run_dir)
@@ -76,7 +81,7 @@ def _spawn(run_dir: Path, lock: ownership.RunLock, *, resume: bool, training) ->
     """Start the worker and hand it the run's lock (POSIX: the locked file itself; Windows: the worker
     takes it as it starts). Our copy is let go either way."""
     offset = size_of(run_dir / runs.EVENTS)  # this attempt's events start here
-    env = dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false")
+    env = _worker_env()
     handed: tuple[int, ...] = ()
     if ownership.PASSES_LOCK:
         env[ownership.LOCK_FD_ENV] = str(lock.fd)
@@ -144,9 +149,7 @@ def join(run_dir: Path, machine_rank: int) -> RunProcess:
     t.machine_rank = machine_rank
     resume = runs.resume_point(run_dir) is not None
     process = subprocess.Popen(worker_command(run_dir, resume=resume, training=t), stdin=subprocess.DEVNULL,
-                               stdout=subprocess.DEVNULL, env=dict(os.environ, PYTHONUNBUFFERED="1",
-                                                                   TOKENIZERS_PARALLELISM="false"),
-                               start_new_session=True)
+                               stdout=subprocess.DEVNULL, env=_worker_env(), start_new_session=True)
     return RunProcess(run_dir, process, process.pid, offset=size_of(run_dir / runs.EVENTS))
 
 

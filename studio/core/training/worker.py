@@ -29,7 +29,7 @@ from pathlib import Path
 from studio.core import runs
 from studio.core.errors import StudioError
 from studio.core.training import ownership
-from studio.core.training.distributed import tie_to_launcher
+from studio.core.training.distributed import tie_to_launcher, world_size
 from studio.core.training.events import EventWriter, is_main_process, size_of
 from studio.core.training.failures import Failure, RunFailure
 from studio.core.training.session import Stop, train
@@ -73,7 +73,7 @@ def run(run_dir: Path, *, resume: bool = False, echo=sys.stdout, quiet: bool = F
     lock = None
     tie_to_launcher()
     if is_main_process():
-        lock = ownership.claim(run_dir, one_of_several=int(os.environ.get("WORLD_SIZE", "1")) > 1)
+        lock = ownership.claim(run_dir, one_of_several=world_size() > 1)
         if lock is None:
             _log_message(run_dir, "Another studio process is already training this run, so this one stopped without "
                                   "touching the run folder. Wait for that one to finish, or cancel it, before resuming.")

@@ -56,6 +56,7 @@ class DocumentsDialog(QDialog):
         super().__init__(parent)
         self.use = use  # (training file, golden questions file or None): what "Use as training data" does
         self.process: QProcess | None = None
+        self._errors: list[str] = []  # the running command's stderr lines that are not progress
         self.setWindowTitle("From documents to a dataset")
         screen = (parent.screen() if parent is not None else self.screen()).availableGeometry()
         self.resize(min(1100, screen.width() - 40), min(720, screen.height() - 60))  # fits a 1024 × 700 screen
@@ -189,11 +190,19 @@ class DocumentsDialog(QDialog):
             self.folder.setText(folder)
 
     def find_servers(self) -> None:
+        """Ask each known address in the background (a server that does not answer takes its timeout)."""
         from studio.core.documents.generation import health
+        from studio.ui.tasks import start_task
 
-        found = health()
-        live = [f for f in found if f["models"]]
+        self.find_button.setEnabled(False)
         self.servers_note.setVisible(True)
+        self.servers_note.setText("Looking for servers on this computer…")
+        self._find_task = start_task("find servers", lambda _state: health(), on_done=self._show_servers,
+                                     on_failed=lambda message, advice: self._show_servers([]))
+
+    def _show_servers(self, found: list[dict]) -> None:
+        self.find_button.setEnabled(True)
+        live = [f for f in found if f["models"]]
         for f in live:
             for model in f["models"]:
                 if self.model.findText(model) < 0:
@@ -224,7 +233,7 @@ class DocumentsDialog(QDialog):
         self.process.setArguments(self.command(preview))
         self.process.readyReadStandardError.connect(self._read_progress)
         self.process.finished.connect(self._finished)
-        self._errors: list[str] = []
+        self._errors = []
         self._running(True)
         self._say("Reading the documents and loading the model…", "")
         self.process.start()
