@@ -47,7 +47,12 @@ def test_the_review_grid_decides_by_key_highlights_quotes_and_makes_the_dataset(
     grid.table.setCurrentCell(3, 1)
     assert "not in this text" in grid.chunk.toPlainText()  # a quote the source does not have is said
     grid.accept_passing()
-    assert dialog.use_button.isEnabled() and "1 accepted" in dialog.use_note.text()
+    assert dialog.use_button.isEnabled() and dialog.use_note.text() == "1 accepted pair for training."
+    grid.review.rows[0].side = "eval"  # were it from a held-out document: a golden question, no training row
+    dialog._say_use()
+    assert not dialog.use_button.isEnabled() and "from held-out documents: golden questions" in dialog.use_note.text()
+    grid.review.rows[0].side = "train"
+    dialog._say_use()
     grid.toggle_sample()
     assert grid.table.rowCount() == 2 and grid.sample_button.text().startswith("Show all")
     assert "of 2 of the 2 drawn decided, 1 rejected: about 50%" in grid.counts.text()  # r0 accepted, r1 rejected

@@ -312,11 +312,21 @@ class DocumentsDialog(QDialog):
         self.report.resizeRowsToContents()
 
     def _say_use(self) -> None:
-        review = self.grid.review
-        accepted = len(review.accepted()) if review else 0
-        self.use_button.setEnabled(accepted > 0)
-        self.use_note.setText(f"{count(accepted, 'accepted pair')} become{'s' if accepted == 1 else ''} the dataset." if accepted else
-                              "Accept pairs (A, or Accept all that pass) to make a dataset of them.")
+        """Whether the accepted pairs make a dataset: it needs at least one from a training document (the held-out
+        documents' pairs are golden questions, never training rows)."""
+        accepted = self.grid.review.accepted() if self.grid.review else []
+        train = sum(r.side == "train" for r in accepted)
+        held = len(accepted) - train
+        self.use_button.setEnabled(train > 0)
+        if train:
+            text = f"{count(train, 'accepted pair')} for training"
+            text += f", {count(held, 'golden question')} from the held-out documents." if held else "."
+        elif held:
+            text = (f"The {count(held, 'accepted pair')} {'is' if held == 1 else 'are'} from held-out documents: golden "
+                    "questions, not training rows. Accept pairs from the training documents to make a dataset.")
+        else:
+            text = "Accept pairs (A, or Accept all that pass) to make a dataset of them."
+        self.use_note.setText(text)
 
     def use_dataset(self) -> None:
         review = self.grid.review
